@@ -1,0 +1,53 @@
+# Two entry points: `make run` (the embedded stack) and `make test` (install everything, run the suite).
+# Every install step checks first, so a second run costs seconds.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+APT_PACKAGES := slapd ldap-utils golang-go golang-github-vmware-govmomi-dev bind9 bind9-dnsutils
+VCSIM := contrib/vcsim/vcsim
+RUN_DIR ?= run
+
+.PHONY: all deps apt venv vcsim test lint unit integration bench run clean
+
+all: test
+
+deps: apt venv vcsim
+
+apt:
+	@missing=$$(for p in $(APT_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	    echo "installing: $$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[test]'
+	touch $@
+
+vcsim: $(VCSIM)
+
+$(VCSIM): $(wildcard contrib/vcsim/*.go)
+	@if ls contrib/vcsim/*.go >/dev/null 2>&1; then \
+	    cd contrib/vcsim && GOPATH=/usr/share/gocode GO111MODULE=off GOFLAGS= go build -o vcsim . ; \
+	fi
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: deps lint
+	$(BIN)/pytest -q -p no:cacheprovider
+
+bench: deps
+	$(BIN)/python tests/bench/resolve.py
+
+run: deps
+	$(BIN)/python -m stateless.demo --data $(RUN_DIR)
+
+clean:
+	rm -rf $(VENV) $(VCSIM) $(RUN_DIR) build *.egg-info

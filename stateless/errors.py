@@ -1,0 +1,56 @@
+"""One exception root, so callers can catch everything the project raises in one place.
+
+Every error a user can cause says what went wrong, where, and how to fix it; the
+docstring of each class is its default message.
+"""
+
+from __future__ import annotations
+
+
+class StatelessError(Exception):
+    """stateless failed."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or "").strip())
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class ValidationError(StatelessError, ValueError):
+    """A value is not valid."""
+
+
+class SettingError(ValidationError):
+    """A setting value is not valid.
+
+    Carries the setting key and the offending value so that the directory layer can add
+    the entry DN and attribute it came from.
+    """
+
+    def __init__(self, key: str, value: object, reason: str) -> None:
+        self.key = key
+        self.value = value
+        self.reason = reason
+        super().__init__(f"{key}={value!r}: {reason}")
+
+
+class NotFoundError(StatelessError, LookupError):
+    """An object was not found."""
+
+
+class ConflictError(StatelessError):
+    """An object already exists or was changed concurrently."""
+
+
+class DirectoryError(StatelessError):
+    """The directory could not be reached or refused an operation."""
+
+
+class VCenterError(StatelessError):
+    """vCenter refused or failed an operation."""
+
+
+class TransientVCenterError(VCenterError):
+    """vCenter failed in a way that a retry may fix (timeout, busy, session expired)."""

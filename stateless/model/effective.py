@@ -1,0 +1,76 @@
+"""The resolved configuration of one host, with provenance for every key (like gpresult /v)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from stateless.model.inventory import Problem, frozen_map
+from stateless.model.settings import SettingValue
+
+# Provenance names for values that do not come from a policy.
+ANSWER = "(host answer)"
+POOL = "(ip pool {})"
+
+
+def json_value(value: SettingValue) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+@attrs.frozen
+class Overridden:
+    policy: str
+    linked_at: str
+    value: SettingValue
+
+    def to_json(self) -> dict[str, Any]:
+        return {"policy": self.policy, "linked_at": self.linked_at,
+                "value": json_value(self.value)}
+
+
+@attrs.frozen
+class EffectiveSetting:
+    key: str
+    value: SettingValue
+    policy: str
+    linked_at: str
+    enforced: bool = False
+    overridden: tuple[Overridden, ...] = attrs.field(default=(), converter=tuple)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"value": json_value(self.value), "policy": self.policy,
+                "linked_at": self.linked_at, "enforced": self.enforced,
+                "overridden": [o.to_json() for o in self.overridden]}
+
+
+@attrs.frozen
+class Removal:
+    """An inherited item or key that a higher-precedence policy removed."""
+
+    target: str
+    policy: str
+    linked_at: str
+
+
+@attrs.frozen
+class EffectiveConfig:
+    host: str
+    location: str | None
+    settings: Mapping[str, EffectiveSetting] = attrs.field(factory=dict, converter=frozen_map)
+    errors: tuple[Problem, ...] = attrs.field(default=(), converter=tuple)
+    removed: tuple[Removal, ...] = attrs.field(default=(), converter=tuple)
+
+    def values(self) -> dict[str, SettingValue]:
+        return {k: s.value for k, s in self.settings.items()}
+
+    def to_json(self) -> dict[str, Any]:
+        """The `stateless rsop --json` and `GET /v1/hosts/{uuid}/effective` document."""
+        return {
+            "host": self.host,
+            "location": self.location,
+            "settings": {k: self.settings[k].to_json() for k in sorted(self.settings)},
+            "errors": [e.to_json() for e in self.errors],
+            "removed": [attrs.asdict(r) for r in self.removed],
+        }

@@ -1,0 +1,7 @@
+"""Integration fixtures: each real component has its own fixture module, loaded here."""
+
+pytest_plugins = [
+    "tests.integration.fixtures_slapd",
+    "tests.integration.fixtures_vcsim",
+    "tests.integration.fixtures_dns",
+]

@@ -1,0 +1,1 @@
+"""Fixtures for the real dns (filled in by its adapter's tests)."""

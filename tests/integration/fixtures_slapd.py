@@ -1,0 +1,1 @@
+"""Fixtures for the real slapd (filled in by its adapter's tests)."""
