@@ -87,3 +87,11 @@ def test_table_documents_every_field() -> None:
         key = (pattern.replace("<name>", "x").replace("<portgroup>", "x").replace("<key>", "x")
                .replace("<Option.Key>", "Net.Opt"))
         coerce(key, example, answer=True)
+
+
+def test_settings_document_lists_every_key() -> None:
+    from pathlib import Path
+
+    text = (Path(__file__).parents[2] / "docs" / "settings.md").read_text()
+    for pattern, doc, example in settings_table():
+        assert f"| `{pattern}` | {doc} | `{example}` |" in text, f"docs/settings.md lacks {pattern}"
