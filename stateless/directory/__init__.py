@@ -1,0 +1,1 @@
+"""ldap3 adapter: the directory as the store of policies, inventory and hosts."""

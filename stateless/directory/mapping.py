@@ -1,0 +1,413 @@
+"""Directory entries <-> model values (pure: works on (dn, {attribute: [text]}) pairs).
+
+A bad entry never hides the rest: it becomes a `Problem` (dn, attribute, value, reason) on the
+policy or host it belongs to, or on the snapshot.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+
+from stateless.directory import syntax
+from stateless.directory.schemadef import ATTRIBUTE_NAMES
+from stateless.errors import StatelessError, ValidationError
+from stateless.model.identity import HostIdentity
+from stateless.model.inventory import (
+    Container,
+    ContainerKind,
+    HostRecord,
+    HostState,
+    Image,
+    IpPool,
+    Link,
+    Policy,
+    Problem,
+    Rule,
+    Server,
+    Site,
+    SiteLink,
+    Snapshot,
+    VCenter,
+)
+from stateless.model.settings import SettingValue
+
+Attrs = Mapping[str, Sequence[str]]
+RDN = tuple[str, str]
+
+SEARCH_ATTRIBUTES = ("objectClass", "cn", "ou", "description", *ATTRIBUTE_NAMES)
+_CANONICAL = {name.lower(): name for name in SEARCH_ATTRIBUTES}
+
+
+def canonical_attrs(raw: Mapping[str, Sequence[bytes | str]]) -> dict[str, list[str]]:
+    """Attribute names in schema spelling, values as text."""
+    out: dict[str, list[str]] = {}
+    for name, values in raw.items():
+        key = _CANONICAL.get(name.lower(), name)
+        out[key] = [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in values]
+    return out
+
+
+# --- DNs ----------------------------------------------------------------------------------
+
+_HEX = re.compile(r"\\([0-9a-fA-F]{2})|\\(.)")
+_SPECIAL = set(',+"\\<>;=')
+
+
+def escape_value(value: str) -> str:
+    """RFC 4514 escaping of an RDN value."""
+    out = "".join("\\" + c if c in _SPECIAL else c for c in value)
+    if out.startswith((" ", "#")):
+        out = "\\" + out
+    if out.endswith(" ") and not out.endswith("\\ "):
+        out = out[:-1] + "\\ "
+    return out
+
+
+def _unescape(value: str) -> str:
+    raw = bytearray()
+    pos = 0
+    for match in _HEX.finditer(value):
+        raw += value[pos:match.start()].encode()
+        raw += bytes([int(match.group(1), 16)]) if match.group(1) else match.group(2).encode()
+        pos = match.end()
+    raw += value[pos:].encode()
+    return raw.decode("utf-8", "replace")
+
+
+def split_dn(dn: str) -> list[RDN]:
+    """[(attribute lower-case, unescaped value)], leaf first."""
+    out: list[RDN] = []
+    attr, buf, i, in_value = "", "", 0, False
+    while i < len(dn):
+        c = dn[i]
+        if c == "\\" and i + 1 < len(dn):
+            buf += dn[i:i + 2]
+            i += 2
+            continue
+        if not in_value and c == "=":
+            attr, buf, in_value = buf.strip(), "", True
+        elif in_value and c in ",+":
+            out.append((attr.lower(), _unescape(buf.strip())))
+            attr, buf, in_value = "", "", False
+        else:
+            buf += c
+        i += 1
+    if in_value:
+        out.append((attr.lower(), _unescape(buf.strip())))
+    return out
+
+
+def dn_key(dn: str) -> tuple[RDN, ...]:
+    """Comparable form of a DN (attribute names and values case-folded)."""
+    return tuple((a, v.lower()) for a, v in split_dn(dn))
+
+
+def relative(dn: str, base: Sequence[RDN]) -> list[RDN] | None:
+    """RDNs of `dn` below `base` (leaf first), or None if it is not below it."""
+    rdns = split_dn(dn)
+    n = len(base)
+    if len(rdns) < n or tuple((a, v.lower()) for a, v in rdns[len(rdns) - n:]) != tuple(base):
+        return None
+    return rdns[: len(rdns) - n]
+
+
+# --- scalar helpers -----------------------------------------------------------------------
+
+
+def one(attrs: Attrs, name: str, default: str = "") -> str:
+    values = attrs.get(name) or ()
+    return values[0] if values else default
+
+
+def ldap_bool(value: bool) -> str:
+    return "TRUE" if value else "FALSE"
+
+
+def parse_bool(text: str) -> bool:
+    if text.upper() not in ("TRUE", "FALSE"):
+        raise ValidationError(f"{text!r}: expected TRUE or FALSE")
+    return text.upper() == "TRUE"
+
+
+def parse_int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValidationError(f"{text!r}: expected an integer") from None
+
+
+def generalized_time(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y%m%d%H%M%SZ")
+
+
+def parse_generalized_time(text: str) -> datetime:
+    return datetime.strptime(text[:14], "%Y%m%d%H%M%S").replace(tzinfo=UTC)
+
+
+# --- entries ------------------------------------------------------------------------------
+
+
+class _Builder:
+    """Accumulates one snapshot from a stream of entries."""
+
+    def __init__(self, base: str) -> None:
+        self.base = dn_key(base)
+        self.containers: dict[str, tuple[ContainerKind, bool, str]] = {}
+        self.links: dict[tuple[RDN, ...], list[Link]] = {}
+        self.host_entries: list[tuple[str, Attrs]] = []
+        self.policies: dict[str, Policy] = {}
+        self.pools: dict[str, IpPool] = {}
+        self.sites: dict[str, Site] = {}
+        self.site_links: list[SiteLink] = []
+        self.rules: list[Rule] = []
+        self.images: dict[str, Image] = {}
+        self.vcenters: dict[str, VCenter] = {}
+        self.servers: dict[str, Server] = {}
+        self.problems: list[Problem] = []
+        self.link_problems: dict[tuple[RDN, ...], list[Problem]] = {}
+
+    def problem(self, dn: str, attribute: str, value: str, reason: str) -> None:
+        self.problems.append(Problem(dn, attribute, value, reason))
+
+    def add(self, dn: str, attrs: Attrs) -> None:
+        rel = relative(dn, self.base)
+        if rel is None or not rel:
+            return
+        classes = {c.lower() for c in attrs.get("objectClass", ())}
+        branch = rel[-1]
+        try:
+            self._add(dn, attrs, rel, classes, branch)
+        except StatelessError as exc:
+            attribute, value = _blame(str(exc), attrs)
+            self.problem(dn, attribute, value, str(exc))
+
+    def _add(self, dn: str, attrs: Attrs, rel: list[RDN], classes: set[str], branch: RDN) -> None:
+        if "statelesspolicylink" in classes:
+            parent = dn_key(dn)[1:]
+            try:
+                self.links.setdefault(parent, []).append(link_from(attrs))
+            except StatelessError as exc:
+                attribute, value = _blame(str(exc), attrs)
+                self.link_problems.setdefault(parent, []).append(
+                    Problem(dn, attribute, value, f"link ignored: {exc}"))
+            return
+        if branch == ("ou", "inventory"):
+            if len(rel) == 1:
+                self.containers["/"] = (ContainerKind.ROOT, False, dn)
+            elif "statelesscontainer" in classes:
+                path = "/" + "/".join(v for _, v in reversed(rel[:-1]))
+                kind = ContainerKind(one(attrs, "statelessKind").lower())
+                if kind == ContainerKind.ROOT:
+                    raise ValidationError("only ou=inventory is the root; use datacenter, folder "
+                                          "or cluster")
+                block = parse_bool(one(attrs, "statelessBlockInheritance", "FALSE"))
+                self.containers[path] = (kind, block, dn)
+            return
+        if len(rel) != 2:
+            return
+        name = one(attrs, "cn")
+        if "statelesspolicy" in classes:
+            self.policies[name] = policy_from(dn, attrs)
+        elif "statelesshost" in classes:
+            self.host_entries.append((dn, attrs))
+        elif "statelessippool" in classes:
+            self.pools[name] = pool_from(dn, attrs)
+        elif "statelesssite" in classes:
+            self.sites[name] = Site(name, tuple(attrs.get("statelessSubnet", ())),
+                                    one(attrs, "description"), dn=dn)
+        elif "statelesssitelink" in classes:
+            self.site_links.append(site_link_from(attrs))
+        elif "statelessrule" in classes:
+            self.rules.append(rule_from(dn, attrs))
+        elif "statelessimage" in classes:
+            self.images[name] = Image(
+                name, one(attrs, "statelessVersion"), one(attrs, "statelessKernel", "mboot.c32"),
+                tuple(attrs.get("statelessModule", ())), one(attrs, "statelessOptions"),
+                one(attrs, "statelessUrl"), dn=dn)
+        elif "statelessvcenter" in classes:
+            self.vcenters[name] = VCenter(
+                name, one(attrs, "statelessUrl"), one(attrs, "statelessUser"),
+                one(attrs, "statelessPassword"), one(attrs, "statelessThumbprint") or None, dn=dn)
+        elif "statelessserver" in classes:
+            self.servers[name] = Server(
+                name, one(attrs, "statelessSite"), one(attrs, "statelessUrl"),
+                tuple(attrs.get("statelessVCenterName", ())),
+                parse_int(one(attrs, "statelessPriority", "0")),
+                parse_int(one(attrs, "statelessWeight", "100")), dn=dn)
+
+    def _links_of(self, dn: str) -> tuple[Link, ...]:
+        key = dn_key(dn)
+        self.problems.extend(self.link_problems.pop(key, ()))
+        return tuple(sorted(self.links.pop(key, ()), key=lambda link: link.order))
+
+    def snapshot(self) -> Snapshot:
+        containers: dict[str, Container] = {}
+        for path, (kind, block, dn) in sorted(self.containers.items()):
+            containers[path] = Container(path, kind, self._links_of(dn), block, dn)
+        hosts: dict[str, HostRecord] = {}
+        for dn, attrs in self.host_entries:
+            try:
+                host = host_from(dn, attrs, self._links_of(dn))
+            except StatelessError as exc:
+                attribute, value = _blame(str(exc), attrs)
+                self.problem(dn, attribute, value, str(exc))
+                continue
+            hosts[host.uuid] = host
+        for key, problems in self.link_problems.items():
+            self.problems.extend(problems)
+            del key
+        return Snapshot(containers=containers, policies=self.policies, hosts=hosts,
+                        pools=self.pools, sites=self.sites, site_links=self.site_links,
+                        rules=sorted(self.rules, key=lambda r: (r.order, r.name)),
+                        images=self.images, vcenters=self.vcenters, servers=self.servers,
+                        problems=self.problems)
+
+
+def _blame(message: str, attrs: Attrs) -> tuple[str, str]:
+    """Best guess of the attribute and value a model error is about (for the Problem)."""
+    for name, values in attrs.items():
+        if name == "objectClass":
+            continue
+        for value in values:
+            if value and repr(value) in message:
+                return name, value
+    return "", ""
+
+
+def build_snapshot(base: str, entries: Iterable[tuple[str, Attrs]]) -> Snapshot:
+    builder = _Builder(base)
+    for dn, attrs in entries:
+        builder.add(dn, attrs)
+    return builder.snapshot()
+
+
+def link_from(attrs: Attrs) -> Link:
+    return Link(one(attrs, "statelessLinkPolicy"), parse_int(one(attrs, "statelessOrder", "1")),
+                parse_bool(one(attrs, "statelessEnforced", "FALSE")),
+                parse_bool(one(attrs, "statelessDisabled", "FALSE")))
+
+
+def link_attrs(link: Link) -> dict[str, list[str]]:
+    return {"objectClass": ["top", "statelessPolicyLink"], "statelessLinkPolicy": [link.policy],
+            "statelessOrder": [str(link.order)], "statelessEnforced": [ldap_bool(link.enforced)],
+            "statelessDisabled": [ldap_bool(link.disabled)]}
+
+
+def policy_from(dn: str, attrs: Attrs) -> Policy:
+    settings, removals, problems = syntax.decode_policy(attrs)
+    return Policy(one(attrs, "cn"), settings, frozenset(removals), one(attrs, "description"),
+                  tuple(Problem(dn, a, v, r) for a, v, r in problems), dn)
+
+
+def policy_attrs(policy: Policy) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {"objectClass": ["top", "statelessPolicy"], "cn": [policy.name]}
+    if policy.description:
+        out["description"] = [policy.description]
+    out.update(syntax.encode_policy(policy.settings, policy.removals))
+    return out
+
+
+def pool_from(dn: str, attrs: Attrs) -> IpPool:
+    return IpPool(one(attrs, "cn"), one(attrs, "statelessRangeStart"), one(attrs, "statelessRangeEnd"),
+                  one(attrs, "statelessNetmask"), one(attrs, "statelessGateway") or None, dn=dn)
+
+
+def pool_attrs(pool: IpPool) -> dict[str, list[str]]:
+    out = {"objectClass": ["top", "statelessIpPool"], "cn": [pool.name],
+           "statelessRangeStart": [pool.start], "statelessRangeEnd": [pool.end],
+           "statelessNetmask": [pool.netmask]}
+    if pool.gateway:
+        out["statelessGateway"] = [pool.gateway]
+    return out
+
+
+def site_link_from(attrs: Attrs) -> SiteLink:
+    sites = sorted(attrs.get("statelessSiteList", ()))
+    if len(sites) != 2:
+        raise ValidationError(f"site link {one(attrs, 'cn')!r}: needs exactly two statelessSiteList "
+                              "values")
+    return SiteLink(sites[0], sites[1], parse_int(one(attrs, "statelessCost", "100")))
+
+
+def rule_from(dn: str, attrs: Attrs) -> Rule:
+    match: dict[str, list[str]] = {}
+    for text in attrs.get("statelessMatch", ()):
+        field, pattern = syntax.parse_match(text)
+        match.setdefault(field, []).append(pattern)
+    return Rule(one(attrs, "cn"), parse_int(one(attrs, "statelessOrder", "100")),
+                {k: tuple(v) for k, v in match.items()}, one(attrs, "statelessLocation") or None,
+                one(attrs, "statelessImageName") or None, tuple(attrs.get("statelessPolicyName", ())),
+                dn=dn)
+
+
+def rule_attrs(rule: Rule) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {"objectClass": ["top", "statelessRule"], "cn": [rule.name],
+                                 "statelessOrder": [str(rule.order)]}
+    matches = [f"{f}={p}" for f, patterns in rule.match.items() for p in patterns]
+    if matches:
+        out["statelessMatch"] = matches
+    if rule.location:
+        out["statelessLocation"] = [rule.location]
+    if rule.image:
+        out["statelessImageName"] = [rule.image]
+    if rule.policies:
+        out["statelessPolicyName"] = list(rule.policies)
+    return out
+
+
+_IDENTITY_ATTRS = {"serial": "statelessSerial", "vendor": "statelessVendor",
+                   "model": "statelessModel", "asset": "statelessAsset",
+                   "ipv4": "statelessIpv4", "hostname": "statelessHostname",
+                   "domain": "statelessDomain", "boot_mac": "statelessBootMac"}
+
+
+def identity_attrs(identity: HostIdentity) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for field, attr in _IDENTITY_ATTRS.items():
+        value = getattr(identity, field)
+        if value:
+            out[attr] = [value]
+    if identity.oem_strings:
+        out["statelessOemString"] = list(identity.oem_strings)
+    if identity.macs:
+        out["statelessMac"] = list(identity.macs)
+    return out
+
+
+def host_from(dn: str, attrs: Attrs, links: tuple[Link, ...]) -> HostRecord:
+    uuid = one(attrs, "statelessUuid")
+    problems: list[Problem] = []
+    answers: dict[str, SettingValue] = {}
+    for text in attrs.get("statelessAnswer", ()):
+        try:
+            key, value = syntax.parse_answer(text)
+            answers[key] = value
+        except StatelessError as exc:
+            problems.append(Problem(dn, "statelessAnswer", text, str(exc)))
+    allocations = []
+    for text in attrs.get("statelessAllocation", ()):
+        try:
+            allocations.append(syntax.parse_allocation(text))
+        except StatelessError as exc:
+            problems.append(Problem(dn, "statelessAllocation", text, str(exc)))
+    identity = None
+    try:
+        fields = {f: one(attrs, a) for f, a in _IDENTITY_ATTRS.items() if one(attrs, a)}
+        identity = HostIdentity(uuid, oem_strings=tuple(attrs.get("statelessOemString", ())),
+                                macs=tuple(attrs.get("statelessMac", ())), **fields)
+    except StatelessError as exc:
+        attribute, value = _blame(str(exc), attrs)
+        problems.append(Problem(dn, attribute, value, str(exc)))
+    state = None
+    if one(attrs, "statelessState"):
+        try:
+            state = HostState(one(attrs, "statelessState").lower())
+        except ValueError:
+            problems.append(Problem(dn, "statelessState", one(attrs, "statelessState"),
+                                    f"expected one of {', '.join(s.value for s in HostState)}"))
+    location = one(attrs, "statelessLocation") or None
+    return HostRecord(uuid, location, links, answers, allocations, identity, state,
+                      one(attrs, "statelessStateReason"), one(attrs, "statelessAppliedDigest"),
+                      problems, dn)
