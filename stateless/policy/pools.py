@@ -1,0 +1,67 @@
+"""IP pool arithmetic: which address a pool hands out next.
+
+Pools are small IPv4 ranges inside one network; the directory records every allocation on
+the host entry, so the next free address is derived from the recorded ones, never stored.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+
+from stateless.errors import ConflictError
+from stateless.model.inventory import IpPool
+
+
+class PoolExhaustedError(ConflictError):
+    """An IP pool has no free address left."""
+
+    def __init__(self, pool: IpPool, used: int) -> None:
+        self.pool = pool.name
+        super().__init__(
+            f"pool {pool.name} ({pool.start}-{pool.end}) is full: {used} of its addresses are "
+            f"allocated; widen its range or remove hosts that no longer exist")
+
+
+def reserved(pool: IpPool) -> frozenset[int]:
+    """Addresses never handed out: the network and broadcast addresses, and the gateway."""
+    net = ipaddress.IPv4Network(f"{pool.start}/{pool.netmask}", strict=False)
+    out = set()
+    if net.prefixlen < 31:
+        out |= {int(net.network_address), int(net.broadcast_address)}
+    if pool.gateway:
+        out.add(int(ipaddress.IPv4Address(pool.gateway)))
+    return frozenset(out)
+
+
+def in_pool(pool: IpPool, address: str) -> bool:
+    """True when `address` is an address the pool could have handed out."""
+    try:
+        number = int(ipaddress.IPv4Address(address))
+    except ValueError:
+        return False
+    low, high = int(ipaddress.IPv4Address(pool.start)), int(ipaddress.IPv4Address(pool.end))
+    return low <= number <= high and number not in reserved(pool)
+
+
+def next_free(pool: IpPool, used: Iterable[str]) -> str:
+    """Lowest address of `pool` not in `used` (and not reserved); PoolExhaustedError when full.
+
+    Entries of `used` that are not IPv4 addresses or lie outside the pool are ignored, so a
+    caller can pass every allocation it knows of.
+    """
+    low, high = int(ipaddress.IPv4Address(pool.start)), int(ipaddress.IPv4Address(pool.end))
+    taken = set(reserved(pool))
+    count = 0
+    for address in used:
+        try:
+            number = int(ipaddress.IPv4Address(address))
+        except ValueError:
+            continue
+        if low <= number <= high and number not in taken:
+            taken.add(number)
+            count += 1
+    for number in range(low, high + 1):
+        if number not in taken:
+            return str(ipaddress.IPv4Address(number))
+    raise PoolExhaustedError(pool, count)

@@ -1,0 +1,524 @@
+"""Group Policy style inheritance: from a snapshot to one host's effective configuration.
+
+The precedence list of a host (highest first) is::
+
+    enforced links, root-most first  ▸  host links  ▸  deploy-rule links  ▸
+    non-enforced container links, nearest first, cut above a container that blocks inheritance
+
+and settings merge per key down that list (see docs/policy.md).  Merging is associative, so
+the merged result of every container chain is computed once and shared by all hosts in that
+container; a host adds only its own links, answers and pool allocations on top.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping
+from typing import NamedTuple
+
+from stateless.errors import NotFoundError, SettingError
+from stateless.model.effective import ANSWER, POOL, EffectiveConfig, EffectiveSetting, Overridden, Removal
+from stateless.model.identity import normalize_uuid
+from stateless.model.inventory import HostRecord, Link, Policy, Problem, Snapshot, parent_path
+from stateless.model.settings import SettingValue, coerce, format_value, parse_item_ref, parse_key
+from stateless.policy.pools import in_pool
+from stateless.rules import CompiledRules, RuleError, RuleResult, compile_rules
+
+NO_RULES = RuleResult()
+
+
+class _Layer(NamedTuple):
+    """The merge of a run of links in precedence order (highest first)."""
+
+    settings: dict[str, EffectiveSetting]
+    removals: tuple[Removal, ...] = ()
+    targets: frozenset[str] = frozenset()
+    errors: tuple[Problem, ...] = ()
+    ips: tuple[str, ...] = ()  # vmknic.<pg>.ip keys, for pool and static-address checks
+
+    @property
+    def empty(self) -> bool:
+        return not (self.settings or self.removals or self.errors)
+
+
+EMPTY = _Layer({})
+
+
+class _Chain(NamedTuple):
+    """Links of one container chain, split the way precedence needs them."""
+
+    enforced: tuple[tuple[Link, str], ...]  # (link, linked_at), root-most first
+    normal: tuple[tuple[Link, str], ...]  # nearest first, cut at a block
+    names: frozenset[str]
+
+
+def _sorted_links(links: Iterable[Link]) -> list[Link]:
+    return sorted((lk for lk in links if not lk.disabled), key=lambda lk: (lk.order, lk.policy))
+
+
+def _dedupe(problems: Iterable[Problem]) -> tuple[Problem, ...]:
+    return tuple(dict.fromkeys(problems))
+
+
+def _vmknic_of_ip_key(key: str) -> str | None:
+    if key.startswith("vmknic.") and key.endswith(".ip"):
+        return key[len("vmknic."):-len(".ip")]
+    return None
+
+
+class Resolver:
+    """Resolves hosts of one snapshot, caching per container chain and per policy link.
+
+    `update` swaps in a newer snapshot and returns the hosts whose effective configuration
+    may have changed; only their cached results and the chains they depend on are dropped.
+    Unchanged objects should be reused between snapshots (the diff checks identity first).
+    """
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        self._snap = snapshot
+        self._items: dict[str, str] = {}
+        self._checked: dict[str, tuple[Problem, ...]] = {}  # policy name -> its problems
+        self._links: dict[str, dict[tuple[str, bool, str], _Layer]] = {}  # policy -> per link
+        self._chains: dict[str, _Chain] = {}
+        self._enforced: dict[str, _Layer] = {}
+        self._normal: dict[str, _Layer] = {}
+        self._full: dict[str, _Layer] = {}
+        self._hosts: dict[str, EffectiveConfig] = {}
+        self._compiled: CompiledRules | None = None
+        self._rule_error: RuleError | None = None
+        self._rule_results: dict[str, RuleResult] = {}
+        # Reverse indexes, built on the first update (a one-shot resolve never needs them).
+        self._indexed = False
+        self._placed: dict[str, tuple[str, RuleResult, tuple[Problem, ...]]] = {}  # uuid -> chain
+        self._at: dict[str, set[str]] = {}  # chain path -> uuids
+        self._host_names: dict[str, frozenset[str]] = {}  # uuid -> policies of host/rule links
+        self._linking: dict[str, set[str]] = {}  # policy -> uuids linking it at host level
+
+    @property
+    def snapshot(self) -> Snapshot:
+        return self._snap
+
+    # --- policies --------------------------------------------------------------------------
+
+    def _item(self, key: str) -> str:
+        item = self._items.get(key)
+        if item is None:
+            item = self._items[key] = parse_key(key)[0].item
+        return item
+
+    def _problems(self, policy: Policy) -> tuple[Problem, ...]:
+        """Why `policy` must not contribute at all (empty when it is good)."""
+        cached = self._checked.get(policy.name)
+        if cached is not None:
+            return cached
+        problems = list(policy.problems)
+        for key, value in policy.settings.items():
+            try:
+                coerce(key, value)
+            except SettingError as exc:
+                problems.append(Problem(dn=policy.dn, attribute="statelessSetting",
+                                        value=f"{key}={format_value(value, key)}", reason=exc.reason))
+        for target in sorted(policy.removals):
+            try:
+                parse_item_ref(target)
+            except SettingError as exc:
+                problems.append(Problem(dn=policy.dn, attribute="statelessRemove", value=target,
+                                        reason=exc.reason))
+        result = self._checked[policy.name] = _dedupe(problems)
+        return result
+
+    def _link_layer(self, name: str, linked_at: str, enforced: bool, dn: str, attribute: str) -> _Layer:
+        per_policy = self._links.setdefault(name, {})
+        cache_key = (linked_at, enforced, dn)
+        cached = per_policy.get(cache_key)
+        if cached is not None:
+            return cached
+        policy = self._snap.policies.get(name)
+        if policy is None:
+            layer = _Layer({}, errors=(Problem(
+                dn=dn, attribute=attribute, value=name,
+                reason=f"links policy {name!r} at {linked_at}, but no such policy exists: create it "
+                       "under ou=policies or remove the link"),))
+        elif problems := self._problems(policy):
+            layer = _Layer({}, errors=problems)
+        else:
+            settings = {k: EffectiveSetting(k, v, name, linked_at, enforced)
+                        for k, v in policy.settings.items()}
+            removals = tuple(Removal(t, name, linked_at) for t in sorted(policy.removals))
+            ips = tuple(k for k in settings if _vmknic_of_ip_key(k) is not None)
+            layer = _Layer(settings, removals, frozenset(policy.removals), (), ips)
+        per_policy[cache_key] = layer
+        return layer
+
+    def _combine(self, high: _Layer, low: _Layer) -> _Layer:
+        """`high` above `low`: per-key winner, overridden lists, removals cutting `low`."""
+        if low.empty:
+            return high
+        if high.empty:
+            return low
+        if high.targets:
+            targets = high.targets
+            item = self._item
+            settings = {k: s for k, s in low.settings.items()
+                        if k not in targets and item(k) not in targets}
+        else:
+            settings = low.settings.copy()
+        for key, win in high.settings.items():
+            lost = settings.get(key)
+            if lost is None:
+                settings[key] = win
+            else:
+                overridden = (*win.overridden, Overridden(lost.policy, lost.linked_at, lost.value),
+                              *lost.overridden)
+                settings[key] = EffectiveSetting(key, win.value, win.policy, win.linked_at, win.enforced,
+                                                 overridden)  # type: ignore[arg-type]
+        if low.removals:
+            seen = {r.target for r in high.removals}
+            removals = high.removals + tuple(r for r in low.removals if r.target not in seen)
+        else:
+            removals = high.removals
+        errors = _dedupe(high.errors + low.errors) if low.errors else high.errors
+        ips = tuple(k for k in dict.fromkeys(high.ips + low.ips) if k in settings)
+        return _Layer(settings, removals, high.targets | low.targets, errors, ips)
+
+    def _fold(self, links: Iterable[tuple[Link, str, str]]) -> _Layer:
+        """Merge (link, linked_at, dn of the linking entry) given highest precedence first."""
+        layer = EMPTY
+        stack = [self._link_layer(lk.policy, at, lk.enforced, dn, "statelessPolicyLink")
+                 for lk, at, dn in links]
+        for part in reversed(stack):
+            layer = self._combine(part, layer)
+        return layer
+
+    # --- container chains ------------------------------------------------------------------
+
+    def _chain(self, path: str) -> _Chain:
+        cached = self._chains.get(path)
+        if cached is not None:
+            return cached
+        container = self._snap.containers.get(path)
+        links = _sorted_links(container.links) if container else []
+        enforced = tuple((lk, path) for lk in links if lk.enforced)
+        normal = tuple((lk, path) for lk in links if not lk.enforced)
+        parent = parent_path(path)
+        if parent is not None:
+            above = self._chain(parent)
+            enforced = above.enforced + enforced
+            if not (container and container.block):
+                normal = normal + above.normal
+        names = frozenset(lk.policy for lk, _ in enforced + normal)
+        chain = self._chains[path] = _Chain(enforced, normal, names)
+        return chain
+
+    def _local(self, path: str, enforced: bool) -> _Layer:
+        container = self._snap.containers.get(path)
+        if container is None:
+            return EMPTY
+        return self._fold((lk, path, container.dn) for lk in _sorted_links(container.links)
+                          if lk.enforced == enforced)
+
+    def _enforced_layer(self, path: str) -> _Layer:
+        cached = self._enforced.get(path)
+        if cached is None:
+            parent = parent_path(path)
+            base = self._enforced_layer(parent) if parent is not None else EMPTY
+            cached = self._enforced[path] = self._combine(base, self._local(path, True))
+        return cached
+
+    def _normal_layer(self, path: str) -> _Layer:
+        cached = self._normal.get(path)
+        if cached is None:
+            parent = parent_path(path)
+            container = self._snap.containers.get(path)
+            if parent is None or (container is not None and container.block):
+                above = EMPTY
+            else:
+                above = self._normal_layer(parent)
+            cached = self._normal[path] = self._combine(self._local(path, False), above)
+        return cached
+
+    def _full_layer(self, path: str) -> _Layer:
+        cached = self._full.get(path)
+        if cached is None:
+            cached = self._full[path] = self._combine(self._enforced_layer(path), self._normal_layer(path))
+        return cached
+
+    # --- rules -----------------------------------------------------------------------------
+
+    def _rules(self, host: HostRecord) -> tuple[RuleResult, Problem | None]:
+        if host.identity is None:
+            return NO_RULES, None
+        if self._compiled is None and self._rule_error is None:
+            try:
+                self._compiled = compile_rules(self._snap.rules)
+            except RuleError as exc:
+                self._rule_error = exc
+        if self._rule_error is not None:
+            err = self._rule_error
+            return NO_RULES, Problem(dn=err.rule.dn, attribute="statelessMatch",
+                                     value=f"{err.field}={err.pattern}",
+                                     reason=f"{err.reason}; no deploy rule applies until it is fixed")
+        result = self._rule_results.get(host.uuid)
+        if result is None:
+            assert self._compiled is not None
+            result = self._rule_results[host.uuid] = self._compiled.evaluate(host.identity)
+        return result, None
+
+    def _rule_dn(self, name: str) -> str:
+        return next((r.dn for r in self._snap.rules if r.name == name), "")
+
+    # --- hosts -----------------------------------------------------------------------------
+
+    def _host(self, uuid: str) -> HostRecord:
+        hosts = self._snap.hosts
+        host = hosts.get(uuid)
+        if host is None:
+            host = hosts.get(normalize_uuid(uuid))
+        if host is None:
+            raise NotFoundError(f"host {uuid}: not in ou=hosts; add it with `stateless host add {uuid}` "
+                                "or let it boot so that its birth registers it")
+        return host
+
+    def _placement(self, host: HostRecord) -> tuple[str | None, RuleResult, list[Problem]]:
+        rules, problem = self._rules(host)
+        problems = [problem] if problem else []
+        location = host.location or rules.location
+        if location is None:
+            why = ("the host has no identity yet, so deploy rules cannot place it" if host.identity is None
+                   else "no deploy rule gives it a location")
+            problems.append(Problem(
+                dn=host.dn, attribute="statelessLocation", value="",
+                reason=f"host has no location ({why}): only policies linked at the root and at the "
+                       "host apply; set one with `stateless host add UUID --location /DC/Cluster` or "
+                       "add a deploy rule with a location"))
+        elif location != "/" and location not in self._snap.containers:
+            where = "host entry" if host.location else f"deploy rule {rules.matched.get('location')}"
+            problems.append(Problem(
+                dn=host.dn if host.location else self._rule_dn(rules.matched.get("location", "")),
+                attribute="statelessLocation", value=location,
+                reason=f"location from the {where} is not in ou=inventory: create the container or "
+                       "fix the location"))
+        return location, rules, problems
+
+    def resolve(self, uuid: str) -> EffectiveConfig:
+        """Effective configuration of one host; NotFoundError when the snapshot lacks it."""
+        cached = self._hosts.get(uuid)
+        if cached is not None:
+            return cached
+        host = self._host(uuid)
+        cached = self._hosts.get(host.uuid)
+        if cached is None:
+            cached = self._hosts[host.uuid] = self._resolve(host)
+        return cached
+
+    def _resolve(self, host: HostRecord) -> EffectiveConfig:
+        location, rules, problems = self._placement(host)
+        path = location or "/"
+        here = f"host:{host.uuid}"
+        links = _sorted_links(host.links)
+        high = self._fold((lk, here, host.dn) for lk in links if lk.enforced)
+        normal = [(lk, here, host.dn) for lk in links if not lk.enforced]
+        if rules.policies:
+            rule_name = rules.matched["policies"]
+            rule_dn = self._rule_dn(rule_name)
+            normal += [(Link(name, order=i + 1), f"rule:{rule_name}", rule_dn)
+                       for i, name in enumerate(rules.policies)]
+        mid = self._fold(normal)
+        if high.empty and mid.empty:
+            layer = self._full_layer(path)
+        else:
+            layer = self._combine(self._enforced_layer(path),
+                                  self._combine(high, self._combine(mid, self._normal_layer(path))))
+        settings = layer.settings.copy()
+        problems += self._pools_and_answers(host, layer, settings)
+        errors = _dedupe((*layer.errors, *host.problems, *problems))
+        return EffectiveConfig(host=host.uuid, location=location, settings=settings,
+                               errors=errors, removed=layer.removals)  # type: ignore[arg-type]
+
+    def _pools_and_answers(self, host: HostRecord, layer: _Layer,
+                           settings: dict[str, EffectiveSetting]) -> list[Problem]:
+        """Add host-specific keys: pool allocations, then host answers (which win)."""
+        problems: list[Problem] = []
+        here = f"host:{host.uuid}"
+        for ip_key in layer.ips:
+            source = settings[ip_key]
+            pg = _vmknic_of_ip_key(ip_key) or ""
+            value = str(source.value)
+            if value == "static":
+                missing = [f"vmknic.{pg}.{f}" for f in ("address", "netmask")
+                           if f"vmknic.{pg}.{f}" not in host.answers]
+                if missing:
+                    args = " ".join(f"--answer '{k}=...'" for k in missing)
+                    problems.append(Problem(
+                        dn=host.dn, attribute="statelessAnswer", value=", ".join(missing),
+                        reason=f"{ip_key} is static (policy {source.policy} linked at "
+                               f"{source.linked_at}) but the host has no answer for "
+                               f"{' and '.join(missing)}: set them with "
+                               f"`stateless host add {host.uuid} {args}`"))
+            elif value.startswith("pool:"):
+                problems += self._pool_values(host, pg, value[len("pool:"):], source, settings)
+        for key, answer in host.answers.items():
+            try:
+                spec = parse_key(key)[1]
+                if not spec.host_specific:
+                    raise SettingError(key, answer, "only host-specific keys (addresses, host name, "
+                                       "domain) are host answers; put this setting in a policy "
+                                       "linked at the host")
+                answer = coerce(key, answer, answer=True)
+            except SettingError as exc:
+                problems.append(Problem(dn=host.dn, attribute="statelessAnswer",
+                                        value=f"{key}={format_value(answer, key)}", reason=exc.reason))
+                continue
+            pooled = settings.get(key)
+            overridden = (Overridden(pooled.policy, pooled.linked_at, pooled.value),) if pooled else ()
+            settings[key] = EffectiveSetting(key, answer, ANSWER, here, False,
+                                             overridden)  # type: ignore[arg-type]
+        return problems
+
+    def _pool_values(self, host: HostRecord, pg: str, name: str, source: EffectiveSetting,
+                     settings: dict[str, EffectiveSetting]) -> list[Problem]:
+        pool = self._snap.pools.get(name)
+        item = f"vmknic.{pg}"
+        if pool is None:
+            policy = self._snap.policies.get(source.policy)
+            return [Problem(dn=policy.dn if policy else "", attribute="statelessSetting",
+                            value=f"{item}.ip=pool:{name}",
+                            reason=f"IP pool {name} does not exist (used by policy {source.policy} "
+                                   f"linked at {source.linked_at}): create it or fix the policy")]
+        allocation = next((a for a in host.allocations if a.item == item and a.pool == name), None)
+        if allocation is None:
+            return [Problem(dn=host.dn, attribute="statelessAllocation", value=item,
+                            reason=f"no address from pool {name} is allocated to {item} yet; the "
+                                   "server allocates one when it registers the host")]
+        if not in_pool(pool, allocation.address):
+            return [Problem(dn=host.dn, attribute="statelessAllocation", value=item,
+                            reason=f"allocated address {allocation.address} is outside pool {name} "
+                                   f"({pool.start}-{pool.end}); release it so a new one is allocated")]
+        provenance = POOL.format(name)
+        at = f"pool:{name}"
+        values: list[tuple[str, SettingValue]] = [("address", allocation.address),
+                                                  ("netmask", pool.netmask)]
+        if pool.gateway:
+            values.append(("gateway", str(ipaddress.IPv4Address(pool.gateway))))
+        for field, value in values:
+            key = f"{item}.{field}"
+            settings[key] = EffectiveSetting(key, value, provenance, at)
+        return []
+
+    # --- incremental updates ---------------------------------------------------------------
+
+    def _index_add(self, host: HostRecord) -> None:
+        location, rules, problems = self._placement(host)
+        path = location or "/"
+        self._placed[host.uuid] = (path, rules, tuple(problems))
+        self._at.setdefault(path, set()).add(host.uuid)
+        names = frozenset(lk.policy for lk in host.links if not lk.disabled) | frozenset(rules.policies)
+        self._host_names[host.uuid] = names
+        for name in names:
+            self._linking.setdefault(name, set()).add(host.uuid)
+
+    def _index_remove(self, uuid: str) -> None:
+        placed = self._placed.pop(uuid, None)
+        if placed is not None:
+            self._at[placed[0]].discard(uuid)
+        for name in self._host_names.pop(uuid, frozenset()):
+            self._linking[name].discard(uuid)
+
+    def _hosts_affected(self, policies: set[str], containers: set[str]) -> set[str]:
+        """Hosts whose chain links one of `policies` or lies under one of `containers`."""
+        affected: set[str] = set()
+        for path, uuids in self._at.items():
+            if (policies and not self._chain(path).names.isdisjoint(policies)) or \
+                    any(_under(path, c) for c in containers):
+                affected |= uuids
+        for name in policies:
+            affected |= self._linking.get(name, set())
+        return affected
+
+    def update(self, snapshot: Snapshot) -> set[str]:
+        """Swap in `snapshot`; return the uuids (of hosts in it) whose config may have changed.
+
+        The first call builds reverse indexes (policy and container to hosts) in one pass over
+        the hosts; later calls cost in proportion to what changed.
+        """
+        old = self._snap
+        if snapshot is old:
+            return set()
+        if not self._indexed:
+            for host in old.hosts.values():
+                self._index_add(host)
+            self._indexed = True
+        policies = _changed(old.policies, snapshot.policies)
+        containers = _changed(old.containers, snapshot.containers)
+        hosts = _changed(old.hosts, snapshot.hosts)
+        pools = _changed(old.pools, snapshot.pools)
+        rules_changed = old.rules != snapshot.rules
+        touched = set(policies)
+        pooled: set[str] = set()
+        if pools:  # policies naming a changed pool, and hosts holding its addresses
+            touched |= {p.name for s in (old, snapshot) for p in s.policies.values()
+                        if any(isinstance(v, str) and v.startswith("pool:") and v[5:] in pools
+                               for v in p.settings.values())}
+            pooled = {h.uuid for s in (old, snapshot) for h in s.hosts.values()
+                      if any(a.pool in pools for a in h.allocations)}
+
+        affected = self._hosts_affected(touched, containers) | pooled  # as linked before
+
+        self._snap = snapshot
+        for name in policies:
+            self._checked.pop(name, None)
+            self._links.pop(name, None)
+        if containers:
+            for cache in (self._chains, self._enforced, self._normal, self._full):
+                for path in [p for p in cache if any(_under(p, c) for c in containers)]:
+                    del cache[path]
+        if policies:
+            for layers in (self._enforced, self._normal, self._full):
+                for path in [p for p in layers if not self._chain(p).names.isdisjoint(policies)]:
+                    del layers[path]
+        moved = set(hosts)
+        if rules_changed:
+            self._compiled = None
+            self._rule_error = None
+            self._rule_results.clear()
+            moved |= {u for u, h in snapshot.hosts.items() if h.identity is not None}
+        for uuid in moved:
+            self._rule_results.pop(uuid, None)
+            before = self._placed.get(uuid)
+            self._index_remove(uuid)
+            record = snapshot.hosts.get(uuid)
+            if record is not None:
+                self._index_add(record)
+                if uuid in hosts or before != self._placed[uuid]:
+                    affected.add(uuid)
+
+        if touched:
+            affected |= self._hosts_affected(touched, set())  # as linked after
+        affected &= snapshot.hosts.keys()
+        for uuid in affected | hosts:
+            self._hosts.pop(uuid, None)
+        return affected
+
+
+def _under(path: str, container: str) -> bool:
+    return container == "/" or path == container or path.startswith(container + "/")
+
+
+def _changed(old: Mapping[str, object], new: Mapping[str, object]) -> set[str]:
+    """Keys added, removed or changed; identity first, so reused objects cost nothing."""
+    if old == new:
+        return set()
+    out = set(old.keys() ^ new.keys())
+    for key, value in new.items():
+        before = old.get(key)
+        if before is not None and before is not value and before != value:
+            out.add(key)
+    return out
+
+
+def resolve(snapshot: Snapshot, uuid: str) -> EffectiveConfig:
+    """Effective configuration of one host, computed from scratch."""
+    return Resolver(snapshot).resolve(uuid)
+
+
+__all__ = ["Resolver", "resolve"]
