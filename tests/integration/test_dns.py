@@ -144,7 +144,7 @@ def test_find_servers_puts_the_site_first(named: Named, domain: str) -> None:
 
 def test_find_servers_raises_when_no_name_server_answers() -> None:
     resolver = resolver_for(["127.0.0.1"], port=free_port(), timeout=0.5)
-    with pytest.raises(DiscoveryError, match="SRV lookup for domain example.test"):
+    with pytest.raises(DiscoveryError, match=r"SRV lookup for domain example\.test"):
         find_servers("example.test", resolver=resolver)
 
 
