@@ -1,0 +1,130 @@
+"""The vCenter adapter's facade: read, apply, compliance and host placement per host.
+
+Blocking (pyvmomi); the daemon and the CLI run it in a thread pool.  One client holds one
+session per vCenter and remembers, per host, its managed object id and the SNMP agent's
+reference, so that reading a host that is known costs one SOAP call.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from stateless.errors import NotFoundError
+from stateless.model.config import HostConfig
+from stateless.model.identity import HostIdentity
+from stateless.plan import KeyDiff, compliance
+from stateless.vcenter import lifecycle
+from stateless.vcenter.apply import ApplyResult, Secrets, apply_config
+from stateless.vcenter.faults import Where
+from stateless.vcenter.read import HostRef, HostView, host_object, read_host
+from stateless.vcenter.session import Session
+
+Host = HostRef | str
+
+
+class VCenterClient:
+    """One vCenter: `read`, `apply`, `compliance`, `ensure_host`, `remove_host`."""
+
+    def __init__(self, url: str, user: str, password: str, *, name: str | None = None,
+                 thumbprint: str | None = None, pool_size: int = 8,
+                 secrets: Secrets | None = None) -> None:
+        self.session = Session(url, user, password, name=name, thumbprint=thumbprint,
+                               pool_size=pool_size)
+        self.secrets = secrets
+        self._lock = threading.Lock()
+        self._refs: dict[str, HostRef] = {}
+        self._snmp: dict[str, Any] = {}
+
+    @property
+    def name(self) -> str:
+        return self.session.name
+
+    def close(self) -> None:
+        self.session.close()
+
+    def __enter__(self) -> VCenterClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def calls(self) -> int:
+        """SOAP calls made so far by the calling thread."""
+        return self.session.calls
+
+    # --- hosts -----------------------------------------------------------------------------
+
+    def resolve(self, host: Host) -> HostRef:
+        """A host's reference, by reference or by DNS name (looked up once, then cached)."""
+        if isinstance(host, HostRef):
+            return host
+        with self._lock:
+            cached = self._refs.get(host)
+        if cached is not None:
+            return cached
+        where = Where(self.name, host)
+        found = self.session.call(where, "FindByDnsName",
+                                  self.session.content.searchIndex.FindByDnsName,
+                                  dnsName=host, vmSearch=False)
+        if found is None:
+            raise NotFoundError(f"vCenter {self.name}: no host named {host!r}; add it first "
+                                "(ensure_host) or check the name")
+        ref = HostRef(found._moId, host)
+        with self._lock:
+            self._refs[host] = ref
+        return ref
+
+    def view(self, host: Host, desired: HostConfig | None = None) -> HostView:
+        """Read a host (one call when known; SNMP and lockdown exceptions only if managed)."""
+        ref = self.resolve(host)
+        want_snmp = desired is not None and desired.snmp != type(desired.snmp)()
+        want_exceptions = desired is not None and desired.lockdown.exceptions is not None
+        snmp = self._snmp.get(ref.moid) if want_snmp else None
+        view = read_host(self.session, ref, snmp, want_exceptions)
+        snmp_ref = view.managers.get("snmpSystem")
+        if snmp_ref is not None:
+            with self._lock:
+                self._snmp[ref.moid] = snmp_ref
+        if want_snmp and snmp is None and snmp_ref is not None:
+            view = read_host(self.session, view.ref, snmp_ref, want_exceptions)
+        return view
+
+    def read(self, host: Host, desired: HostConfig | None = None) -> HostConfig:
+        """The host's current configuration."""
+        return self.view(host, desired).config
+
+    def compliance(self, host: Host, desired: HostConfig) -> list[KeyDiff]:
+        """Desired vs actual per key (the keys of `rsop`); empty when compliant."""
+        return compliance(self.read(host, desired), desired)
+
+    def apply(self, host: Host, desired: HostConfig, *, maintenance: bool = True) -> ApplyResult:
+        """Read, plan, apply, verify; ApplyResult.calls counts every SOAP call made."""
+        start = self.session.calls
+        ref = self.resolve(host)
+        result = apply_config(self.session, lambda: self.view(ref, desired), desired,
+                              host=host_object(self.session, ref.moid), secrets=self.secrets,
+                              maintenance=maintenance)
+        return ApplyResult(result.host, result.plan, self.session.calls - start, result.verified,
+                           result.diffs)
+
+    def ensure_host(self, name: str, path: str, leaf_kind: str = "cluster", *,
+                    identity: HostIdentity | None = None, thumbprint: str | None = None,
+                    user: str = "root", password: str = "") -> HostRef:
+        """Add `name` to the cluster (or folder) at `path`, cleaning residuals of the same host."""
+        ref = lifecycle.ensure_host(
+            self.session, name, path, leaf_kind,
+            uuid=identity.uuid if identity else None, ip=identity.ipv4 if identity else None,
+            thumbprint=thumbprint, user=user, password=password)
+        with self._lock:
+            self._refs[name] = ref
+        return ref
+
+    def remove_host(self, host: Host) -> None:
+        ref = self.resolve(host)
+        lifecycle.remove_host(self.session, host_object(self.session, ref.moid),
+                              ref.where(self.name))
+        with self._lock:
+            self._refs.pop(ref.name, None)
+            self._snmp.pop(ref.moid, None)
