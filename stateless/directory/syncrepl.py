@@ -220,8 +220,11 @@ def encode_sync_request(
 
 def decode_sync_request(data: bytes) -> SyncRequest:
     value = _decode(data, _SyncRequestValue(), "syncRequestValue")
+    mode = int(value["mode"])
+    if mode not in (SyncMode.REFRESH_ONLY, SyncMode.REFRESH_AND_PERSIST):
+        raise SyncCodecError(f"syncRequestValue {data.hex()} has mode {mode}, not 1 or 3")
     return SyncRequest(
-        SyncMode(int(value["mode"])), _optional_bytes(value["cookie"]), bool(value["reloadHint"])
+        SyncMode(mode), _optional_bytes(value["cookie"]), bool(value["reloadHint"])
     )
 
 
@@ -236,8 +239,11 @@ def encode_sync_state(state: SyncStateControl) -> bytes:
 
 def decode_sync_state(data: bytes) -> SyncStateControl:
     value = _decode(data, _SyncStateValue(), "syncStateValue")
+    state = int(value["state"])
+    if not 0 <= state < len(_STATE_NAMES):
+        raise SyncCodecError(f"syncStateValue {data.hex()} has state {state}, not 0..3")
     return SyncStateControl(
-        _STATE_NAMES[int(value["state"])],
+        _STATE_NAMES[state],
         _uuid_text(bytes(value["entryUUID"])),
         _optional_bytes(value["cookie"]),
     )
@@ -413,6 +419,7 @@ class SyncConsumer:
         on_change: ChangeCallback,
         on_refresh_done: Callable[[], None] | None = None,
         *,
+        on_refresh_start: Callable[[], None] | None = None,
         bind_dn: str | None = None,
         password: str | None = None,
         search_filter: str = "(objectClass=*)",
@@ -433,6 +440,7 @@ class SyncConsumer:
         self.base = base
         self.on_change = on_change
         self.on_refresh_done = on_refresh_done
+        self.on_refresh_start = on_refresh_start
         self.bind_dn = bind_dn
         self.password = password
         self.search_filter = search_filter
@@ -593,6 +601,11 @@ class SyncConsumer:
         self.sessions += 1
         log.info("following %s at %s from cookie %r", self.base, url, sent_cookie)
         state = _Refresh(full=sent_cookie is None)
+        if self.on_refresh_start is not None:
+            try:
+                self.on_refresh_start()
+            except Exception:
+                log.exception("refresh-start callback failed")
         while not self._stop.is_set():
             try:
                 got_id, message = inbox.get(timeout=self.poll_interval)
