@@ -209,7 +209,7 @@ def _keyed(kind: str, attr: str, current: Any, desired: HostConfig, new: Any) ->
         have = current.get(name)
         if have is None:
             out.append(Change(kind, "add", name, new(want), None))
-        elif _differs(have, want, settings):
+        elif _differs(have, _without_services(want), settings):
             after = _overlay(have, want)
             if kind == "vmknic" and want.ip == "dhcp":
                 after = attrs.evolve(after, address=None, netmask=None, gateway=None)
@@ -219,6 +219,11 @@ def _keyed(kind: str, attr: str, current: Any, desired: HostConfig, new: Any) ->
         if rkind == kind and name in current and name not in wanted:
             out.append(Change(kind, "remove", name, None, current[name]))
     return out
+
+
+def _without_services(item: Any) -> Any:
+    """VMkernel NIC services are tagging (nictype changes), not part of the NIC's spec."""
+    return attrs.evolve(item, services=None) if isinstance(item, VmkNic) else item
 
 
 def _nic_types(current: HostConfig, desired: HostConfig) -> list[Change]:

@@ -190,7 +190,11 @@ class HostConfig:
     @classmethod
     def from_settings(cls, values: Mapping[str, object],
                       removed: Iterable[str] = ()) -> HostConfig:
-        """Build from effective settings; raise HostConfigError listing every problem."""
+        """Build from effective settings; raise HostConfigError listing every problem.
+
+        `values` are canonical setting values (`EffectiveConfig.values()`); text is coerced
+        again, except advanced options, whose values are taken as typed.
+        """
         config, problems = _build(values, removed)
         if problems:
             raise HostConfigError(problems)
@@ -281,7 +285,10 @@ def _build(values: Mapping[str, object],
     for raw_key, raw_value in values.items():
         try:
             key, _ = parse_key(raw_key)
-            value = coerce(raw_key, raw_value, answer=True)
+            # Effective values are canonical already; coercing again is idempotent except for
+            # advanced options, where the string "1" must stay a string.
+            value = (raw_value if key.kind == "advanced" and isinstance(raw_value, bool | int | str)
+                     else coerce(raw_key, raw_value, answer=True))
         except SettingError as exc:
             problems.append(ConfigProblem(exc.key, exc.value, exc.reason))
             continue
