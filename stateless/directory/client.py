@@ -317,10 +317,8 @@ class Directory:
             old_values = [v for v in raw.get(attr, []) if syntax.item_name_of_value(attr, v) == item]
             merged: dict[str, SettingValue] = {}
             for old in old_values:
-                try:
+                with suppress(StatelessError):  # a bad old value is simply replaced
                     merged.update(syntax.parse_value(attr, old)[1])
-                except StatelessError:
-                    pass  # replaced by the new value
             if attr == syntax.ADVANCED_ATTR:
                 merged = {}
             merged.update(group)
@@ -386,14 +384,31 @@ class Directory:
                 f"(&(objectClass=statelessRule)(statelessPolicyName={escape_filter_chars(name)})))")
         return [dn for dn, _ in self.search(self.base, filt, ("objectClass",), f"find links of {name}")]
 
+    def describe(self, dn: str) -> str:
+        """A DN as users name it: /DC1/Prod, host:UUID, rule NAME (the DN itself otherwise)."""
+        rdns = mapping.relative(dn, self._base_key)
+        if not rdns:
+            return dn
+        if rdns[0][0] == "statelesslinkpolicy":
+            rdns = rdns[1:]
+        branch = rdns[-1]
+        if branch == ("ou", "inventory"):
+            return "/" + "/".join(v for _, v in reversed(rdns[:-1]))
+        if branch == ("ou", "hosts") and len(rdns) == 2:
+            return f"host:{rdns[0][1]}"
+        if branch == ("ou", "rules") and len(rdns) == 2:
+            return f"rule {rdns[0][1]}"
+        return dn
+
     def delete_policy(self, name: str, force: bool = False) -> list[str]:
         """Delete a policy; refuses while it is linked unless `force` (which unlinks it)."""
         dn = self.policy_dn(name)
         self._policy_raw(name)
         links = self.policy_links(name)
         if links and not force:
-            raise ConflictError(f"policy {name}: still linked at {'; '.join(links)}; unlink it first "
-                                "or use --force")
+            where = "; ".join(self.describe(dn) for dn in links)
+            raise ConflictError(f"policy {name}: still linked at {where}; unlink it first "
+                                "(`stateless policy unlink`) or use --force")
         for link in links:
             if mapping.dn_key(link)[0][0] == "statelesslinkpolicy":
                 self.delete_entry(link, f"unlink {name}")

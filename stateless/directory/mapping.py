@@ -255,12 +255,12 @@ class _Builder:
                 self.problem(dn, attribute, value, str(exc))
                 continue
             hosts[host.uuid] = host
-        for key, problems in self.link_problems.items():
+        for problems in self.link_problems.values():  # links whose owner did not load
             self.problems.extend(problems)
-            del key
+        rules: list[Rule] = sorted(self.rules, key=lambda r: (r.order, r.name))
         return Snapshot(containers=containers, policies=self.policies, hosts=hosts,
                         pools=self.pools, sites=self.sites, site_links=self.site_links,
-                        rules=sorted(self.rules, key=lambda r: (r.order, r.name)),
+                        rules=rules,
                         images=self.images, vcenters=self.vcenters, servers=self.servers,
                         problems=self.problems)
 
