@@ -20,7 +20,8 @@ from stateless.model.inventory import Rule, frozen_map
 
 ITEM_TYPES = ("location", "image", "policies")
 
-_MAC_PATTERN = re.compile(r"[0-9a-f:*?\[\]!-]+")
+_MAC_PATTERN = re.compile(r"[0-9a-f:*?]*")
+_BRACKETS = re.compile(r"\[[^\]]*\]")
 
 
 class RuleError(ValidationError):
@@ -55,24 +56,23 @@ Matcher = Callable[[HostIdentity], bool]
 
 
 def _ipv4_range(rule: Rule, pattern: str) -> tuple[int, int]:
-    """CIDR, a-b range or one address, as an inclusive integer range."""
+    """CIDR, a-b range, one address or * (any), as an inclusive integer range."""
     text = pattern.strip()
+    low_text, dash, high_text = text.partition("-")
     try:
+        if text == "*":
+            return 0, 2**32 - 1
         if "/" in text:
             net = ipaddress.IPv4Network(text, strict=False)
             return int(net.network_address), int(net.broadcast_address)
-        if "-" in text:
-            low_text, _, high_text = text.partition("-")
-            low = int(ipaddress.IPv4Address(low_text.strip()))
-            high = int(ipaddress.IPv4Address(high_text.strip()))
-            if low > high:
-                raise RuleError(rule, "ipv4", pattern, "range is reversed; put the lower address first")
-            return low, high
-        value = int(ipaddress.IPv4Address(text))
-        return value, value
+        low = int(ipaddress.IPv4Address(low_text.strip()))
+        high = int(ipaddress.IPv4Address(high_text.strip())) if dash else low
     except ValueError:
         raise RuleError(rule, "ipv4", pattern, "expected a CIDR (10.1.0.0/16), a range "
                         "(10.1.0.10-10.1.0.50) or an address (10.1.0.7)") from None
+    if low > high:
+        raise RuleError(rule, "ipv4", pattern, "range is reversed; put the lower address first")
+    return low, high
 
 
 def _field_matcher(rule: Rule, field: str, patterns: tuple[str, ...]) -> Matcher:
@@ -92,7 +92,7 @@ def _field_matcher(rule: Rule, field: str, patterns: tuple[str, ...]) -> Matcher
         if not pattern.strip():
             raise RuleError(rule, field, pattern, "empty pattern; use * to match any value")
         glob = pattern.strip().lower()
-        if field == "mac" and not _MAC_PATTERN.fullmatch(glob):
+        if field == "mac" and not _MAC_PATTERN.fullmatch(_BRACKETS.sub("", glob)):
             raise RuleError(rule, field, pattern, "MAC patterns are globs over the aa:bb:cc:dd:ee:ff "
                             "form, e.g. 00:50:56:*")
         globs.append(re.compile(fnmatch.translate(glob)))

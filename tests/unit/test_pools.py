@@ -1,0 +1,54 @@
+"""IP pool arithmetic: lowest free address, reserved addresses, full pools."""
+
+from __future__ import annotations
+
+import pytest
+
+from stateless.errors import StatelessError
+from stateless.model import IpPool
+from stateless.policy import PoolExhaustedError, in_pool, next_free
+
+POOL = IpPool("vmotion", "10.0.20.10", "10.0.20.14", "255.255.255.0", gateway="10.0.20.12")
+
+
+@pytest.mark.parametrize(("pool", "used", "expected"), [
+    (POOL, [], "10.0.20.10"),
+    (POOL, ["10.0.20.10"], "10.0.20.11"),
+    (POOL, ["10.0.20.11"], "10.0.20.10"),
+    (POOL, ["10.0.20.10", "10.0.20.11"], "10.0.20.13"),  # .12 is the gateway
+    (POOL, ["10.0.20.10", "10.0.20.11", "10.0.20.13"], "10.0.20.14"),
+    (POOL, ["10.0.20.10", "not-an-address", "10.9.9.9", "10.0.20.10"], "10.0.20.11"),
+    (IpPool("net", "10.0.0.0", "10.0.0.3", "255.255.255.0"), [], "10.0.0.1"),  # network address
+    (IpPool("net", "10.0.0.254", "10.0.0.255", "255.255.255.0"), [], "10.0.0.254"),
+    (IpPool("p2p", "10.0.0.0", "10.0.0.1", "255.255.255.254"), [], "10.0.0.0"),  # /31 has no network
+])
+def test_next_free(pool: IpPool, used: list[str], expected: str) -> None:
+    assert next_free(pool, used) == expected
+    assert in_pool(pool, expected)
+
+
+@pytest.mark.parametrize(("pool", "used"), [
+    (POOL, ["10.0.20.10", "10.0.20.11", "10.0.20.13", "10.0.20.14"]),
+    (IpPool("one", "10.0.0.5", "10.0.0.5", "255.255.255.0"), ["10.0.0.5"]),
+    (IpPool("gw", "10.0.0.1", "10.0.0.1", "255.255.255.0", gateway="10.0.0.1"), []),
+    (IpPool("bcast", "10.0.0.255", "10.0.0.255", "255.255.255.0"), []),
+])
+def test_full_pool_raises_naming_the_pool(pool: IpPool, used: list[str]) -> None:
+    with pytest.raises(PoolExhaustedError, match=f"pool {pool.name} .* is full") as info:
+        next_free(pool, used)
+    assert isinstance(info.value, StatelessError)
+    assert info.value.pool == pool.name
+
+
+@pytest.mark.parametrize(("address", "expected"), [
+    ("10.0.20.10", True), ("10.0.20.14", True), ("10.0.20.12", False), ("10.0.20.9", False),
+    ("10.0.20.15", False), ("garbage", False),
+])
+def test_in_pool(address: str, expected: bool) -> None:
+    assert in_pool(POOL, address) is expected
+
+
+def test_large_pool_is_fast_enough() -> None:
+    pool = IpPool("big", "10.8.0.1", "10.8.255.254", "255.255.0.0")
+    used = [f"10.8.{i // 256}.{i % 256}" for i in range(1, 20000)]
+    assert next_free(pool, used) == "10.8.78.32"
