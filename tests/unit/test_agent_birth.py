@@ -1,0 +1,86 @@
+"""The agent's pure pieces: the birth document, Retry-After, backoff ceilings, boot options."""
+
+from __future__ import annotations
+
+import email.utils
+import random
+
+import pytest
+
+from stateless.agent.birth import Agent, Fatal, Settings, birth_document, retry_after
+from stateless.agent.identity import bootif_mac, parse_cmdline, parse_colon_fields, smbios_uuid
+from stateless.model.birth import FIELDS
+
+UUID = "4c4c4544-0042-3510-8052-b4c04f4b4e31"
+
+
+def test_birth_document_keeps_known_nonempty_fields() -> None:
+    doc = birth_document({"uuid": UUID, "serial": "", "macs": [], "vendor": "Dell", "extra": 1,
+                          "image": None, "thumbprint": "AB:CD"})
+    assert doc == {"uuid": UUID, "vendor": "Dell", "thumbprint": "AB:CD"}
+
+
+def test_agent_fields_are_the_servers_fields() -> None:
+    from stateless.agent.birth import FIELDS as AGENT_FIELDS
+
+    assert set(AGENT_FIELDS) == set(FIELDS)
+
+
+@pytest.mark.parametrize("identity", [{}, {"uuid": ""}, {"uuid": 5}])
+def test_birth_document_needs_a_uuid(identity: dict[str, object]) -> None:
+    with pytest.raises(Fatal, match="uuid"):
+        birth_document(identity)
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [(None, None), ("", None), ("7", 7.0), (" 120 ", 120.0), ("soon", None),
+     (email.utils.formatdate(1_000_030, usegmt=True), 30.0),
+     (email.utils.formatdate(999_000, usegmt=True), 0.0)],
+)
+def test_retry_after(header: str | None, seconds: float | None) -> None:
+    assert retry_after(header, now=1_000_000) == seconds
+
+
+@pytest.mark.parametrize(("base", "cap", "ceilings"),
+                         [(1.0, 60.0, [1, 2, 4, 8, 16, 32, 60, 60]),
+                          (0.5, 3.0, [0.5, 1, 2, 3, 3, 3, 3, 3])])
+def test_backoff_is_full_jitter_under_a_doubling_ceiling(base: float, cap: float,
+                                                         ceilings: list[float]) -> None:
+    agent = Agent({"uuid": UUID}, Settings(backoff_base=base, backoff_cap=cap),
+                  rng=random.Random(3))
+    replay = random.Random(3)
+    for attempt, ceiling in enumerate(ceilings):
+        delay = agent.backoff(attempt)
+        assert 0 <= delay <= ceiling
+        assert delay == replay.uniform(0, ceiling)
+
+
+def test_cmdline_and_bootif() -> None:
+    opts = parse_cmdline('BOOTIF=01-00-50-56-AA-BB-CC stateless.site=paris '
+                         'stateless.server="http://10.0.0.5:8080" quiet')
+    assert opts == {"BOOTIF": "01-00-50-56-AA-BB-CC", "stateless.site": "paris",
+                    "stateless.server": "http://10.0.0.5:8080"}
+    assert bootif_mac(opts["BOOTIF"]) == "00:50:56:aa:bb:cc"
+
+
+@pytest.mark.parametrize("value", [None, "", "01-00-50", "zz"])
+def test_bootif_rejects(value: str | None) -> None:
+    assert bootif_mac(value) is None
+
+
+ESXCLI_PLATFORM = """Platform Information
+   UUID: 0x44 0x45 0x4c 0x4c 0x42 0x00 0x10 0x35 0x80 0x52 0xb4 0xc0 0x4f 0x4b 0x4e 0x31
+   Product Name: PowerEdge R640
+   Vendor Name: Dell Inc.
+   Serial Number: CZ1234
+   BIOS Asset Tag:
+"""
+
+
+def test_esxcli_platform_text() -> None:
+    fields = parse_colon_fields(ESXCLI_PLATFORM)
+    assert fields["Product Name"] == "PowerEdge R640" and fields["BIOS Asset Tag"] == ""
+    assert smbios_uuid(fields["UUID"]) == "44454c4c-4200-1035-8052-b4c04f4b4e31"
+    assert smbios_uuid(UUID.upper()) == UUID
+    assert smbios_uuid("0x44 0x45") is None
