@@ -7,7 +7,7 @@ policy or host it belongs to, or on the snapshot.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 
 from stateless.directory import syntax
@@ -76,6 +76,14 @@ def _unescape(value: str) -> str:
     return raw.decode("utf-8", "replace")
 
 
+def _trim(value: str) -> str:
+    """Strip spaces around an RDN value, keeping an escaped trailing space."""
+    value = value.lstrip()
+    while value.endswith(" ") and not value.endswith("\\ "):
+        value = value[:-1]
+    return value
+
+
 def split_dn(dn: str) -> list[RDN]:
     """[(attribute lower-case, unescaped value)], leaf first."""
     out: list[RDN] = []
@@ -89,13 +97,13 @@ def split_dn(dn: str) -> list[RDN]:
         if not in_value and c == "=":
             attr, buf, in_value = buf.strip(), "", True
         elif in_value and c in ",+":
-            out.append((attr.lower(), _unescape(buf.strip())))
+            out.append((attr.lower(), _unescape(_trim(buf))))
             attr, buf, in_value = "", "", False
         else:
             buf += c
         i += 1
     if in_value:
-        out.append((attr.lower(), _unescape(buf.strip())))
+        out.append((attr.lower(), _unescape(_trim(buf))))
     return out
 
 
@@ -198,7 +206,11 @@ class _Builder:
                 self.containers["/"] = (ContainerKind.ROOT, False, dn)
             elif "statelesscontainer" in classes:
                 path = "/" + "/".join(v for _, v in reversed(rel[:-1]))
-                kind = ContainerKind(one(attrs, "statelessKind").lower())
+                text = one(attrs, "statelessKind").lower()
+                if text not in set(ContainerKind):
+                    raise ValidationError(f"container kind {text!r}: expected datacenter, folder or "
+                                          "cluster")
+                kind = ContainerKind(text)
                 if kind == ContainerKind.ROOT:
                     raise ValidationError("only ou=inventory is the root; use datacenter, folder "
                                           "or cluster")
@@ -267,11 +279,16 @@ class _Builder:
 
 def _blame(message: str, attrs: Attrs) -> tuple[str, str]:
     """Best guess of the attribute and value a model error is about (for the Problem)."""
-    for name, values in attrs.items():
-        if name == "objectClass":
-            continue
-        for value in values:
-            if value and repr(value) in message:
+    candidates = [(n, v) for n, values in attrs.items() if n not in ("objectClass", "cn")
+                  for v in values if v]
+    tests: list[Callable[[str], bool]] = [
+        lambda v: repr(v) in message,
+        lambda v: re.search(rf"(?<![\w.]){re.escape(v)}(?![\w.])", message) is not None,
+        lambda v: "=" in v and repr(v.split("=", 1)[0].strip()) in message,
+    ]
+    for test in tests:
+        for name, value in candidates:
+            if test(value):
                 return name, value
     return "", ""
 
