@@ -1,0 +1,57 @@
+#!/bin/sh
+# stateless boot hook for ESXi: run the agent once the network is up, so the host announces
+# itself (birth) to the nearest statelessd and gets configured.
+#
+# Install: put agent.pyz (`stateless agent bundle -o agent.pyz`) at /opt/stateless/agent.pyz
+# and this file at /etc/rc.local.d/stateless-boot.sh in a VIB or the image's state archive,
+# and call it from /etc/rc.local.d/local.sh:
+#     /bin/sh /etc/rc.local.d/stateless-boot.sh &
+# (in the background: local.sh must not hold up the end of boot).
+#
+# It reads the kernel command line that PXE/iPXE passed (`bootOption -o` on ESXi; the same
+# text as /proc/cmdline on Linux), for example:
+#     BOOTIF=01-00-50-56-aa-bb-cc stateless.server=http://10.0.0.5:8080
+#     stateless.site=paris stateless.domain=example.com stateless.nameserver=10.0.0.53
+# The agent takes stateless.site=, stateless.server=, stateless.domain= and
+# stateless.nameserver= from it (see docs/discovery.md). Without stateless.domain= the first
+# DNS search domain of the host is used.
+
+AGENT=${STATELESS_AGENT:-/opt/stateless/agent.pyz}
+PYTHON=${STATELESS_PYTHON:-/bin/python}
+TIMEOUT=${STATELESS_TIMEOUT:-1800}
+TAG=stateless-agent
+
+log() { logger -t "$TAG" "$*" 2>/dev/null || echo "$TAG: $*" >&2; }
+# Each knob above can be set in the environment; STATELESS_IDENTITY=FILE skips esxcli.
+
+[ -f "$AGENT" ] || { log "no agent at $AGENT; nothing to do"; exit 0; }
+
+if command -v bootOption >/dev/null 2>&1; then
+    CMDLINE=$(bootOption -o 2>/dev/null)
+elif [ -r /proc/cmdline ]; then
+    CMDLINE=$(cat /proc/cmdline)
+else
+    CMDLINE=""
+fi
+
+set -- --cmdline "$CMDLINE" --timeout "$TIMEOUT" --wait-compliant
+# A simulated host (no esxcli) names its identity document instead.
+[ -n "$STATELESS_IDENTITY" ] && set -- "$@" --identity "$STATELESS_IDENTITY"
+case " $CMDLINE " in
+    *" stateless.domain="*) ;;
+    *)
+        DOMAIN=$(esxcli network ip dns search list 2>/dev/null \
+                 | sed -n 's/^ *DNS Search Domains: *//p' | cut -d, -f1 | tr -d ' ')
+        [ -n "$DOMAIN" ] && set -- "$@" --domain "$DOMAIN"
+        ;;
+esac
+
+# Keep the referral's site across reboots where the host has persistent scratch space.
+if [ -d /scratch ] && [ -w /scratch ]; then
+    set -- "$@" --state /scratch/stateless/agent-state.json
+else
+    set -- "$@" --state /var/run/stateless/agent-state.json
+fi
+
+log "starting: $PYTHON $AGENT $*"
+"$PYTHON" "$AGENT" "$@" 2>&1 | while IFS= read -r line; do log "$line"; done
