@@ -84,3 +84,30 @@ def test_esxcli_platform_text() -> None:
     assert smbios_uuid(fields["UUID"]) == "44454c4c-4200-1035-8052-b4c04f4b4e31"
     assert smbios_uuid(UUID.upper()) == UUID
     assert smbios_uuid("0x44 0x45") is None
+
+
+def test_identity_from_esxi_commands() -> None:
+    from stateless.agent.identity import from_esxi
+
+    outputs = {
+        "hardware": ESXCLI_PLATFORM,
+        "nic": "Name    PCI Device    Driver  Link  MAC Address\n"
+               "vmnic0  0000:01:00.0  ntg3    Up    00:50:56:AA:BB:CC\n"
+               "vmnic1  0000:01:00.1  ntg3    Down  00:50:56:aa:bb:cd\n",
+        "ipv4": "Name  IPv4 Address  IPv4 Netmask\nvmk0  10.0.0.21     255.255.255.0\n",
+        "system": "   Domain Name: example.com\n   Fully Qualified Domain Name: esx01.example.com\n"
+                  "   Host Name: esx01\n",
+        "openssl": "SHA1 Fingerprint=" + ":".join(["ab"] * 20) + "\n",
+    }
+
+    def run(argv: list[str]) -> str:
+        key = "ipv4" if "ipv4" in argv else "nic" if "nic" in argv else argv[1] if argv[0] == "esxcli" \
+            else argv[0]
+        return outputs[key]
+
+    ident = from_esxi(run, cmdline="BOOTIF=01-00-50-56-aa-bb-cc")
+    assert ident == {"uuid": "44454c4c-4200-1035-8052-b4c04f4b4e31", "serial": "CZ1234",
+                     "vendor": "Dell Inc.", "model": "PowerEdge R640",
+                     "macs": ["00:50:56:aa:bb:cc", "00:50:56:aa:bb:cd"], "ipv4": "10.0.0.21",
+                     "hostname": "esx01", "domain": "example.com",
+                     "thumbprint": ":".join(["AB"] * 20), "boot_mac": "00:50:56:aa:bb:cc"}
