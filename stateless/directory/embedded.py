@@ -166,7 +166,7 @@ class EmbeddedDirectory:
         password = secrets.token_urlsafe(24)
         fd = os.open(self.password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
-            f.write(password + "\n")
+            f.write(password)  # no newline: `ldapmodify -y FILE` uses every byte
         (self.data_dir / "data").mkdir(exist_ok=True)
         (self.data_dir / "config").mkdir()
         ldif = self.data_dir / "config.ldif"
