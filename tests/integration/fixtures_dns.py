@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import attrs
+import dns.exception
 import dns.message
 import dns.query
 import dns.rdatatype
