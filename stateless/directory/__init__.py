@@ -1,1 +1,9 @@
-"""ldap3 adapter: the directory as the store of policies, inventory and hosts."""
+"""ldap3 adapter: the directory as the store of policies, inventory and hosts.
+
+`Directory` reads snapshots and writes entries; `EmbeddedDirectory` runs a private slapd;
+`syntax` is the pure text codec of setting attributes; `schemadef` the one schema definition.
+"""
+
+from stateless.directory.client import DEFAULT_BASE, Directory
+
+__all__ = ["DEFAULT_BASE", "Directory"]
