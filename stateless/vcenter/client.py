@@ -27,10 +27,10 @@ class VCenterClient:
     """One vCenter: `read`, `apply`, `compliance`, `ensure_host`, `remove_host`."""
 
     def __init__(self, url: str, user: str, password: str, *, name: str | None = None,
-                 thumbprint: str | None = None, pool_size: int = 8,
+                 thumbprint: str | None = None, pool_size: int = 8, timeout: float = 60.0,
                  secrets: Secrets | None = None) -> None:
         self.session = Session(url, user, password, name=name, thumbprint=thumbprint,
-                               pool_size=pool_size)
+                               pool_size=pool_size, timeout=timeout)
         self.secrets = secrets
         self._lock = threading.Lock()
         self._refs: dict[str, HostRef] = {}
