@@ -1,0 +1,332 @@
+"""The change feed against real slapd: refresh, live changes, resume after a restart, failover.
+
+The shared session slapd serves the refresh and live-change tests; restarts and failover use
+instances of their own (one restartable, two in multi-provider replication).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import attrs
+import ldap3
+import pytest
+from ldap3.core.exceptions import LDAPNoSuchObjectResult
+
+from stateless.directory.client import Directory
+from stateless.directory.embedded import DEFAULT_BASE, ROOT_DN, EmbeddedDirectory
+from stateless.directory.mirror import ChangeBatch, Mirror
+from stateless.directory.syncrepl import SyncConsumer, SyncCookie
+from stateless.model.inventory import Policy
+from tests.integration.fixtures_slapd import Slapd
+from tests.ports import free_port
+
+WAIT = 10.0
+
+
+@attrs.define
+class Feed:
+    """A consumer and mirror wired together, with what they reported."""
+
+    consumer: SyncConsumer
+    mirror: Mirror
+    changes: list[tuple[float, str, str, str]] = attrs.field(factory=list)
+    batches: list[ChangeBatch] = attrs.field(factory=list)
+    cond: threading.Condition = attrs.field(factory=threading.Condition)
+
+    def wait_for(self, predicate: Callable[[], bool], what: str, timeout: float = WAIT) -> None:
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while not predicate():
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"{what}: not within {timeout} s; changes={self.changes[-5:]} "
+                                     f"last_error={self.consumer.last_error}")
+                self.cond.wait(0.01)  # woken at once by callbacks; polls for connection state
+
+    def changes_since(self, index: int) -> set[tuple[str, str]]:
+        """(kind, dn) reported after `index`, present notices left out."""
+        return {(kind, dn.lower()) for _, kind, dn, _ in self.changes[index:] if kind != "present"}
+
+
+def follow(urls: list[str], base: str, password: str, **options: Any) -> Feed:
+    feed: Feed
+
+    def on_batch(batch: ChangeBatch) -> None:
+        with feed.cond:
+            feed.batches.append(batch)
+            feed.cond.notify_all()
+
+    mirror = Mirror(on_batch=on_batch)
+
+    def on_change(kind: Any, entry_uuid: str, dn: str, attributes: dict[str, list[bytes | str]]) -> None:
+        mirror.on_change(kind, entry_uuid, dn, attributes)
+        with feed.cond:
+            feed.changes.append((time.monotonic(), kind, dn, entry_uuid))
+            feed.cond.notify_all()
+
+    consumer = SyncConsumer(urls, base, on_change, mirror.on_refresh_done,
+                            on_refresh_start=mirror.on_refresh_start, bind_dn=ROOT_DN,
+                            password=password, **options)
+    feed = Feed(consumer, mirror)
+    consumer.start()
+    return feed
+
+
+@pytest.fixture
+def feeds() -> Iterator[list[Feed]]:
+    started: list[Feed] = []
+    yield started
+    for feed in started:
+        feed.consumer.stop()
+
+
+def writer(url: str, password: str) -> ldap3.Connection:
+    return ldap3.Connection(ldap3.Server(url.rstrip("/"), get_info=ldap3.NONE), ROOT_DN, password,
+                            auto_bind=True, raise_exceptions=True)
+
+
+def exists(conn: ldap3.Connection, dn: str) -> bool:
+    try:
+        return bool(conn.search(dn, "(objectClass=*)", ldap3.BASE))
+    except LDAPNoSuchObjectResult:
+        return False
+
+
+def ou_entries(conn: ldap3.Connection, base: str, names: list[str]) -> None:
+    conn.add(base, ["top", "organizationalUnit"], {"ou": base.split(",")[0][3:]})
+    for name in names:
+        conn.add(f"ou={name},{base}", ["top", "organizationalUnit"], {"description": "v0"})
+
+
+# --- shared slapd: refresh and live changes ------------------------------------------------------
+
+
+def test_refresh_then_live_changes(slapd: Slapd, directory: Directory, base: str, feeds: list[Feed]) -> None:
+    directory.create_policy(Policy("baseline", {"ntp.servers": ("10.0.0.1",)}))
+    feed = follow([slapd.url], base, slapd.password)
+    feeds.append(feed)
+    assert feed.consumer.wait_refreshed(WAIT), feed.consumer.last_error
+    first = feed.batches[0]
+    assert first.refresh and f"cn=baseline,ou=policies,{base}".lower() in {d.lower() for d in first.added}
+    assert feed.mirror.snapshot(base) == directory.snapshot()
+    assert feed.consumer.cookie is not None and SyncCookie.parse(feed.consumer.cookie) is not None
+
+    # a write is reported within a second
+    policy_dn = directory.policy_dn("baseline")
+    w = writer(slapd.url, slapd.password)
+    latencies = []
+    for i in range(5):
+        mark = len(feed.changes)
+        start = time.monotonic()
+        w.modify(policy_dn, {"description": [(ldap3.MODIFY_REPLACE, [f"edit {i}"])]})
+        feed.wait_for(lambda m=mark: len(feed.changes) > m, "modify notification")  # type: ignore[misc]
+        latencies.append(feed.changes[mark][0] - start)
+        assert feed.changes[mark][1:3] == ("modify", policy_dn)
+    print(f"\nchange feed latency, modify -> callback: median {sorted(latencies)[2] * 1000:.1f} ms, "
+          f"max {max(latencies) * 1000:.1f} ms")
+    assert max(latencies) < 1.0
+    assert feed.batches[-1].modified == {policy_dn}
+    assert feed.mirror.snapshot(base).policies["baseline"].description == "edit 4"
+
+    # a setting edit through the adapter and a delete
+    directory.policy_set("baseline", {"ntp.servers": ["10.0.0.2", "10.0.0.3"]})
+    feed.wait_for(lambda: feed.mirror.snapshot(base) == directory.snapshot(), "policy edit mirrored")
+    mark = len(feed.changes)
+    directory.delete_policy("baseline")
+    feed.wait_for(lambda: feed.changes_since(mark) == {("delete", policy_dn.lower())}, "delete")
+    assert "baseline" not in feed.mirror.snapshot(base).policies
+    assert feed.mirror.snapshot(base) == directory.snapshot()
+
+
+def test_bad_password_is_reported_and_retried(slapd: Slapd, feeds: list[Feed]) -> None:
+    feed = follow([slapd.url], DEFAULT_BASE, "wrong", retry_delay=0.05)
+    feeds.append(feed)
+    assert not feed.consumer.wait_refreshed(0.5)
+    assert "bind as" in (feed.consumer.last_error or "") and "password" in (feed.consumer.last_error or "")
+    assert feed.consumer.sessions == 0
+
+
+# --- a restartable slapd: resume with the cookie --------------------------------------------------
+
+
+class _Slow(random.Random):
+    """Backoff waits its full ceiling, so a test knows how long the consumer stays away."""
+
+    def uniform(self, a: float, b: float) -> float:
+        return b
+
+
+@pytest.fixture(scope="module")
+def own_slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedDirectory]:
+    instance = EmbeddedDirectory(tmp_path_factory.mktemp("slapd-restart"), port=free_port())
+    instance.start()
+    try:
+        yield instance
+    finally:
+        instance.stop()
+
+
+def test_resume_after_restart_gets_only_what_changed(own_slapd: EmbeddedDirectory, feeds: list[Feed]) -> None:
+    password = own_slapd.password_file.read_text().strip()
+    base = f"ou=restart,{DEFAULT_BASE}"
+    names = [f"h{i}" for i in range(20)]
+    ou_entries(writer(own_slapd.url, password), base, names)
+    feed = follow([own_slapd.url], base, password, retry_delay=3.0, rng=_Slow())
+    feeds.append(feed)
+    assert feed.consumer.wait_refreshed(WAIT)
+    assert len(feed.mirror.view().entries) == 21
+    cookie = feed.consumer.cookie
+
+    stopping = time.monotonic()
+    own_slapd.stop()
+    stopped = time.monotonic()
+    feed.wait_for(lambda: not feed.consumer.refreshed(), "loss noticed")
+    print(f"\nslapd stop took {(stopped - stopping) * 1000:.0f} ms; connection loss noticed "
+          f"{(time.monotonic() - stopped) * 1000:.0f} ms after it returned")
+    assert time.monotonic() - stopped < 1.0
+    sessions = feed.consumer.sessions
+
+    # while the consumer waits out its backoff: restart with the same data and change things
+    own_slapd.start()
+    w = writer(own_slapd.url, password)
+    mark = len(feed.changes)
+    w.modify(f"ou=h1,{base}", {"description": [(ldap3.MODIFY_REPLACE, ["v1"])]})
+    w.delete(f"ou=h2,{base}")
+    w.add(f"ou=h99,{base}", ["top", "organizationalUnit"], {"description": "new"})
+    assert feed.consumer.sessions == sessions, "consumer came back before the writes were done"
+
+    assert feed.consumer.wait_refreshed(WAIT), feed.consumer.last_error
+    assert feed.consumer.sessions == sessions + 1
+    # only the differences came: no full reload
+    assert feed.changes_since(mark) == {
+        ("modify", f"ou=h1,{base}".lower()),
+        ("delete", f"ou=h2,{base}".lower()),
+        ("add", f"ou=h99,{base}".lower()),
+    }
+    assert feed.batches[-1] == ChangeBatch(
+        feed.mirror.generation, frozenset({f"ou=h99,{base}"}), frozenset({f"ou=h1,{base}"}),
+        frozenset({f"ou=h2,{base}"}), refresh=True)
+    entries = feed.mirror.view().by_dn()
+    assert entries[f"ou=h1,{base}".lower()].attributes["description"] == (b"v1",)
+    assert f"ou=h2,{base}".lower() not in entries
+    assert feed.consumer.cookie != cookie
+
+    # and it follows live changes again
+    mark = len(feed.changes)
+    w.delete(f"ou=h3,{base}")
+    feed.wait_for(lambda: feed.changes_since(mark) == {("delete", f"ou=h3,{base}".lower())}, "live delete")
+
+
+# --- two providers: failover ----------------------------------------------------------------------
+
+
+class _Provider(EmbeddedDirectory):
+    """A second provider starts empty: it gets the base entries by replication."""
+
+    def _load_base(self) -> None:
+        return None
+
+
+def _replicate(node: EmbeddedDirectory, server_id: int, peer: EmbeddedDirectory, password: str) -> None:
+    """Turn `node` into a multi-provider replicating from `peer` (over LDAP, as rootdn)."""
+    conn = writer(node.url, password)
+    conn.modify("cn=config", {"olcServerID": [(ldap3.MODIFY_REPLACE, [str(server_id)])]})
+    syncrepl = (f'rid={server_id:03d} provider={peer.url.rstrip("/")} binddn="{ROOT_DN}" '
+                f'bindmethod=simple credentials={password} searchbase="dc=example,dc=com" '
+                'type=refreshAndPersist retry="1 +" timeout=3')
+    conn.modify("olcDatabase={1}mdb,cn=config", {
+        "olcSyncrepl": [(ldap3.MODIFY_ADD, [syncrepl])],
+        "olcMultiProvider": [(ldap3.MODIFY_REPLACE, ["TRUE"])],
+    })
+    conn.unbind()
+
+
+@pytest.fixture(scope="module")
+def providers(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[EmbeddedDirectory, EmbeddedDirectory, str]]:
+    """Nodes a (server ID 1) and b (2); one admin password for both, as replication needs."""
+    a = EmbeddedDirectory(tmp_path_factory.mktemp("provider-a"), port=free_port())
+    b = _Provider(tmp_path_factory.mktemp("provider-b"), port=free_port())
+    try:
+        a.start()
+        b.start()
+        password = a.password_file.read_text().strip()
+        writer(b.url, b.password_file.read_text().strip()).modify(
+            "olcDatabase={1}mdb,cn=config", {"olcRootPW": [(ldap3.MODIFY_REPLACE, [password])]})
+        _replicate(b, 2, a, password)
+        _replicate(a, 1, b, password)
+        conn = writer(b.url, password)
+        deadline = time.monotonic() + WAIT
+        while not exists(conn, DEFAULT_BASE):
+            assert time.monotonic() < deadline, "provider b did not replicate the base from a"
+            time.sleep(0.1)
+        yield a, b, password
+    finally:
+        b.stop()
+        a.stop()
+
+
+def _wait_replicated(url: str, password: str, dn: str, present: bool = True) -> None:
+    conn = writer(url, password)
+    deadline = time.monotonic() + WAIT
+    while exists(conn, dn) != present:
+        assert time.monotonic() < deadline, f"{dn} not replicated to {url}"
+        time.sleep(0.02)
+
+
+def test_failover_to_second_provider(
+    providers: tuple[EmbeddedDirectory, EmbeddedDirectory, str], feeds: list[Feed]
+) -> None:
+    a, b, pa = providers
+    base = f"ou=failover,{DEFAULT_BASE}"
+    names = [f"h{i}" for i in range(10)]
+    ou_entries(writer(a.url, pa), base, names)
+    _wait_replicated(b.url, pa, f"ou=h9,{base}")
+
+    feed = follow([a.url, b.url], base, pa, retry_delay=0.2)
+    feeds.append(feed)
+    assert feed.consumer.wait_refreshed(WAIT)
+    assert feed.consumer.current_url == a.url
+
+    # a change made on b reaches the consumer through a, with a cookie naming only b's CSN
+    wb = writer(b.url, pa)
+    mark = len(feed.changes)
+    wb.modify(f"ou=h1,{base}", {"description": [(ldap3.MODIFY_REPLACE, ["from b"])]})
+    feed.wait_for(lambda: ("modify", f"ou=h1,{base}".lower()) in feed.changes_since(mark), "change via a")
+    # the cookie advances right after the callback returns; it now names both servers
+    feed.wait_for(lambda: set(getattr(SyncCookie.parse(feed.consumer.cookie or b""), "csns", ())) == {1, 2},
+                  "cookie with the CSNs of a and b")
+
+    mark = len(feed.changes)
+    pid = a.pid()
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)  # a crash: the kernel closes a's connections at once
+    killed = time.monotonic()
+    feed.wait_for(lambda: feed.consumer.refreshed() and feed.consumer.current_url == b.url, "failover to b")
+    print(f"\nslapd a killed -> consumer refreshed on b after {(time.monotonic() - killed) * 1000:.0f} ms")
+    a.stop()
+    # b accepted the merged cookie: nothing changed, so nothing was sent again
+    assert feed.changes_since(mark) == set()
+    assert feed.batches[-1] == ChangeBatch(feed.mirror.generation, refresh=True)
+    mark = len(feed.changes)
+    wb.delete(f"ou=h2,{base}")
+    wb.add(f"ou=h42,{base}", ["top", "organizationalUnit"], {"description": "b"})
+    feed.wait_for(lambda: len(feed.changes_since(mark)) >= 2, "changes on b")
+    assert feed.changes_since(mark) == {
+        ("delete", f"ou=h2,{base}".lower()), ("add", f"ou=h42,{base}".lower())}
+    assert len(feed.mirror.view().entries) == 11
+
+    # a consumer started while a is down goes straight to b
+    late = follow([a.url, b.url], base, pa, retry_delay=0.2)
+    feeds.append(late)
+    assert late.consumer.wait_refreshed(WAIT)
+    assert late.consumer.current_url == b.url
+    assert {e.dn.lower() for e in late.mirror.view().entries.values()} == {
+        e.dn.lower() for e in feed.mirror.view().entries.values()}
