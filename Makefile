@@ -27,6 +27,10 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[test]'
+	# `twist statelessd` finds its plugin in twisted/plugins on the path; an editable install
+	# does not put the repository there, so link the one-line plugin into the venv's Twisted.
+	ln -sf "$(CURDIR)/twisted/plugins/statelessd_plugin.py" \
+	    "$$($(BIN)/python -c 'import twisted.plugins, os; print(os.path.dirname(twisted.plugins.__file__))')/"
 	touch $@
 
 vcsim: $(VCSIM)

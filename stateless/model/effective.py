@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import attrs
 
-from stateless.model.inventory import Problem, frozen_map
+from stateless.model.inventory import Problem, frozen_map, problem_tuple
 from stateless.model.settings import SettingValue
 
 # Provenance names for values that do not come from a policy.
@@ -17,6 +17,14 @@ POOL = "(ip pool {})"
 
 def json_value(value: SettingValue) -> Any:
     return list(value) if isinstance(value, tuple) else value
+
+
+def _overridden(values: Iterable[Overridden]) -> tuple[Overridden, ...]:
+    return tuple(values)
+
+
+def _removals(values: Iterable[Removal]) -> tuple[Removal, ...]:
+    return tuple(values)
 
 
 @attrs.frozen
@@ -37,7 +45,7 @@ class EffectiveSetting:
     policy: str
     linked_at: str
     enforced: bool = False
-    overridden: tuple[Overridden, ...] = attrs.field(default=(), converter=tuple)
+    overridden: tuple[Overridden, ...] = attrs.field(default=(), converter=_overridden)
 
     def to_json(self) -> dict[str, Any]:
         return {"value": json_value(self.value), "policy": self.policy,
@@ -59,8 +67,8 @@ class EffectiveConfig:
     host: str
     location: str | None
     settings: Mapping[str, EffectiveSetting] = attrs.field(factory=dict, converter=frozen_map)
-    errors: tuple[Problem, ...] = attrs.field(default=(), converter=tuple)
-    removed: tuple[Removal, ...] = attrs.field(default=(), converter=tuple)
+    errors: tuple[Problem, ...] = attrs.field(default=(), converter=problem_tuple)
+    removed: tuple[Removal, ...] = attrs.field(default=(), converter=_removals)
 
     def values(self) -> dict[str, SettingValue]:
         return {k: s.value for k, s in self.settings.items()}

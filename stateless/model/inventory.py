@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -58,6 +58,31 @@ def path_chain(path: str) -> list[str]:
     return ["/"] + ["/" + "/".join(parts[: i + 1]) for i in range(len(parts))]
 
 
+# Typed converters: mypy's attrs support cannot see through `converter=tuple`.
+def str_tuple(values: Iterable[str]) -> tuple[str, ...]:
+    return tuple(values)
+
+
+def problem_tuple(values: Iterable[Problem]) -> tuple[Problem, ...]:
+    return tuple(values)
+
+
+def _links(values: Iterable[Link]) -> tuple[Link, ...]:
+    return tuple(values)
+
+
+def _allocations(values: Iterable[Allocation]) -> tuple[Allocation, ...]:
+    return tuple(values)
+
+
+def _site_links(values: Iterable[SiteLink]) -> tuple[SiteLink, ...]:
+    return tuple(values)
+
+
+def _rules(values: Iterable[Rule]) -> tuple[Rule, ...]:
+    return tuple(values)
+
+
 @attrs.frozen
 class Problem:
     """A bad value found in the directory: where it is and why it is bad."""
@@ -100,7 +125,7 @@ class ContainerKind(enum.StrEnum):
 class Container:
     path: str = attrs.field(converter=normalize_path)
     kind: ContainerKind = attrs.field(converter=ContainerKind)
-    links: tuple[Link, ...] = attrs.field(default=(), converter=tuple)
+    links: tuple[Link, ...] = attrs.field(default=(), converter=_links)
     block: bool = False
     dn: str = ""
 
@@ -117,7 +142,7 @@ class Policy:
     settings: Mapping[str, SettingValue] = attrs.field(factory=dict, converter=frozen_map)
     removals: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
     description: str = ""
-    problems: tuple[Problem, ...] = attrs.field(default=(), converter=tuple)
+    problems: tuple[Problem, ...] = attrs.field(default=(), converter=problem_tuple)
     dn: str = ""
 
 
@@ -143,15 +168,16 @@ class Allocation:
 class HostRecord:
     uuid: str = attrs.field(converter=normalize_uuid)
     location: str | None = None
-    links: tuple[Link, ...] = attrs.field(default=(), converter=tuple)
+    links: tuple[Link, ...] = attrs.field(default=(), converter=_links)
     answers: Mapping[str, SettingValue] = attrs.field(factory=dict, converter=frozen_map)
-    allocations: tuple[Allocation, ...] = attrs.field(default=(), converter=tuple)
+    allocations: tuple[Allocation, ...] = attrs.field(default=(), converter=_allocations)
     identity: HostIdentity | None = None
     state: HostState | None = None
     reason: str = ""
     applied_digest: str = ""
-    problems: tuple[Problem, ...] = attrs.field(default=(), converter=tuple)
+    problems: tuple[Problem, ...] = attrs.field(default=(), converter=problem_tuple)
     dn: str = ""
+    owner: str = ""  # the server that accepted its birth: the only writer of its state
 
 
 def _ipv4(value: str) -> str:
@@ -227,7 +253,7 @@ class Server:
     name: str = attrs.field(validator=lambda _s, _a, v: check_name(v, "server"))
     site: str
     url: str
-    vcenters: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    vcenters: tuple[str, ...] = attrs.field(default=(), converter=str_tuple)
     priority: int = 0
     weight: int = 100
     dn: str = ""
@@ -248,7 +274,7 @@ class Image:
     name: str = attrs.field(validator=lambda _s, _a, v: check_name(v, "image"))
     version: str = ""
     kernel: str = "mboot.c32"
-    modules: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    modules: tuple[str, ...] = attrs.field(default=(), converter=str_tuple)
     options: str = ""
     url: str = ""
     dn: str = ""
@@ -281,7 +307,7 @@ class Rule:
     location: str | None = attrs.field(default=None, converter=attrs.converters.optional(
         normalize_path))
     image: str | None = None
-    policies: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    policies: tuple[str, ...] = attrs.field(default=(), converter=str_tuple)
     dn: str = ""
 
 
@@ -294,9 +320,9 @@ class Snapshot:
     hosts: Mapping[str, HostRecord] = attrs.field(factory=dict, converter=frozen_map)
     pools: Mapping[str, IpPool] = attrs.field(factory=dict, converter=frozen_map)
     sites: Mapping[str, Site] = attrs.field(factory=dict, converter=frozen_map)
-    site_links: tuple[SiteLink, ...] = attrs.field(default=(), converter=tuple)
-    rules: tuple[Rule, ...] = attrs.field(default=(), converter=tuple)
+    site_links: tuple[SiteLink, ...] = attrs.field(default=(), converter=_site_links)
+    rules: tuple[Rule, ...] = attrs.field(default=(), converter=_rules)
     images: Mapping[str, Image] = attrs.field(factory=dict, converter=frozen_map)
     vcenters: Mapping[str, VCenter] = attrs.field(factory=dict, converter=frozen_map)
     servers: Mapping[str, Server] = attrs.field(factory=dict, converter=frozen_map)
-    problems: tuple[Problem, ...] = attrs.field(default=(), converter=tuple)
+    problems: tuple[Problem, ...] = attrs.field(default=(), converter=problem_tuple)

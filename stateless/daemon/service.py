@@ -1,0 +1,256 @@
+"""The statelessd service tree: directory, change feed, engine, HTTP API, DNS, scans.
+
+Start order matters: the directory first (embedded or external), then the change feed until
+its first refresh so the engine starts from a complete view, then the API (its port goes
+into this server's directory entry and SRV records), then discovery and the periodic scan.
+Stop runs the other way round and removes this server's SRV records.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+from twisted.application import service
+from twisted.internet import defer, task, threads
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.python.threadpool import ThreadPool
+
+from stateless.daemon.api import build_site
+from stateless.daemon.config import DaemonConfig
+from stateless.daemon.engine import Engine
+from stateless.errors import StatelessError
+from stateless.model.inventory import Server
+
+log = Logger()
+
+
+def read_secret(path: Path, what: str) -> str:
+    try:
+        return path.read_text().strip("\r\n")
+    except OSError as exc:
+        raise StatelessError(f"{what} {path}: {exc.strerror}; create it with the secret "
+                             "(mode 0600)") from None
+
+
+class StatelessService(service.MultiService):
+    def __init__(self, config: DaemonConfig, reactor: Any = None) -> None:
+        super().__init__()
+        if reactor is None:
+            from twisted.internet import reactor as default_reactor
+
+            reactor = default_reactor
+        self.config = config
+        self.reactor = reactor
+        self.registry = CollectorRegistry()
+        self.pool = ThreadPool(minthreads=2, maxthreads=config.threads, name="stateless-blocking")
+        self.embedded: Any = None
+        self.directory: Any = None
+        self.consumer: Any = None
+        self.mirror: Any = None
+        self.engine: Engine | None = None
+        self.port: Any = None
+        self.api_url = ""
+        self.zone: Any = None
+        self.dns_ports: tuple[Any, ...] = ()
+        self.registrar: Any = None
+        self.started: defer.Deferred[None] = defer.Deferred()
+        self._loops: list[task.LoopingCall] = []
+        self._clients: dict[str, Any] = {}
+        self._clients_lock = threading.Lock()
+        self._rebuild_scheduled = False
+        self._rebuilding = False
+        self._stopping = False
+
+    # --- start -------------------------------------------------------------------------------
+
+    def startService(self) -> None:
+        super().startService()
+        self.pool.start()
+        d = self._start()
+        d.addCallbacks(self.started.callback, self._start_failed)
+
+    def _start_failed(self, failure: Failure) -> None:
+        if failure.check(StatelessError):
+            log.error("statelessd cannot start: {error}", error=failure.value)
+        else:
+            log.failure("statelessd cannot start", failure)
+        self.started.errback(failure)
+        if self.reactor.running:
+            self.reactor.stop()
+
+    def _thread(self, fn: Any, *args: Any) -> defer.Deferred[Any]:
+        return threads.deferToThreadPool(self.reactor, self.pool, fn, *args)
+
+    @defer.inlineCallbacks
+    def _start(self) -> Any:
+        from stateless.directory import Directory
+        from stateless.directory.mirror import Mirror
+        from stateless.directory.syncrepl import SyncConsumer
+
+        cfg = self.config
+        cfg.state_dir.mkdir(parents=True, exist_ok=True)
+        if cfg.embedded:
+            from stateless.directory.embedded import EmbeddedDirectory
+
+            self.embedded = EmbeddedDirectory(cfg.state_dir / "directory")
+            yield self._thread(self.embedded.start)
+            urls: tuple[str, ...] = (self.embedded.url,)
+            bind_dn, base = self.embedded.bind_dn, cfg.base
+            password = read_secret(self.embedded.password_file, "directory password file")
+        else:
+            urls, bind_dn, base = cfg.ldap_urls, cfg.bind_dn, cfg.base
+            assert cfg.password_file is not None
+            password = read_secret(cfg.password_file, "directory password file")
+        self.directory = Directory(urls, bind_dn, password, base)
+        if cfg.embedded:
+            yield self._thread(self.directory.init)
+        host_password = ""
+        if cfg.host_password_file is not None:
+            host_password = read_secret(cfg.host_password_file, "host password file")
+        self.engine = Engine(cfg, self.reactor, self.pool, self.directory, self.registry,
+                             vcenter=self._vcenter, host_password=host_password)
+
+        # The change feed: a complete first view before anything is decided.
+        self.mirror = Mirror(on_batch=lambda _batch: self.reactor.callFromThread(self._changed))
+        self.consumer = SyncConsumer(list(urls), base, self.mirror.on_change,
+                                     self.mirror.on_refresh_done,
+                                     on_refresh_start=self.mirror.on_refresh_start,
+                                     bind_dn=bind_dn, password=password)
+        self.consumer.start()
+        refreshed = yield self._thread(self.consumer.wait_refreshed, 120.0)
+        if not refreshed:
+            raise StatelessError(f"directory {', '.join(urls)}: no complete view after 120 s; "
+                                 "is the syncprov overlay configured on the database?")
+        snapshot = yield self._thread(self.mirror.snapshot, base)
+        self.engine.set_snapshot(snapshot)
+
+        # The API, then this server's entry (its URL carries the port actually bound).
+        host, port = cfg.listen_endpoint
+        self.port = self.reactor.listenTCP(port, build_site(self.engine, self.registry),
+                                           interface=host)
+        self.api_url = cfg.api_url(self.port.getHost().port)
+        me = Server(cfg.name, cfg.site, self.api_url, self._served_vcenters(snapshot))
+        yield self._thread(self.directory.put_server, me)
+        self.engine.resume()
+
+        if cfg.dns == "serve":
+            yield self._serve_zone(snapshot)
+        elif cfg.dns == "update":
+            yield self._register_dns(me)
+        scan = task.LoopingCall(self.engine.scan)
+        scan.clock = self.reactor
+        self._loops.append(scan)
+        scan.start(cfg.scan_interval, now=False)
+        log.info("statelessd {name} (site {site}) serving {url}", name=cfg.name, site=cfg.site,
+                 url=self.api_url)
+
+    def _served_vcenters(self, snapshot: Any) -> tuple[str, ...]:
+        existing = snapshot.servers.get(self.config.name)
+        return tuple(existing.vcenters) if existing is not None else ()
+
+    def _vcenter(self, name: str) -> Any:
+        """One long-lived client per vCenter, created on first use (in the pool: it logs in)."""
+        from stateless.vcenter import VCenterClient
+
+        with self._clients_lock:
+            client = self._clients.get(name)
+            if client is None:
+                assert self.engine is not None
+                vc = self.engine.snapshot.vcenters.get(name)
+                if vc is None:
+                    raise StatelessError(f"vCenter {name}: not registered in the directory")
+                client = VCenterClient(vc.url, vc.user, self._vcenter_password(vc), name=name,
+                                       thumbprint=vc.thumbprint,
+                                       pool_size=self.config.vcenter_concurrency)
+                self._clients[name] = client
+            return client
+
+    def _vcenter_password(self, vc: Any) -> str:
+        from stateless.directory.secrets import decrypt_password
+
+        return decrypt_password(vc.password, self.config.secret_key)
+
+    # --- directory changes -------------------------------------------------------------------
+
+    def _changed(self) -> None:
+        """Coalesce bursts of change notifications into one snapshot rebuild."""
+        if not self._rebuild_scheduled and not self._stopping:
+            self._rebuild_scheduled = True
+            self.reactor.callLater(0.01, self._rebuild)
+
+    @defer.inlineCallbacks
+    def _rebuild(self) -> Any:
+        if self._rebuilding:
+            self.reactor.callLater(0.01, self._rebuild)
+            return
+        self._rebuild_scheduled = False
+        self._rebuilding = True
+        try:
+            snapshot = yield self._thread(self.mirror.snapshot, self.config.base)
+            assert self.engine is not None
+            self.engine.set_snapshot(snapshot)
+            if self.zone is not None:
+                self.zone.update(list(snapshot.servers.values()))
+        except Exception:
+            log.failure("applying a directory change")
+        finally:
+            self._rebuilding = False
+
+    # --- discovery ----------------------------------------------------------------------------
+
+    def _serve_zone(self, snapshot: Any) -> defer.Deferred[None]:
+        from stateless.dns.zone import ServerZone, listen
+
+        host, port = self.config.dns_listen_endpoint
+        self.zone = ServerZone(self.config.domain, list(snapshot.servers.values()),
+                               nameserver_address=host)
+        self.dns_ports = tuple(listen(self.zone, self.reactor, port=port, interface=host))
+        return defer.succeed(None)
+
+    @defer.inlineCallbacks
+    def _register_dns(self, me: Server) -> Any:
+        from stateless.dns.register import Registrar
+        from stateless.dns.tsig import TsigKey
+
+        cfg = self.config
+        assert cfg.tsig_key_file is not None
+        key = TsigKey.from_file(cfg.tsig_key_file)
+        host, _, port = cfg.dns_server.rpartition(":")
+        self.registrar = Registrar(me, cfg.domain, nameserver=host, port=int(port), key=key)
+        yield self._thread(self.registrar.register)
+        refresh = task.LoopingCall(lambda: self._thread(self.registrar.refresh))
+        refresh.clock = self.reactor
+        self._loops.append(refresh)
+        refresh.start(cfg.dns_refresh, now=False)
+
+    # --- stop --------------------------------------------------------------------------------
+
+    @defer.inlineCallbacks
+    def stopService(self) -> Any:
+        self._stopping = True
+        for loop in self._loops:
+            if loop.running:
+                loop.stop()
+        if self.port is not None:
+            yield self.port.stopListening()
+        for p in self.dns_ports:
+            yield p.stopListening()
+        if self.registrar is not None:
+            try:
+                yield self._thread(self.registrar.unregister)
+            except StatelessError as exc:
+                log.warn("removing SRV records: {error}", error=exc)
+        if self.consumer is not None:
+            yield self._thread(self.consumer.stop)
+        for client in list(self._clients.values()):
+            yield self._thread(client.close)
+        if self.directory is not None:
+            yield self._thread(self.directory.close)
+        if self.embedded is not None:
+            yield self._thread(self.embedded.stop)
+        self.pool.stop()
+        yield super().stopService()

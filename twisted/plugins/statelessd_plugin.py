@@ -1,0 +1,3 @@
+from twisted.application.service import ServiceMaker
+
+statelessd = ServiceMaker("statelessd", "stateless.tap", "stateless configuration daemon", "statelessd")
