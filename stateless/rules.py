@@ -80,11 +80,11 @@ def _field_matcher(rule: Rule, field: str, patterns: tuple[str, ...]) -> Matcher
         ranges = [_ipv4_range(rule, p) for p in patterns]
 
         def match_ipv4(identity: HostIdentity) -> bool:
-            for value in identity.field_values("ipv4"):
-                number = int(ipaddress.IPv4Address(value))
-                if any(low <= number <= high for low, high in ranges):
-                    return True
-            return False
+            if not identity.ipv4:
+                return False
+            a, b, c, d = identity.ipv4.split(".")  # canonical dotted quad (HostIdentity converts)
+            number = (int(a) << 24) | (int(b) << 16) | (int(c) << 8) | int(d)
+            return any(low <= number <= high for low, high in ranges)
 
         return match_ipv4
     globs = []
@@ -95,39 +95,54 @@ def _field_matcher(rule: Rule, field: str, patterns: tuple[str, ...]) -> Matcher
         if field == "mac" and not _MAC_PATTERN.fullmatch(_BRACKETS.sub("", glob)):
             raise RuleError(rule, field, pattern, "MAC patterns are globs over the aa:bb:cc:dd:ee:ff "
                             "form, e.g. 00:50:56:*")
-        globs.append(re.compile(fnmatch.translate(glob)))
+        globs.append(fnmatch.translate(glob))
+    regex = re.compile("|".join(f"(?:{g})" for g in globs), re.IGNORECASE)
 
     def match_text(identity: HostIdentity) -> bool:
-        return any(g.match(v.lower()) for v in identity.field_values(field) for g in globs)
+        return any(regex.match(v) for v in identity.field_values(field))
 
     return match_text
 
 
 @attrs.frozen
 class CompiledRules:
-    """Rules sorted and with their patterns parsed once, for matching many hosts."""
+    """Rules sorted and with their patterns parsed once, for matching many hosts.
 
-    rules: tuple[tuple[Rule, tuple[Matcher, ...]], ...]
+    Rules often repeat a condition (vendor=Dell* in every Dell rule); each distinct
+    (field, patterns) condition is tested at most once per host.
+    """
+
+    conditions: tuple[Matcher, ...]
+    rules: tuple[tuple[Rule, tuple[int, ...], tuple[str, ...]], ...]  # rule, conditions, item types
 
     def evaluate(self, identity: HostIdentity) -> RuleResult:
         location: str | None = None
         image: str | None = None
         policies: tuple[str, ...] = ()
         matched: dict[str, str] = {}
-        for rule, matchers in self.rules:
-            wanted = [t for t in ITEM_TYPES if t not in matched and getattr(rule, t)]
-            if not wanted or not all(m(identity) for m in matchers):
+        known: dict[int, bool] = {}
+        conditions = self.conditions
+        for rule, needs, gives in self.rules:
+            wanted = [t for t in gives if t not in matched]
+            if not wanted:
                 continue
-            for item in wanted:
-                matched[item] = rule.name
-            if "location" in wanted:
-                location = rule.location
-            if "image" in wanted:
-                image = rule.image
-            if "policies" in wanted:
-                policies = rule.policies
-            if len(matched) == len(ITEM_TYPES):
-                break
+            for index in needs:
+                result = known.get(index)
+                if result is None:
+                    result = known[index] = conditions[index](identity)
+                if not result:
+                    break
+            else:
+                for item in wanted:
+                    matched[item] = rule.name
+                if "location" in wanted:
+                    location = rule.location
+                if "image" in wanted:
+                    image = rule.image
+                if "policies" in wanted:
+                    policies = rule.policies
+                if len(matched) == len(ITEM_TYPES):
+                    break
         return RuleResult(location=location, image=image, policies=policies, matched=matched)
 
 
@@ -137,11 +152,19 @@ def sort_rules(rules: Sequence[Rule]) -> list[Rule]:
 
 def compile_rules(rules: Sequence[Rule]) -> CompiledRules:
     """Parse every pattern; raise RuleError for the first bad one (in rule order)."""
+    index: dict[tuple[str, tuple[str, ...]], int] = {}
+    conditions: list[Matcher] = []
     compiled = []
     for rule in sort_rules(rules):
-        matchers = tuple(_field_matcher(rule, f, p) for f, p in sorted(rule.match.items()))
-        compiled.append((rule, matchers))
-    return CompiledRules(tuple(compiled))
+        needs = []
+        for field, patterns in sorted(rule.match.items()):
+            key = (field, tuple(patterns))
+            if key not in index:
+                index[key] = len(conditions)
+                conditions.append(_field_matcher(rule, field, patterns))
+            needs.append(index[key])
+        compiled.append((rule, tuple(needs), tuple(t for t in ITEM_TYPES if getattr(rule, t))))
+    return CompiledRules(tuple(conditions), tuple(compiled))
 
 
 def evaluate(rules: Sequence[Rule], identity: HostIdentity) -> RuleResult:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
+from typing import NamedTuple
 
 from stateless.errors import ConflictError
 from stateless.model.inventory import IpPool
@@ -23,6 +24,22 @@ class PoolExhaustedError(ConflictError):
             f"allocated; widen its range or remove hosts that no longer exist")
 
 
+def ipv4_number(address: object) -> int | None:
+    """The address as an integer, or None; the common dotted-quad case without ipaddress."""
+    if not isinstance(address, str):
+        return None
+    parts = address.split(".")
+    if len(parts) == 4 and all(p.isdigit() and len(p) <= 3 and (p == "0" or p[0] != "0") for p in parts):
+        a, b, c, d = (int(p) for p in parts)
+        if max(a, b, c, d) <= 255:
+            return (a << 24) | (b << 16) | (c << 8) | d
+        return None
+    try:
+        return int(ipaddress.IPv4Address(address.strip()))
+    except ValueError:
+        return None
+
+
 def reserved(pool: IpPool) -> frozenset[int]:
     """Addresses never handed out: the network and broadcast addresses, and the gateway."""
     net = ipaddress.IPv4Network(f"{pool.start}/{pool.netmask}", strict=False)
@@ -34,14 +51,28 @@ def reserved(pool: IpPool) -> frozenset[int]:
     return frozenset(out)
 
 
+class Span(NamedTuple):
+    """A pool's range as integers, for checking many addresses against one pool."""
+
+    low: int
+    high: int
+    reserved: frozenset[int]
+    gateway: str | None  # canonical text form
+
+    def __contains__(self, address: object) -> bool:
+        number = ipv4_number(address)
+        return number is not None and self.low <= number <= self.high and number not in self.reserved
+
+
+def span(pool: IpPool) -> Span:
+    gateway = str(ipaddress.IPv4Address(pool.gateway)) if pool.gateway else None
+    return Span(int(ipaddress.IPv4Address(pool.start)), int(ipaddress.IPv4Address(pool.end)),
+                reserved(pool), gateway)
+
+
 def in_pool(pool: IpPool, address: str) -> bool:
     """True when `address` is an address the pool could have handed out."""
-    try:
-        number = int(ipaddress.IPv4Address(address))
-    except ValueError:
-        return False
-    low, high = int(ipaddress.IPv4Address(pool.start)), int(ipaddress.IPv4Address(pool.end))
-    return low <= number <= high and number not in reserved(pool)
+    return address in span(pool)
 
 
 def next_free(pool: IpPool, used: Iterable[str]) -> str:
@@ -54,11 +85,8 @@ def next_free(pool: IpPool, used: Iterable[str]) -> str:
     taken = set(reserved(pool))
     count = 0
     for address in used:
-        try:
-            number = int(ipaddress.IPv4Address(address))
-        except ValueError:
-            continue
-        if low <= number <= high and number not in taken:
+        number = ipv4_number(address)
+        if number is not None and low <= number <= high and number not in taken:
             taken.add(number)
             count += 1
     for number in range(low, high + 1):

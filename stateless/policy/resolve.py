@@ -12,16 +12,15 @@ container; a host adds only its own links, answers and pool allocations on top.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable, Mapping
 from typing import NamedTuple
 
 from stateless.errors import NotFoundError, SettingError
 from stateless.model.effective import ANSWER, POOL, EffectiveConfig, EffectiveSetting, Overridden, Removal
 from stateless.model.identity import normalize_uuid
-from stateless.model.inventory import HostRecord, Link, Policy, Problem, Snapshot, parent_path
-from stateless.model.settings import SettingValue, coerce, format_value, parse_item_ref, parse_key
-from stateless.policy.pools import in_pool
+from stateless.model.inventory import HostRecord, IpPool, Link, Policy, Problem, Snapshot, parent_path
+from stateless.model.settings import coerce, format_value, parse_item_ref, parse_key
+from stateless.policy.pools import Span, span
 from stateless.rules import CompiledRules, RuleError, RuleResult, compile_rules
 
 NO_RULES = RuleResult()
@@ -60,6 +59,13 @@ def _dedupe(problems: Iterable[Problem]) -> tuple[Problem, ...]:
     return tuple(dict.fromkeys(problems))
 
 
+def _merge(win: EffectiveSetting, lost: EffectiveSetting) -> EffectiveSetting:
+    """One key set at two precedences: `win` stays, `lost` and what it beat are overridden."""
+    overridden = (*win.overridden, Overridden(lost.policy, lost.linked_at, lost.value), *lost.overridden)
+    return EffectiveSetting(win.key, win.value, win.policy, win.linked_at, win.enforced,
+                            overridden)
+
+
 def _vmknic_of_ip_key(key: str) -> str | None:
     if key.startswith("vmknic.") and key.endswith(".ip"):
         return key[len("vmknic."):-len(".ip")]
@@ -76,13 +82,16 @@ class Resolver:
 
     def __init__(self, snapshot: Snapshot) -> None:
         self._snap = snapshot
-        self._items: dict[str, str] = {}
+        self._items: dict[str, tuple[str, bool]] = {}
         self._checked: dict[str, tuple[Problem, ...]] = {}  # policy name -> its problems
         self._links: dict[str, dict[tuple[str, bool, str], _Layer]] = {}  # policy -> per link
         self._chains: dict[str, _Chain] = {}
         self._enforced: dict[str, _Layer] = {}
         self._normal: dict[str, _Layer] = {}
         self._full: dict[str, _Layer] = {}
+        self._spans: dict[tuple[str, str], tuple[IpPool, Span, tuple[EffectiveSetting, ...]]] = {}
+        self._rule_layers: dict[tuple[str, tuple[str, ...]], _Layer] = {}  # (rule, policies)
+        self._ruled: dict[tuple[str, str, tuple[str, ...]], _Layer] = {}  # (path, rule, policies)
         self._hosts: dict[str, EffectiveConfig] = {}
         self._compiled: CompiledRules | None = None
         self._rule_error: RuleError | None = None
@@ -100,11 +109,16 @@ class Resolver:
 
     # --- policies --------------------------------------------------------------------------
 
+    def _key(self, key: str) -> tuple[str, bool]:
+        """(item, host-specific) of a setting key; SettingError when it is not a key."""
+        known = self._items.get(key)
+        if known is None:
+            parsed, spec = parse_key(key)
+            known = self._items[key] = (parsed.item, spec.host_specific)
+        return known
+
     def _item(self, key: str) -> str:
-        item = self._items.get(key)
-        if item is None:
-            item = self._items[key] = parse_key(key)[0].item
-        return item
+        return self._key(key)[0]
 
     def _problems(self, policy: Policy) -> tuple[Problem, ...]:
         """Why `policy` must not contribute at all (empty when it is good)."""
@@ -112,9 +126,13 @@ class Resolver:
         if cached is not None:
             return cached
         problems = list(policy.problems)
+        # Values were coerced when the policy was read (bad ones are in policy.problems); keys
+        # are checked again because a host-specific key must never come from a policy.
         for key, value in policy.settings.items():
             try:
-                coerce(key, value)
+                if self._key(key)[1]:
+                    raise SettingError(key, value, "host-specific: give it as a host answer, not in "
+                                                   "a policy")
             except SettingError as exc:
                 problems.append(Problem(dn=policy.dn, attribute="statelessSetting",
                                         value=f"{key}={format_value(value, key)}", reason=exc.reason))
@@ -165,13 +183,7 @@ class Resolver:
             settings = low.settings.copy()
         for key, win in high.settings.items():
             lost = settings.get(key)
-            if lost is None:
-                settings[key] = win
-            else:
-                overridden = (*win.overridden, Overridden(lost.policy, lost.linked_at, lost.value),
-                              *lost.overridden)
-                settings[key] = EffectiveSetting(key, win.value, win.policy, win.linked_at, win.enforced,
-                                                 overridden)  # type: ignore[arg-type]
+            settings[key] = win if lost is None else _merge(win, lost)
         if low.removals:
             seen = {r.target for r in high.removals}
             removals = high.removals + tuple(r for r in low.removals if r.target not in seen)
@@ -316,24 +328,62 @@ class Resolver:
         path = location or "/"
         here = f"host:{host.uuid}"
         links = _sorted_links(host.links)
-        high = self._fold((lk, here, host.dn) for lk in links if lk.enforced)
-        normal = [(lk, here, host.dn) for lk in links if not lk.enforced]
-        if rules.policies:
-            rule_name = rules.matched["policies"]
-            rule_dn = self._rule_dn(rule_name)
-            normal += [(Link(name, order=i + 1), f"rule:{rule_name}", rule_dn)
-                       for i, name in enumerate(rules.policies)]
-        mid = self._fold(normal)
-        if high.empty and mid.empty:
-            layer = self._full_layer(path)
+        rule_key = (rules.matched["policies"], rules.policies) if rules.policies else None
+        if links:
+            middle = self._combine(self._fold((lk, here, host.dn) for lk in links if lk.enforced),
+                                   self._fold((lk, here, host.dn) for lk in links if not lk.enforced))
+            if rule_key:
+                middle = self._combine(middle, self._rule_layer(*rule_key))
+            layer = self._with_middle(path, middle)
+        elif rule_key:
+            ruled_key = (path, rule_key[0], rule_key[1])
+            ruled = self._ruled.get(ruled_key)
+            if ruled is None:
+                ruled = self._ruled[ruled_key] = self._with_middle(path, self._rule_layer(*rule_key))
+            layer = ruled
         else:
-            layer = self._combine(self._enforced_layer(path),
-                                  self._combine(high, self._combine(mid, self._normal_layer(path))))
+            layer = self._full_layer(path)
         settings = layer.settings.copy()
         problems += self._pools_and_answers(host, layer, settings)
         errors = _dedupe((*layer.errors, *host.problems, *problems))
         return EffectiveConfig(host=host.uuid, location=location, settings=settings,
-                               errors=errors, removed=layer.removals)  # type: ignore[arg-type]
+                               errors=errors, removed=layer.removals)
+
+    def _rule_layer(self, rule: str, policies: tuple[str, ...]) -> _Layer:
+        """The links one deploy rule adds at host level (shared by every host it matches)."""
+        key = (rule, policies)
+        cached = self._rule_layers.get(key)
+        if cached is None:
+            rule_dn = self._rule_dn(rule)
+            cached = self._rule_layers[key] = self._fold(
+                (Link(name, order=i + 1), f"rule:{rule}", rule_dn) for i, name in enumerate(policies))
+        return cached
+
+    def _with_middle(self, path: str, middle: _Layer) -> _Layer:
+        """The chain of `path` with host-level links between its enforced and other links.
+
+        Equal to combine(enforced, combine(middle, normal)), but starts from the chain's cached
+        merge and recomputes only the keys `middle` sets.
+        """
+        if middle.empty:
+            return self._full_layer(path)
+        enforced, normal = self._enforced_layer(path), self._normal_layer(path)
+        if middle.targets:
+            return self._combine(enforced, self._combine(middle, normal))
+        full = self._full_layer(path)
+        settings = full.settings.copy()
+        targets, item = enforced.targets, self._item
+        for key, mid in middle.settings.items():
+            if targets and (key in targets or item(key) in targets):
+                continue
+            low = normal.settings.get(key)
+            if low is not None:
+                mid = _merge(mid, low)
+            high = enforced.settings.get(key)
+            settings[key] = mid if high is None else _merge(high, mid)
+        ips = tuple(k for k in dict.fromkeys(enforced.ips + middle.ips + normal.ips) if k in settings)
+        errors = _dedupe(enforced.errors + middle.errors + normal.errors) if middle.errors else full.errors
+        return _Layer(settings, full.removals, full.targets, errors, ips)
 
     def _pools_and_answers(self, host: HostRecord, layer: _Layer,
                            settings: dict[str, EffectiveSetting]) -> list[Problem]:
@@ -372,7 +422,7 @@ class Resolver:
             pooled = settings.get(key)
             overridden = (Overridden(pooled.policy, pooled.linked_at, pooled.value),) if pooled else ()
             settings[key] = EffectiveSetting(key, answer, ANSWER, here, False,
-                                             overridden)  # type: ignore[arg-type]
+                                             overridden)
         return problems
 
     def _pool_values(self, host: HostRecord, pg: str, name: str, source: EffectiveSetting,
@@ -390,19 +440,22 @@ class Resolver:
             return [Problem(dn=host.dn, attribute="statelessAllocation", value=item,
                             reason=f"no address from pool {name} is allocated to {item} yet; the "
                                    "server allocates one when it registers the host")]
-        if not in_pool(pool, allocation.address):
+        cached = self._spans.get((name, item))
+        if cached is None or cached[0] is not pool:
+            bounds = span(pool)
+            shared = [("netmask", pool.netmask)] + ([("gateway", bounds.gateway)] if bounds.gateway else [])
+            cached = self._spans[(name, item)] = (pool, bounds, tuple(
+                EffectiveSetting(f"{item}.{field}", value, POOL.format(name), f"pool:{name}")
+                for field, value in shared))
+        _, bounds, common = cached
+        if allocation.address not in bounds:
             return [Problem(dn=host.dn, attribute="statelessAllocation", value=item,
                             reason=f"allocated address {allocation.address} is outside pool {name} "
                                    f"({pool.start}-{pool.end}); release it so a new one is allocated")]
-        provenance = POOL.format(name)
-        at = f"pool:{name}"
-        values: list[tuple[str, SettingValue]] = [("address", allocation.address),
-                                                  ("netmask", pool.netmask)]
-        if pool.gateway:
-            values.append(("gateway", str(ipaddress.IPv4Address(pool.gateway))))
-        for field, value in values:
-            key = f"{item}.{field}"
-            settings[key] = EffectiveSetting(key, value, provenance, at)
+        key = f"{item}.address"
+        settings[key] = EffectiveSetting(key, allocation.address, POOL.format(name), f"pool:{name}")
+        for setting in common:
+            settings[setting.key] = setting
         return []
 
     # --- incremental updates ---------------------------------------------------------------
@@ -476,6 +529,15 @@ class Resolver:
             for layers in (self._enforced, self._normal, self._full):
                 for path in [p for p in layers if not self._chain(p).names.isdisjoint(policies)]:
                     del layers[path]
+        if rules_changed or policies:
+            for rule_key in [k for k in self._rule_layers if rules_changed or not policies.isdisjoint(k[1])]:
+                del self._rule_layers[rule_key]
+        if rules_changed or policies or containers:
+            for key in [k for k in self._ruled
+                        if rules_changed or any(_under(k[0], c) for c in containers)
+                        or not policies.isdisjoint(k[2])
+                        or not self._chain(k[0]).names.isdisjoint(policies)]:
+                del self._ruled[key]
         moved = set(hosts)
         if rules_changed:
             self._compiled = None
@@ -483,21 +545,31 @@ class Resolver:
             self._rule_results.clear()
             moved |= {u for u, h in snapshot.hosts.items() if h.identity is not None}
         for uuid in moved:
+            record, previous = snapshot.hosts.get(uuid), old.hosts.get(uuid)
+            if record is not None and previous is not None and _inputs(record) == _inputs(previous) \
+                    and record.identity == previous.identity and not rules_changed:
+                continue  # state, digest, owner: bookkeeping that resolution never reads
             self._rule_results.pop(uuid, None)
             before = self._placed.get(uuid)
             self._index_remove(uuid)
-            record = snapshot.hosts.get(uuid)
             if record is not None:
                 self._index_add(record)
-                if uuid in hosts or before != self._placed[uuid]:
+                if previous is None or _inputs(record) != _inputs(previous) or before != self._placed[uuid]:
                     affected.add(uuid)
 
         if touched:
             affected |= self._hosts_affected(touched, set())  # as linked after
         affected &= snapshot.hosts.keys()
-        for uuid in affected | hosts:
+        for uuid in affected:
+            self._hosts.pop(uuid, None)
+        for uuid in hosts - snapshot.hosts.keys():
             self._hosts.pop(uuid, None)
         return affected
+
+
+def _inputs(host: HostRecord) -> tuple[object, ...]:
+    """The parts of a host record its effective configuration depends on (identity aside)."""
+    return (host.location, host.links, host.answers, host.allocations, host.problems, host.dn)
 
 
 def _under(path: str, container: str) -> bool:
