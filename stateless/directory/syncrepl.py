@@ -18,6 +18,7 @@ import re
 import socket
 import threading
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -355,9 +356,8 @@ class SyncCookie:
         return cls(rid, sid, csns, tuple(extra))
 
     def encode(self) -> bytes:
-        """The cookie to send back; `sid` is left out because it names the sending server and a
-        consumer that is not a provider has none (a provider skips changes that came from the
-        server ID a consumer claims)."""
+        """The cookie to send back, without `sid`: that names the server that sent it, and a
+        slapd that gets its own server ID back answers with a full refresh (seen with 2.5)."""
         parts = [f"rid={self.rid:03d}"] if self.rid is not None else []
         if self.csns:
             parts.append("csn=" + ";".join(self.csns[s] for s in sorted(self.csns)))
@@ -410,6 +410,10 @@ class SyncConsumer:
     thread. After a lost connection the consumer moves to the next URL and resumes with the
     stored cookie, so it receives only what changed meanwhile, deletes included. Exceptions
     raised by callbacks are logged and do not stop the feed.
+
+    A `cookie` given at construction only makes sense together with the entries it stands
+    for: pass `known` (entryUUID -> DN of the entries the caller already holds), or the
+    caller's copy misses everything that did not change since.
     """
 
     def __init__(
@@ -425,6 +429,7 @@ class SyncConsumer:
         search_filter: str = "(objectClass=*)",
         attributes: Sequence[str] = ("*",),
         cookie: bytes | None = None,
+        known: Mapping[str, str] | None = None,
         connect_timeout: float = 3.0,
         keepalive: int = 10,
         retry_delay: float = 0.5,
@@ -453,7 +458,7 @@ class SyncConsumer:
         self.tls = tls
         self._rng = rng or random.Random()
         self._cookie = merge_cookie(None, cookie)
-        self._dns: dict[str, str] = {}
+        self._dns: dict[str, str] = dict(known or {})
         self._stop = threading.Event()
         self._refreshed = threading.Event()
         self._thread: threading.Thread | None = None
@@ -462,6 +467,8 @@ class SyncConsumer:
         self.current_url: str | None = None
         self.last_error: str | None = None
         self.sessions = 0
+        #: messages received by kind ("entry/add", "info/syncIdSet/deletes", ...), for metrics
+        self.counts: Counter[str] = Counter()
 
     # --- public ------------------------------------------------------------------------------
 
@@ -627,6 +634,7 @@ class SyncConsumer:
                 log.warning("entry %s from %s has no sync state control; ignored", message.get("dn"), url)
                 return
             sync_state = decode_sync_state(raw["value"])
+            self.counts[f"entry/{sync_state.state}"] += 1
             self._entry(sync_state, message.get("dn") or "", message.get("raw_attributes") or {}, state)
             if sync_state.cookie is not None:
                 self._cookie = merge_cookie(self._cookie, sync_state.cookie)
@@ -634,6 +642,8 @@ class SyncConsumer:
             if message.get("responseName") != SYNC_INFO_OID:
                 return
             info = decode_sync_info(message.get("responseValue") or b"")
+            deletes = "/deletes" if info.kind == "syncIdSet" and info.refresh_deletes else ""
+            self.counts[f"info/{info.kind}{deletes}"] += 1
             self._info(info, state)
         elif kind == "searchResDone":
             result = message.get("result")

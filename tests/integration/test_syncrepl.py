@@ -216,11 +216,53 @@ def test_resume_after_restart_gets_only_what_changed(own_slapd: EmbeddedDirector
     assert entries[f"ou=h1,{base}".lower()].attributes["description"] == (b"v1",)
     assert f"ou=h2,{base}".lower() not in entries
     assert feed.consumer.cookie != cookie
+    print(f"resume after restart: {dict(feed.consumer.counts)}")
+    # no session log survives a restart: the server listed what is present instead
+    assert feed.consumer.counts["info/refreshPresent"] == 1
 
     # and it follows live changes again
     mark = len(feed.changes)
     w.delete(f"ou=h3,{base}")
     feed.wait_for(lambda: feed.changes_since(mark) == {("delete", f"ou=h3,{base}".lower())}, "live delete")
+
+
+def test_pause_and_resume_with_session_log(own_slapd: EmbeddedDirectory, feeds: list[Feed]) -> None:
+    """With a session log the server names the deleted entries (syncIdSet, refreshDeletes)."""
+    password = own_slapd.password_file.read_text().strip()
+    w = writer(own_slapd.url, password)
+    w.modify("olcOverlay={0}syncprov,olcDatabase={1}mdb,cn=config",
+             {"olcSpSessionlog": [(ldap3.MODIFY_REPLACE, ["1000"])]})
+    base = f"ou=sessionlog,{DEFAULT_BASE}"
+    ou_entries(w, base, [f"h{i}" for i in range(10)])
+    feed = follow([own_slapd.url], base, password)
+    feeds.append(feed)
+    assert feed.consumer.wait_refreshed(WAIT)
+    feed.consumer.stop()
+    assert not feed.consumer.refreshed()
+
+    mark = len(feed.changes)
+    w.delete(f"ou=h4,{base}")
+    w.delete(f"ou=h5,{base}")
+    w.modify(f"ou=h6,{base}", {"description": [(ldap3.MODIFY_REPLACE, ["v1"])]})
+    feed.consumer.start()
+    assert feed.consumer.wait_refreshed(WAIT)
+    assert feed.changes_since(mark) == {
+        ("delete", f"ou=h4,{base}".lower()), ("delete", f"ou=h5,{base}".lower()),
+        ("modify", f"ou=h6,{base}".lower())}
+    assert {e.dn.lower() for e in feed.mirror.view().entries.values()} == {
+        dn.lower() for dn in [base, *(f"ou=h{i},{base}" for i in range(10) if i not in (4, 5))]}
+
+    print(f"\nresume with a session log: {dict(feed.consumer.counts)}")
+    assert feed.consumer.counts["info/syncIdSet/deletes"] >= 1  # the deletes were named
+
+    # a new consumer that holds the same entries resumes from the cookie alone
+    feed.consumer.stop()
+    cookie, known = feed.consumer.cookie, feed.consumer.known
+    w.delete(f"ou=h7,{base}")
+    other = follow([own_slapd.url], base, password, cookie=cookie, known=known)
+    feeds.append(other)
+    assert other.consumer.wait_refreshed(WAIT)
+    assert other.changes_since(0) == {("delete", f"ou=h7,{base}".lower())}
 
 
 # --- two providers: failover ----------------------------------------------------------------------
