@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pyVmomi import vim
+from pyVmomi import vim, vmodl
 
 from stateless.errors import ValidationError
 from stateless.vcenter.faults import Where
@@ -89,15 +89,24 @@ def find_residuals(session: Session, *, uuid: str | None = None, name: str | Non
 
 
 def remove_host(session: Session, host: Any, where: Where) -> None:
-    """Remove a host object: disconnect it first, then destroy it (or its standalone resource)."""
-    props = _props(session, where, host, ["parent", "runtime.connectionState"])
-    if str(props.get("runtime.connectionState")) == "connected":
-        session.wait(where, "DisconnectHost", session.call(where, "DisconnectHost",
-                                                           host.DisconnectHost_Task))
+    """Remove a host object; a connected one enters maintenance mode first, as vCenter needs."""
+    props = _props(session, where, host, ["parent", "runtime.connectionState",
+                                          "runtime.inMaintenanceMode"])
+    if str(props.get("runtime.connectionState")) == "connected" and not props.get(
+            "runtime.inMaintenanceMode"):
+        enter_maintenance(session, host, where)
     parent = props.get("parent")
-    target = parent if isinstance(parent, vim.ComputeResource) and not isinstance(
-        parent, vim.ClusterComputeResource) else host
-    session.wait(where, "Destroy", session.call(where, "Destroy", target.Destroy_Task))
+    if isinstance(parent, vim.ComputeResource) and not isinstance(parent, vim.ClusterComputeResource):
+        # A standalone host goes with its compute resource; the simulator only has
+        # HostSystem.Destroy_Task, which removes both.
+        try:
+            task = parent.Destroy_Task()
+        except vmodl.fault.MethodNotFound:
+            task = None
+        if task is not None:
+            session.wait(where, "Destroy", task)
+            return
+    session.wait(where, "Destroy", session.call(where, "Destroy", host.Destroy_Task))
 
 
 def _connect_spec(name: str, user: str, password: str, thumbprint: str | None) -> Any:
@@ -112,7 +121,14 @@ def ensure_host(session: Session, name: str, path: str, leaf_kind: str = "cluste
     where = Where(session.name, name, uuid or "")
     container = ensure_container(session, path, leaf_kind)
     spec = _connect_spec(name, user, password, thumbprint)
-    for host in find_residuals(session, uuid=uuid, name=name, ip=ip):
+    candidates = find_residuals(session, uuid=uuid, name=name, ip=ip)
+    in_place = session.call(where, "FindChild", session.content.searchIndex.FindChild,
+                            container, name)
+    if isinstance(in_place, vim.ComputeResource):
+        in_place = (_props(session, where, in_place, ["host"]).get("host") or [None])[0]
+    if in_place is not None and all(h._moId != in_place._moId for h in candidates):
+        candidates.append(in_place)
+    for host in candidates:
         props = _props(session, where, host, ["name", "parent", "runtime.connectionState"])
         parent = props.get("parent")
         place = parent if leaf_kind == "cluster" else _parent(session, where, parent)
@@ -128,8 +144,9 @@ def ensure_host(session: Session, name: str, path: str, leaf_kind: str = "cluste
     else:
         task = session.call(where, "AddStandaloneHost", container.AddStandaloneHost_Task,
                             spec, None, True)
-        resource = session.wait(where, "AddStandaloneHost", task)
-        host = _props(session, where, resource, ["host"])["host"][0]
+        host = session.wait(where, "AddStandaloneHost", task)
+        if not isinstance(host, vim.HostSystem):  # vCenter answers the compute resource
+            host = _props(session, where, host, ["host"])["host"][0]
     return _ref(session, where, host)
 
 
