@@ -467,6 +467,7 @@ class SyncConsumer:
         self.current_url: str | None = None
         self.last_error: str | None = None
         self.sessions = 0
+        self._session_was_good = False
         #: messages received by kind ("entry/add", "info/syncIdSet/deletes", ...), for metrics
         self.counts: Counter[str] = Counter()
 
@@ -524,6 +525,9 @@ class SyncConsumer:
                     break
                 self.last_error = f"{url}: {e}"
                 log.warning("change feed from %s lost: %s", url, e)
+            except Exception as e:  # a library surprise must not end the feed for good
+                self.last_error = f"{url}: {e!r}"
+                log.exception("change feed from %s failed", url)
             finally:
                 self._refreshed.clear()
                 self.current_url = None
@@ -537,8 +541,6 @@ class SyncConsumer:
                 self._stop.wait(self._rng.uniform(0, ceiling))
 
     # --- one connection ----------------------------------------------------------------------
-
-    _session_was_good = False
 
     def _connect(self, url: str) -> Any:
         import ldap3  # the adapter's dependency; kept out of import time for the codec users
@@ -554,6 +556,8 @@ class SyncConsumer:
             self._set_keepalive(conn.socket)
             if self.bind_dn is not None and not conn.bind():
                 result = conn.result or {}
+                with contextlib.suppress(Exception):
+                    conn.unbind()
                 raise DirectoryError(
                     f"bind as {self.bind_dn} to {url} failed: {result.get('description')} "
                     f"{result.get('message', '')}".strip() + "; check the bind DN and password")
