@@ -25,15 +25,15 @@ class PoolExhaustedError(ConflictError):
 
 
 def ipv4_number(address: object) -> int | None:
-    """The address as an integer, or None; the common dotted-quad case without ipaddress."""
+    """The address as an integer, or None; the canonical dotted quad without ipaddress."""
     if not isinstance(address, str):
         return None
-    parts = address.split(".")
-    if len(parts) == 4 and all(p.isdigit() and len(p) <= 3 and (p == "0" or p[0] != "0") for p in parts):
-        a, b, c, d = (int(p) for p in parts)
-        if max(a, b, c, d) <= 255:
+    try:
+        a, b, c, d = map(int, address.split("."))
+        if 0 <= min(a, b, c, d) and max(a, b, c, d) < 256 and f"{a}.{b}.{c}.{d}" == address:
             return (a << 24) | (b << 16) | (c << 8) | d
-        return None
+    except ValueError:
+        pass
     try:
         return int(ipaddress.IPv4Address(address.strip()))
     except ValueError:

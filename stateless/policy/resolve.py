@@ -19,7 +19,7 @@ from stateless.errors import NotFoundError, SettingError
 from stateless.model.effective import ANSWER, POOL, EffectiveConfig, EffectiveSetting, Overridden, Removal
 from stateless.model.identity import normalize_uuid
 from stateless.model.inventory import HostRecord, IpPool, Link, Policy, Problem, Snapshot, parent_path
-from stateless.model.settings import coerce, format_value, parse_item_ref, parse_key
+from stateless.model.settings import format_value, parse_item_ref, parse_key
 from stateless.policy.pools import Span, span
 from stateless.rules import CompiledRules, RuleError, RuleResult, compile_rules
 
@@ -91,7 +91,9 @@ class Resolver:
         self._full: dict[str, _Layer] = {}
         self._spans: dict[tuple[str, str], tuple[IpPool, Span, tuple[EffectiveSetting, ...]]] = {}
         self._rule_layers: dict[tuple[str, tuple[str, ...]], _Layer] = {}  # (rule, policies)
-        self._ruled: dict[tuple[str, str, tuple[str, ...]], _Layer] = {}  # (path, rule, policies)
+        self._ruled: dict[str, dict[tuple[str, tuple[str, ...]], _Layer]] = {}  # path -> rule key
+        self._users: dict[str, set[str]] | None = None  # policy -> paths whose chain links it
+        self._known: set[str] = set()  # paths in _users
         self._hosts: dict[str, EffectiveConfig] = {}
         self._compiled: CompiledRules | None = None
         self._rule_error: RuleError | None = None
@@ -323,6 +325,10 @@ class Resolver:
             cached = self._hosts[host.uuid] = self._resolve(host)
         return cached
 
+    def forget(self, uuid: str) -> None:
+        """Drop one host's cached result (the shared chain merges stay)."""
+        self._hosts.pop(uuid, None)
+
     def _resolve(self, host: HostRecord) -> EffectiveConfig:
         location, rules, problems = self._placement(host)
         path = location or "/"
@@ -336,10 +342,10 @@ class Resolver:
                 middle = self._combine(middle, self._rule_layer(*rule_key))
             layer = self._with_middle(path, middle)
         elif rule_key:
-            ruled_key = (path, rule_key[0], rule_key[1])
-            ruled = self._ruled.get(ruled_key)
+            per_path = self._ruled.setdefault(path, {})
+            ruled = per_path.get(rule_key)
             if ruled is None:
-                ruled = self._ruled[ruled_key] = self._with_middle(path, self._rule_layer(*rule_key))
+                ruled = per_path[rule_key] = self._with_middle(path, self._rule_layer(*rule_key))
             layer = ruled
         else:
             layer = self._full_layer(path)
@@ -407,14 +413,12 @@ class Resolver:
                                f"`stateless host add {host.uuid} {args}`"))
             elif value.startswith("pool:"):
                 problems += self._pool_values(host, pg, value[len("pool:"):], source, settings)
-        for key, answer in host.answers.items():
+        for key, answer in host.answers.items():  # values were validated when the host was read
             try:
-                spec = parse_key(key)[1]
-                if not spec.host_specific:
+                if not self._key(key)[1]:
                     raise SettingError(key, answer, "only host-specific keys (addresses, host name, "
                                        "domain) are host answers; put this setting in a policy "
                                        "linked at the host")
-                answer = coerce(key, answer, answer=True)
             except SettingError as exc:
                 problems.append(Problem(dn=host.dn, attribute="statelessAnswer",
                                         value=f"{key}={format_value(answer, key)}", reason=exc.reason))
@@ -465,6 +469,7 @@ class Resolver:
         path = location or "/"
         self._placed[host.uuid] = (path, rules, tuple(problems))
         self._at.setdefault(path, set()).add(host.uuid)
+        self._learn(path)
         names = frozenset(lk.policy for lk in host.links if not lk.disabled) | frozenset(rules.policies)
         self._host_names[host.uuid] = names
         for name in names:
@@ -477,13 +482,35 @@ class Resolver:
         for name in self._host_names.pop(uuid, frozenset()):
             self._linking[name].discard(uuid)
 
+    def _learn(self, path: str | None) -> None:
+        """Add `path` and its ancestors to the policy -> paths index."""
+        users = self._users
+        while users is not None and path is not None and path not in self._known:
+            self._known.add(path)
+            for name in self._chain(path).names:
+                users.setdefault(name, set()).add(path)
+            path = parent_path(path)
+
+    def _paths_using(self, policies: set[str]) -> set[str]:
+        """Every path (containers, host locations, their ancestors) whose chain links `policies`."""
+        if self._users is None:
+            self._users, self._known = {}, set()
+            for path in (*self._snap.containers, *self._at):
+                self._learn(path)
+        paths: set[str] = set()
+        for name in policies:
+            paths |= self._users.get(name, set())
+        return paths
+
     def _hosts_affected(self, policies: set[str], containers: set[str]) -> set[str]:
         """Hosts whose chain links one of `policies` or lies under one of `containers`."""
         affected: set[str] = set()
-        for path, uuids in self._at.items():
-            if (policies and not self._chain(path).names.isdisjoint(policies)) or \
-                    any(_under(path, c) for c in containers):
-                affected |= uuids
+        for path in self._paths_using(policies) if policies else ():
+            affected |= self._at.get(path, set())
+        if containers:
+            for path, uuids in self._at.items():
+                if any(_under(path, c) for c in containers):
+                    affected |= uuids
         for name in policies:
             affected |= self._linking.get(name, set())
         return affected
@@ -522,22 +549,25 @@ class Resolver:
             self._checked.pop(name, None)
             self._links.pop(name, None)
         if containers:
-            for cache in (self._chains, self._enforced, self._normal, self._full):
+            for cache in (self._chains, self._enforced, self._normal, self._full, self._ruled):
                 for path in [p for p in cache if any(_under(p, c) for c in containers)]:
                     del cache[path]
+            self._users = None  # chains changed; rebuilt on the next use
         if policies:
-            for layers in (self._enforced, self._normal, self._full):
-                for path in [p for p in layers if not self._chain(p).names.isdisjoint(policies)]:
-                    del layers[path]
-        if rules_changed or policies:
-            for rule_key in [k for k in self._rule_layers if rules_changed or not policies.isdisjoint(k[1])]:
+            for path in self._paths_using(policies):
+                for cache in (self._enforced, self._normal, self._full, self._ruled):
+                    cache.pop(path, None)
+        if rules_changed:
+            self._rule_layers.clear()
+            self._ruled.clear()
+        elif policies:
+            stale = [k for k in self._rule_layers if not policies.isdisjoint(k[1])]
+            for rule_key in stale:
                 del self._rule_layers[rule_key]
-        if rules_changed or policies or containers:
-            for key in [k for k in self._ruled
-                        if rules_changed or any(_under(k[0], c) for c in containers)
-                        or not policies.isdisjoint(k[2])
-                        or not self._chain(k[0]).names.isdisjoint(policies)]:
-                del self._ruled[key]
+            if stale:
+                for per_path in self._ruled.values():
+                    for rule_key in [k for k in per_path if not policies.isdisjoint(k[1])]:
+                        del per_path[rule_key]
         moved = set(hosts)
         if rules_changed:
             self._compiled = None

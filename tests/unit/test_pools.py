@@ -7,6 +7,7 @@ import pytest
 from stateless.errors import StatelessError
 from stateless.model import IpPool
 from stateless.policy import PoolExhaustedError, in_pool, next_free
+from stateless.policy.pools import ipv4_number
 
 POOL = IpPool("vmotion", "10.0.20.10", "10.0.20.14", "255.255.255.0", gateway="10.0.20.12")
 
@@ -52,3 +53,12 @@ def test_large_pool_is_fast_enough() -> None:
     pool = IpPool("big", "10.8.0.1", "10.8.255.254", "255.255.0.0")
     used = [f"10.8.{i // 256}.{i % 256}" for i in range(1, 20000)]
     assert next_free(pool, used) == "10.8.78.32"
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("10.0.0.1", 0x0A000001), ("255.255.255.255", 0xFFFFFFFF), (" 10.0.0.1", 0x0A000001),
+    ("010.0.0.1", None), ("-1.0.0.1", None), ("1.2.3.256", None), ("10.0.0", None), ("a.b.c.d", None),
+    ("", None), (None, None),
+])
+def test_ipv4_number(text: object, expected: int | None) -> None:
+    assert ipv4_number(text) == expected
