@@ -2,22 +2,24 @@
 
 Blocking (pyvmomi); the daemon and the CLI run it in a thread pool.  One client holds one
 session per vCenter and remembers, per host, its managed object id and the SNMP agent's
-reference, so that reading a host that is known costs one SOAP call.
+references of its managers, so that reading a host that is known costs one SOAP call, and
+reads only the properties that hold what the desired configuration manages.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 from stateless.errors import NotFoundError
-from stateless.model.config import HostConfig
+from stateless.model.config import HostConfig, Snmp
 from stateless.model.identity import HostIdentity
 from stateless.plan import KeyDiff, compliance
 from stateless.vcenter import lifecycle
 from stateless.vcenter.apply import ApplyResult, Secrets, apply_config
 from stateless.vcenter.faults import Where
-from stateless.vcenter.read import HostRef, HostView, host_object, read_host
+from stateless.vcenter.read import HostRef, HostView, host_object, paths_for, read_host
 from stateless.vcenter.session import Session
 
 Host = HostRef | str
@@ -34,7 +36,7 @@ class VCenterClient:
         self.secrets = secrets
         self._lock = threading.Lock()
         self._refs: dict[str, HostRef] = {}
-        self._snmp: dict[str, Any] = {}
+        self._managers: dict[str, Mapping[str, Any]] = {}
 
     @property
     def name(self) -> str:
@@ -77,18 +79,21 @@ class VCenterClient:
         return ref
 
     def view(self, host: Host, desired: HostConfig | None = None) -> HostView:
-        """Read a host (one call when known; SNMP and lockdown exceptions only if managed)."""
+        """Read a host in one call: only what `desired` manages (everything when None)."""
         ref = self.resolve(host)
-        want_snmp = desired is not None and desired.snmp != type(desired.snmp)()
-        want_exceptions = desired is not None and desired.lockdown.exceptions is not None
-        snmp = self._snmp.get(ref.moid) if want_snmp else None
-        view = read_host(self.session, ref, snmp, want_exceptions)
-        snmp_ref = view.managers.get("snmpSystem")
-        if snmp_ref is not None:
-            with self._lock:
-                self._snmp[ref.moid] = snmp_ref
-        if want_snmp and snmp is None and snmp_ref is not None:
-            view = read_host(self.session, view.ref, snmp_ref, want_exceptions)
+        want_snmp = desired is None or desired.snmp != Snmp()
+        want_exceptions = desired is None or desired.lockdown.exceptions is not None
+        with self._lock:
+            managers = self._managers.get(ref.moid)
+        snmp = managers.get("snmpSystem") if managers and want_snmp else None
+        view = read_host(self.session, ref, paths=paths_for(desired), managers=managers,
+                         snmp_system=snmp, lockdown_exceptions=want_exceptions)
+        with self._lock:
+            self._managers[ref.moid] = view.managers
+        if want_snmp and snmp is None and view.managers.get("snmpSystem") is not None:
+            view = read_host(self.session, view.ref, paths=paths_for(desired),
+                             managers=view.managers, snmp_system=view.managers["snmpSystem"],
+                             lockdown_exceptions=want_exceptions)
         return view
 
     def read(self, host: Host, desired: HostConfig | None = None) -> HostConfig:
@@ -127,4 +132,4 @@ class VCenterClient:
                               ref.where(self.name))
         with self._lock:
             self._refs.pop(ref.name, None)
-            self._snmp.pop(ref.moid, None)
+            self._managers.pop(ref.moid, None)

@@ -8,7 +8,7 @@ round trip of its own.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -36,21 +36,12 @@ from stateless.model.settings import SettingValue
 from stateless.vcenter.faults import Where
 from stateless.vcenter.session import PC, Session
 
-HOST_PATHS = [
-    "name",
-    "hardware.systemInfo.uuid",
-    "runtime.connectionState",
-    "runtime.inMaintenanceMode",
-    "configManager",
-    "config.network",
-    "config.dateTimeInfo",
-    "config.service",
-    "config.option",
-    "config.virtualNicManagerInfo",
-    "config.lockdownMode",
-    "config.fileSystemVolume",
-    "config.storageDevice",
-]
+BASE_PATHS = ("name", "hardware.systemInfo.uuid", "runtime.connectionState",
+              "runtime.inMaintenanceMode")
+ITEM_PATHS = ("config.network", "config.dateTimeInfo", "config.service", "config.option",
+              "config.virtualNicManagerInfo", "config.lockdownMode", "config.fileSystemVolume",
+              "config.storageDevice")
+HOST_PATHS = (*BASE_PATHS, "configManager", *ITEM_PATHS)
 LOCKDOWN_MODES = {"lockdownDisabled": "disabled", "lockdownNormal": "normal",
                   "lockdownStrict": "strict"}
 NFS_VERSIONS = {"NFS": "3", "NFS41": "4.1"}
@@ -88,15 +79,55 @@ def host_object(session: Session, moid: str) -> Any:
     return vim.HostSystem(moid, session.si._stub)
 
 
-def read_host(session: Session, ref: HostRef, snmp_system: Any = None,
+def paths_for(desired: HostConfig | None) -> frozenset[str]:
+    """The HostSystem properties that hold what `desired` manages (all when None).
+
+    Reading only those keeps the response, and the time pyvmomi spends decoding it, small.
+    """
+    if desired is None:
+        return frozenset(ITEM_PATHS)
+    kinds = {ref.partition(".")[0] for ref in desired.removed}
+    paths = set()
+    if desired.vswitches or desired.portgroups or desired.vmknics or desired.dns != Dns() or (
+            kinds & {"vswitch", "portgroup", "vmknic"}):
+        paths.add("config.network")
+    if any(n.services is not None for n in desired.vmknics.values()):
+        paths.add("config.virtualNicManagerInfo")
+    if desired.ntp.servers is not None:
+        paths.add("config.dateTimeInfo")
+    if desired.ntp.policy is not None or desired.services:
+        paths.add("config.service")
+    if desired.advanced or desired.syslog is not None:
+        paths.add("config.option")
+    if desired.lockdown.mode is not None:
+        paths.add("config.lockdownMode")
+    if desired.nfs or "nfs" in kinds:
+        paths.add("config.fileSystemVolume")
+    if desired.iscsi != Iscsi():
+        paths.add("config.storageDevice")
+    return frozenset(paths)
+
+
+def read_host(session: Session, ref: HostRef, *, paths: Iterable[str] = ITEM_PATHS,
+              managers: Mapping[str, Any] | None = None, snmp_system: Any = None,
               lockdown_exceptions: bool = False) -> HostView:
-    """Read `ref` with one RetrievePropertiesEx (one more call if lockdown exceptions are asked)."""
+    """Read `ref` with one RetrievePropertiesEx (one more if lockdown exceptions are asked).
+
+    Only `paths` are read (plus identity and state); parts of the configuration not read are
+    left unset (unmanaged) in the view.  `managers`, when known from an earlier read, saves
+    reading configManager again.
+    """
     host = host_object(session, ref.moid)
     where = ref.where(session.name)
-    to_datastores = PC.TraversalSpec(name="ds", type=vim.HostSystem, path="datastore", skip=False)
-    objects = [PC.ObjectSpec(obj=host, skip=False, selectSet=[to_datastores])]
-    props = [PC.PropertySpec(type=vim.HostSystem, pathSet=HOST_PATHS),
-             PC.PropertySpec(type=vim.Datastore, pathSet=["name"])]
+    wanted = [p for p in ITEM_PATHS if p in set(paths)]
+    host_paths = [*BASE_PATHS, *([] if managers else ["configManager"]), *wanted]
+    object_spec = PC.ObjectSpec(obj=host, skip=False)
+    props = [PC.PropertySpec(type=vim.HostSystem, pathSet=host_paths)]
+    if "config.fileSystemVolume" in wanted:
+        object_spec.selectSet = [PC.TraversalSpec(name="ds", type=vim.HostSystem, path="datastore",
+                                                  skip=False)]
+        props.append(PC.PropertySpec(type=vim.Datastore, pathSet=["name"]))
+    objects = [object_spec]
     if snmp_system is not None:
         objects.append(PC.ObjectSpec(obj=snmp_system, skip=False))
         props.append(PC.PropertySpec(type=vim.host.SnmpSystem, pathSet=["configuration"]))
@@ -114,13 +145,17 @@ def read_host(session: Session, ref: HostRef, snmp_system: Any = None,
             snmp_config = values.get("configuration")
     ref = attrs.evolve(ref, name=host_props.get("name", ref.name),
                        uuid=host_props.get("hardware.systemInfo.uuid", ref.uuid))
-    managers = _managers(host_props.get("configManager"))
+    found = dict(managers) if managers else _managers(host_props.get("configManager"))
     exceptions: tuple[str, ...] | None = None
-    if lockdown_exceptions and "hostAccessManager" in managers:
+    if lockdown_exceptions and "hostAccessManager" in found:
         exceptions = tuple(session.call(ref.where(session.name), "QueryLockdownExceptions",
-                                        managers["hostAccessManager"].QueryLockdownExceptions)
+                                        found["hostAccessManager"].QueryLockdownExceptions)
                            or ())
-    return _view(ref, host_props, managers, datastores, snmp_config, exceptions)
+    return _view(ref, frozenset(wanted), host_props, found, datastores,
+                 snmp_config if snmp_system is not None else _UNREAD, exceptions)
+
+
+_UNREAD = object()
 
 
 def _managers(config_manager: Any) -> dict[str, Any]:
@@ -150,8 +185,8 @@ def _teaming(policy: Any) -> Teaming:
     )
 
 
-def _view(ref: HostRef, props: Mapping[str, Any], managers: dict[str, Any],
-          datastores: dict[str, Any], snmp_config: Any,
+def _view(ref: HostRef, read: frozenset[str], props: Mapping[str, Any],
+          managers: dict[str, Any], datastores: dict[str, Any], snmp_config: Any,
           exceptions: tuple[str, ...] | None) -> HostView:
     network = props.get("config.network")
     vswitches: dict[str, VSwitch] = {}
@@ -178,7 +213,9 @@ def _view(ref: HostRef, props: Mapping[str, Any], managers: dict[str, Any],
             route = getattr(nic.spec, "ipRouteSpec", None)
             gateway = route.ipRouteConfig.defaultGateway if route and route.ipRouteConfig else None
             vmknics[nic.portgroup] = VmkNic(
-                nic.portgroup, tuple(sorted(services.get(nic.device, ()))),
+                nic.portgroup,
+                tuple(sorted(services.get(nic.device, ())))
+                if "config.virtualNicManagerInfo" in read else None,
                 "dhcp" if ip.dhcp else "static",
                 None if ip.dhcp else (ip.ipAddress or None),
                 None if ip.dhcp else (ip.subnetMask or None),
@@ -189,6 +226,7 @@ def _view(ref: HostRef, props: Mapping[str, Any], managers: dict[str, Any],
                       d.hostName or None, d.domainName or None)
 
     service_info = props.get("config.service")
+    ntp_policy_read = "config.service" in read
     policies: dict[str, str] = {}
     running: dict[str, bool] = {}
     for svc in (service_info.service if service_info is not None else None) or ():
@@ -196,10 +234,11 @@ def _view(ref: HostRef, props: Mapping[str, Any], managers: dict[str, Any],
         running[svc.key] = bool(svc.running)
     dt = props.get("config.dateTimeInfo")
     ntp_servers = _strings(dt.ntpConfig.server) if dt is not None and dt.ntpConfig else ()
-    ntp = Ntp(ntp_servers, policies.get(NTP_SERVICE))
+    ntp = Ntp(ntp_servers if "config.dateTimeInfo" in read else None,
+              policies.get(NTP_SERVICE) if ntp_policy_read else None)
 
     advanced: dict[str, SettingValue] = {}
-    syslog: tuple[str, ...] = ()
+    syslog: tuple[str, ...] | None = () if "config.option" in read else None
     for option in props.get("config.option") or ():
         if option.key == SYSLOG_OPTION:
             syslog = tuple(t.strip() for t in str(option.value or "").split(",") if t.strip())
@@ -216,11 +255,14 @@ def _view(ref: HostRef, props: Mapping[str, Any], managers: dict[str, Any],
                                             access == "readOnly",
                                             NFS_VERSIONS.get(volume.type or "NFS", "3"))
 
-    iscsi, hba = _iscsi(props.get("config.storageDevice"))
+    iscsi, hba = (_iscsi(props.get("config.storageDevice")) if "config.storageDevice" in read
+                  else (Iscsi(), None))
     lockdown = Lockdown(LOCKDOWN_MODES.get(str(props.get("config.lockdownMode") or "")),
                         exceptions)
     snmp = Snmp()
-    if snmp_config is not None:
+    if snmp_config is None:
+        snmp = Snmp(False, (), ())
+    elif snmp_config is not _UNREAD:
         snmp = Snmp(bool(snmp_config.enabled), _strings(snmp_config.readOnlyCommunities),
                     tuple(_trap(t) for t in snmp_config.trapTargets or ()))
     config = HostConfig(vswitches=vswitches, portgroups=portgroups, vmknics=vmknics, ntp=ntp,
