@@ -30,7 +30,7 @@ def ipv4_number(address: object) -> int | None:
         return None
     try:
         a, b, c, d = map(int, address.split("."))
-        if 0 <= min(a, b, c, d) and max(a, b, c, d) < 256 and f"{a}.{b}.{c}.{d}" == address:
+        if min(a, b, c, d) >= 0 and max(a, b, c, d) < 256 and f"{a}.{b}.{c}.{d}" == address:
             return (a << 24) | (b << 16) | (c << 8) | d
     except ValueError:
         pass

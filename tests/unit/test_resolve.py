@@ -325,7 +325,7 @@ def test_static_error_says_how_to_fix() -> None:
     (error,) = resolve(vmk_snapshot("static"), U1).errors
     assert error.dn == "dn:host"
     assert "vmknic.vMotion.address" in error.reason and "vmknic.vMotion.netmask" in error.reason
-    assert f"stateless host add {U1} --answer" in error.reason
+    assert f"stateless host add {U1} --path / --answer vmknic.vMotion.address=..." in error.reason
 
 
 def test_pool_without_gateway_emits_no_gateway() -> None:
@@ -610,6 +610,7 @@ def test_matches_reference_through_random_edits(seed: int) -> None:
     for step in range(4):
         for uuid in snap.hosts:
             assert view(resolver.resolve(uuid)) == reference(snap, uuid), (step, uuid)
+            assert resolve(snap, uuid) == resolver.resolve(uuid)  # single pass == cached chains
         before = {u: resolver.resolve(u) for u in snap.hosts}
         other = random_estate(rng)
         kind = rng.choice(["policies", "containers", "hosts"])
