@@ -42,6 +42,9 @@ ITEM_PATHS = ("config.network", "config.dateTimeInfo", "config.service", "config
               "config.virtualNicManagerInfo", "config.lockdownMode", "config.fileSystemVolume",
               "config.storageDevice")
 HOST_PATHS = (*BASE_PATHS, "configManager", *ITEM_PATHS)
+# The parts of config.network that are compared; the rest (physical NICs, routing tables,
+# proxy switches) would only cost decoding time.
+NETWORK_PARTS = ("vswitch", "portgroup", "vnic", "dnsConfig")
 LOCKDOWN_MODES = {"lockdownDisabled": "disabled", "lockdownNormal": "normal",
                   "lockdownStrict": "strict"}
 NFS_VERSIONS = {"NFS": "3", "NFS41": "4.1"}
@@ -120,7 +123,10 @@ def read_host(session: Session, ref: HostRef, *, paths: Iterable[str] = ITEM_PAT
     host = host_object(session, ref.moid)
     where = ref.where(session.name)
     wanted = [p for p in ITEM_PATHS if p in set(paths)]
-    host_paths = [*BASE_PATHS, *([] if managers else ["configManager"]), *wanted]
+    host_paths = [*BASE_PATHS, *([] if managers else ["configManager"])]
+    for path in wanted:
+        host_paths += ([f"config.network.{p}" for p in NETWORK_PARTS] if path == "config.network"
+                       else [path])
     object_spec = PC.ObjectSpec(obj=host, skip=False)
     props = [PC.PropertySpec(type=vim.HostSystem, pathSet=host_paths)]
     if "config.fileSystemVolume" in wanted:
@@ -143,6 +149,9 @@ def read_host(session: Session, ref: HostRef, *, paths: Iterable[str] = ITEM_PAT
             datastores[values.get("name", content.obj._moId)] = content.obj
         elif isinstance(content.obj, vim.host.SnmpSystem):
             snmp_config = values.get("configuration")
+    if "config.network" in wanted:
+        host_props["config.network"] = vim.host.NetworkInfo(**{
+            p: host_props.pop(f"config.network.{p}", None) for p in NETWORK_PARTS})
     ref = attrs.evolve(ref, name=host_props.get("name", ref.name),
                        uuid=host_props.get("hardware.systemInfo.uuid", ref.uuid))
     found = dict(managers) if managers else _managers(host_props.get("configManager"))
