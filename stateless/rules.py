@@ -10,13 +10,13 @@ from __future__ import annotations
 import fnmatch
 import ipaddress
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import attrs
 
 from stateless.errors import ValidationError
 from stateless.model.identity import HostIdentity
-from stateless.model.inventory import Rule, frozen_map
+from stateless.model.inventory import Rule, frozen_map, str_tuple
 
 ITEM_TYPES = ("location", "image", "policies")
 
@@ -38,17 +38,13 @@ class RuleError(ValidationError):
         super().__init__(f"rule {rule.name}: {field}={pattern!r}: {reason}")
 
 
-def _names(values: Iterable[str]) -> tuple[str, ...]:
-    return tuple(values)
-
-
 @attrs.frozen
 class RuleResult:
     """What the rules give one host; `matched` names the winning rule per item type."""
 
     location: str | None = None
     image: str | None = None
-    policies: tuple[str, ...] = attrs.field(default=(), converter=_names)
+    policies: tuple[str, ...] = attrs.field(default=(), converter=str_tuple)
     matched: Mapping[str, str] = attrs.field(factory=dict, converter=frozen_map)
 
 

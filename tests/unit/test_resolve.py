@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 import attrs
 import pytest
 
-from stateless.errors import NotFoundError
+from stateless.errors import NotFoundError, ValidationError
 from stateless.model import (
     Allocation,
     Container,
@@ -394,6 +394,11 @@ def test_bad_rule_is_an_error_not_a_crash() -> None:
 def test_unknown_host() -> None:
     with pytest.raises(NotFoundError, match="not in ou=hosts"):
         resolve(snapshot([container("/")]), U2)
+
+
+def test_malformed_uuid_is_a_validation_error() -> None:
+    with pytest.raises(ValidationError, match="not a UUID"):
+        Resolver(snapshot([container("/")])).resolve("esx01")
 
 
 def test_uuid_in_any_case() -> None:
