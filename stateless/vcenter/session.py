@@ -9,6 +9,8 @@ cost.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import socket
 import ssl
 import threading
 import time
@@ -64,7 +66,9 @@ class Session:
         if self._protocol == "https":
             context = ssl.create_default_context()
             if self._thumbprint:
-                # The thumbprint pins the certificate; name and CA checks do not apply.
+                # pyvmomi checks a thumbprint only when CA verification fails: check the pin
+                # ourselves, then trust the pinned certificate (self-signed, weak key or not).
+                self._check_thumbprint()
                 context.check_hostname = False
                 context.verify_mode = ssl.CERT_NONE
                 kwargs["thumbprint"] = self._thumbprint
@@ -87,6 +91,28 @@ class Session:
         self._si = si
         self._content = si.RetrieveContent()
         self._generation += 1
+
+    def _check_thumbprint(self) -> None:
+        assert self._thumbprint is not None
+        want = self._thumbprint.replace(":", "").lower()
+        algorithm = {40: "sha1", 64: "sha256", 128: "sha512"}.get(len(want))
+        if algorithm is None:
+            raise VCenterError(f"vCenter {self.name}: thumbprint {self._thumbprint!r}: expected "
+                               "a SHA-1, SHA-256 or SHA-512 hex digest")
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        try:
+            with socket.create_connection((self._host, self._port), timeout=self._timeout) as raw, \
+                    context.wrap_socket(raw, server_hostname=self._host) as tls:
+                der = tls.getpeercert(binary_form=True) or b""
+        except OSError as exc:
+            raise wrap(exc, self.where, "login") from exc
+        got = hashlib.new(algorithm, der).hexdigest()
+        if got != want:
+            raise VCenterError(f"vCenter {self.name}: login: the server's certificate has "
+                               f"{algorithm} thumbprint {got}, not the pinned {want}; check the "
+                               "vCenter's thumbprint in its directory entry")
 
     @property
     def si(self) -> Any:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import ssl
 import time
 from collections.abc import Callable
 from typing import Any
@@ -9,7 +11,7 @@ from typing import Any
 import pytest
 from pyVmomi import vim, vmodl
 
-from stateless.errors import TransientVCenterError, ValidationError
+from stateless.errors import TransientVCenterError, ValidationError, VCenterError
 from stateless.model.config import HostConfig
 from stateless.model.identity import HostIdentity
 from stateless.vcenter import HostRef, VCenterClient
@@ -147,3 +149,17 @@ def test_slow_add_host_is_a_clear_timeout_and_retry_finds_the_host(
         ref = c.ensure_host("esx-slow-1.example.com", "/DC0/ClusterSlow", "cluster")
         assert len(hosts_named(c, "esx-slow-1.example.com")) == 1
         assert ref.name == "esx-slow-1.example.com"
+
+
+def test_https_session_is_pinned_to_the_thumbprint(vcsim_factory: Callable[..., Any]) -> None:
+    sim = vcsim_factory("-tls", "-cluster", "1", "-host", "1", "-standalone", "0")
+    assert sim.url.startswith("https://")
+    der = ssl.PEM_cert_to_DER_cert(ssl.get_server_certificate((sim.host, sim.port)))
+    thumbprint = hashlib.sha256(der).hexdigest()
+    with VCenterClient(sim.url, sim.user, sim.password, name="vc1", thumbprint=thumbprint) as c:
+        assert c.session.content.about.apiType == "VirtualCenter"
+    wrong = "00" * 32
+    with VCenterClient(sim.url, sim.user, sim.password, name="vc1", thumbprint=wrong) as c:
+        with pytest.raises(VCenterError) as info:
+            c.session.content  # noqa: B018 - connects
+        assert "vCenter vc1: login" in str(info.value)
