@@ -14,6 +14,7 @@ from typing import Any
 import attrs
 from pyVmomi import vim
 
+from stateless.errors import NotFoundError
 from stateless.model.config import (
     NIC_TYPES,
     NTP_SERVICE,
@@ -149,6 +150,9 @@ def read_host(session: Session, ref: HostRef, *, paths: Iterable[str] = ITEM_PAT
             datastores[values.get("name", content.obj._moId)] = content.obj
         elif isinstance(content.obj, vim.host.SnmpSystem):
             snmp_config = values.get("configuration")
+    if not host_props:
+        raise NotFoundError(f"{where.describe('read configuration')}: the host is not in "
+                            "vCenter any more; add it again (ensure_host)")
     if "config.network" in wanted:
         host_props["config.network"] = vim.host.NetworkInfo(**{
             p: host_props.pop(f"config.network.{p}", None) for p in NETWORK_PARTS})

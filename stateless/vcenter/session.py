@@ -190,11 +190,22 @@ class Session:
             pause = min(pause * 2, 1.0)
 
     def retrieve(self, where: Where, operation: str, specs: list[Any]) -> list[Any]:
-        """RetrievePropertiesEx, following continuation tokens (rarely more than one call)."""
+        """RetrievePropertiesEx, following continuation tokens (rarely more than one call).
+
+        A property vCenter could not read comes back in `missingSet`, not as a fault; such a
+        fault is raised, so an expired session logs in again and nothing half-read is used.
+        """
         pc = self.content.propertyCollector
-        result = self.call(where, operation, pc.RetrievePropertiesEx, specs, PC.RetrieveOptions())
-        objects = list(result.objects) if result else []
-        while result and result.token:
-            result = self.call(where, operation, pc.ContinueRetrievePropertiesEx, result.token)
-            objects += list(result.objects)
-        return objects
+
+        def once() -> list[Any]:
+            result = pc.RetrievePropertiesEx(specs, PC.RetrieveOptions())
+            objects = list(result.objects) if result else []
+            while result and result.token:
+                result = pc.ContinueRetrievePropertiesEx(result.token)
+                objects += list(result.objects)
+            for content in objects:
+                for missing in content.missingSet or ():
+                    raise missing.fault
+            return objects
+
+        return self.call(where, operation, once)

@@ -329,3 +329,11 @@ def test_removed_items_are_deleted_and_unmanaged_items_stay(client: VCenterClien
     assert "vMotion" not in after.portgroups and "vMotion" not in after.vmknics
     assert "VM Network" in after.portgroups and "vSwitch1" in after.vswitches
     assert client.compliance(host, removal) == []
+
+
+def test_expired_session_logs_in_again(sim: Any, host_pool: list[HostRef]) -> None:
+    with VCenterClient(sim.url, sim.user, sim.password, name="vc1", timeout=8) as c:
+        ref = host_pool[0]
+        c.read(ref)
+        c.session.content.sessionManager.Logout()  # what an expired session looks like
+        assert c.read(ref).vswitches  # transparently logged in again
