@@ -119,7 +119,7 @@ class CompiledRules:
         known: dict[int, bool] = {}
         conditions = self.conditions
         for rule, needs, gives in self.rules:
-            wanted = [t for t in gives if t not in matched]
+            wanted = [t for t in gives if t not in matched] if matched else gives
             if not wanted:
                 continue
             for index in needs:

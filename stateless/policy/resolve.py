@@ -394,7 +394,7 @@ class Resolver:
         location, rules, problems = self._placement(host)
         path = location or "/"
         here = f"host:{host.uuid}"
-        links = _sorted_links(host.links)
+        links = _sorted_links(host.links) if host.links else []
         rule_key = (rules.matched["policies"], rules.policies) if rules.policies else None
         if once:
             layer = self._direct(host, path, rules)
@@ -414,7 +414,8 @@ class Resolver:
             layer = self._full_layer(path)
         settings = layer.settings.copy()
         problems += self._pools_and_answers(host, layer, settings)
-        errors = _dedupe((*layer.errors, *host.problems, *problems))
+        errors = _dedupe((*layer.errors, *host.problems, *problems)) if problems or host.problems \
+            else layer.errors
         return EffectiveConfig(host=host.uuid, location=location, settings=settings,
                                errors=errors, removed=layer.removals)
 
