@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from stateless.directory import syntax
 from stateless.directory.schemadef import ATTRIBUTE_NAMES
@@ -314,8 +315,10 @@ def link_attrs(link: Link) -> dict[str, list[str]]:
 
 def policy_from(dn: str, attrs: Attrs) -> Policy:
     settings, removals, problems = syntax.decode_policy(attrs)
-    return Policy(one(attrs, "cn"), settings, frozenset(removals), one(attrs, "description"),
-                  tuple(Problem(dn, a, v, r) for a, v, r in problems), dn)
+    # Passed through **: mypy's attrs support cannot see through `converter=frozenset`.
+    extra: dict[str, Any] = {"removals": frozenset(removals)}
+    return Policy(one(attrs, "cn"), settings, description=one(attrs, "description"),
+                  problems=tuple(Problem(dn, a, v, r) for a, v, r in problems), dn=dn, **extra)
 
 
 def policy_attrs(policy: Policy) -> dict[str, list[str]]:
