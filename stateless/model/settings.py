@@ -13,6 +13,7 @@ its source.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -324,7 +325,15 @@ class Key:
 
 def parse_key(key: object) -> tuple[Key, SettingSpec]:
     """Split a dotted key and find its spec, or raise SettingError naming the key."""
-    if not isinstance(key, str) or not key:
+    if isinstance(key, str):
+        return _parse_key(key)
+    raise SettingError(str(key), key, "a setting key must be a non-empty string")
+
+
+@functools.lru_cache(maxsize=65536)
+def _parse_key(key: str) -> tuple[Key, SettingSpec]:
+    """Memoized: resolution parses the same few hundred keys for every host."""
+    if not key:
         raise SettingError(str(key), key, "a setting key must be a non-empty string")
     if key in GLOBAL_SPECS:
         return Key("global", "", key), GLOBAL_SPECS[key]
