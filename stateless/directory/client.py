@@ -494,6 +494,37 @@ class Directory:
         self.modify(dn, {k: [(ldap3.MODIFY_REPLACE, v)] for k, v in attrs.items()},
                     f"record birth of {identity.uuid}")
 
+    def record_birth(self, identity: HostIdentity, when: datetime, owner: str) -> None:
+        """Persist a birth before it is answered: identity, time, owner, state pending.
+
+        One modify for a known host (two operations for a new one), so a boot storm costs
+        the directory as little as possible.
+        """
+        dn = self.host_dn(identity.uuid)
+        attrs = mapping.identity_attrs(identity)
+        attrs["statelessLastBirth"] = [mapping.generalized_time(when)]
+        attrs["statelessOwner"] = [check_name(owner, "server")]
+        attrs["statelessState"] = [str(HostState.PENDING)]
+        attrs["statelessStateReason"] = ["birth accepted"]
+        changes = {k: [(ldap3.MODIFY_REPLACE, v)] for k, v in attrs.items()}
+        try:
+            self.modify(dn, changes, f"record birth of {identity.uuid}")
+        except NotFoundError:
+            self.add_host(identity.uuid, identity=identity)
+            self.modify(dn, changes, f"record birth of {identity.uuid}")
+
+    def put_server(self, server: Server) -> str:
+        """Add or update a server's own entry (its URL changes when its port does)."""
+        dn = self.named_dn("servers", server.name)
+        if self.read(dn, "read server", ["objectClass"]) is None:
+            return self.add_server(server)
+        self.modify(dn, {"statelessSite": [(ldap3.MODIFY_REPLACE, [server.site])],
+                         "statelessUrl": [(ldap3.MODIFY_REPLACE, [server.url])],
+                         "statelessPriority": [(ldap3.MODIFY_REPLACE, [str(server.priority)])],
+                         "statelessWeight": [(ldap3.MODIFY_REPLACE, [str(server.weight)])]},
+                    f"update server {server.name}")
+        return dn
+
     def set_host_state(self, uuid: str, state: HostState | str, reason: str = "") -> None:
         state = HostState(state)
         self.modify(self.host_dn(uuid),

@@ -143,6 +143,8 @@ ATTRIBUTES: tuple[AttributeType, ...] = (
     _a(45, "statelessStateReason", "why the host is in its state", DSTRING, single=True),
     _a(46, "statelessAppliedDigest", "digest of the last applied configuration", IA5, single=True),
     _a(47, "statelessLastBirth", "time of the last birth message", GENTIME, single=True),
+    _a(48, "statelessOwner", "server that accepted the birth; the only writer of the state",
+       DSTRING, single=True),
     # pools
     _a(50, "statelessRangeStart", "first address of the pool", IA5, single=True),
     _a(51, "statelessRangeEnd", "last address of the pool", IA5, single=True),
@@ -211,7 +213,7 @@ OBJECT_CLASSES: tuple[ObjectClass, ...] = (
                 ("statelessUuid",),
                 ("cn", "statelessLocation", *_IDENTITY, "statelessAnswer", "statelessAllocation",
                  "statelessState", "statelessStateReason", "statelessAppliedDigest",
-                 "statelessLastBirth", "description")),
+                 "statelessLastBirth", "statelessOwner", "description")),
     ObjectClass(12, "statelessInventoryRoot", "marks ou=inventory as the root container",
                 "AUXILIARY", (), ("statelessKind", "description")),
 )
