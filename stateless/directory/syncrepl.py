@@ -554,6 +554,10 @@ class SyncConsumer:
                                     client_strategy=ldap3.ASYNC_STREAM, raise_exceptions=False)
             conn.open(read_server_info=False)
             self._set_keepalive(conn.socket)
+            if conn.socket is not None:
+                # ldap3 leaves connect_timeout on the socket; a quiet feed is not a dead one
+                # (a vanished peer is caught by keepalive instead).
+                conn.socket.settimeout(None)
             if self.bind_dn is not None and not conn.bind():
                 result = conn.result or {}
                 with contextlib.suppress(Exception):

@@ -144,6 +144,20 @@ def test_refresh_then_live_changes(slapd: Slapd, directory: Directory, base: str
     assert feed.mirror.snapshot(base) == directory.snapshot()
 
 
+def test_a_quiet_feed_stays_connected(slapd: Slapd, directory: Directory, base: str,
+                                      feeds: list[Feed]) -> None:
+    """Silence longer than the connect timeout is not a lost connection."""
+    directory.create_policy(Policy("quiet", {"ntp.servers": ("10.0.0.1",)}))
+    feed = follow([slapd.url], base, slapd.password, connect_timeout=0.3)
+    feeds.append(feed)
+    assert feed.consumer.wait_refreshed(WAIT), feed.consumer.last_error
+    time.sleep(1.2)
+    mark = len(feed.changes)
+    directory.policy_set("quiet", {"ntp.servers": ["10.0.0.9"]})
+    feed.wait_for(lambda: len(feed.changes) > mark, "modify after a quiet second")
+    assert feed.consumer.sessions == 1, feed.consumer.last_error
+
+
 def test_bad_password_is_reported_and_retried(slapd: Slapd, feeds: list[Feed]) -> None:
     feed = follow([slapd.url], DEFAULT_BASE, "wrong", retry_delay=0.05)
     feeds.append(feed)
