@@ -7,6 +7,7 @@ it is being applied marks it to run once more afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import random
@@ -47,6 +48,13 @@ def digest(values: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
+def effective_digest(effective: EffectiveConfig) -> str:
+    """Like `digest`, but an invalid configuration has its own (it never matches an applied one)."""
+    if effective.errors:
+        return "invalid:" + digest({str(i): str(e) for i, e in enumerate(effective.errors)})
+    return digest(effective.values())
+
+
 def vcenter_name(host: HostRecord) -> str:
     """The name vCenter knows the host by: FQDN when known, else its address."""
     ident = host.identity
@@ -64,6 +72,7 @@ class Status:
     since: float = 0.0
     plan: int = 0
     calls: int = 0
+    tried: str = ""  # digest of the configuration a failed apply tried
 
 
 class Metrics:
@@ -117,7 +126,7 @@ class Engine:
         return threads.deferToThreadPool(self.reactor, self.pool, fn, *args, **kw)
 
     def _set(self, uuid: str, state: HostState, reason: str = "", *, write: bool = True,
-             **extra: int) -> defer.Deferred[None]:
+             **extra: Any) -> defer.Deferred[None]:
         self.status[uuid] = Status(state, reason, self.clock(), **extra)
         self._count_states()
         if not write:
@@ -153,7 +162,9 @@ class Engine:
                 effective = self.resolver.resolve(uuid)
             except NotFoundError:
                 continue
-            if digest(effective.values()) == host.applied_digest and not effective.errors:
+            wanted = effective_digest(effective)
+            if wanted == (status.tried if status.state == HostState.FAILED
+                          else host.applied_digest):
                 continue
             self.metrics.drift.labels(source="directory").inc()
             if self.config.mode == "enforce":
@@ -267,7 +278,7 @@ class Engine:
                 yield task.deferLater(self.reactor, delay, lambda: None)
             except StatelessError as exc:
                 self.metrics.applies.labels(result="failed").inc()
-                yield self._set(uuid, HostState.FAILED, str(exc))
+                yield self._set(uuid, HostState.FAILED, str(exc), tried=self._tried(uuid))
                 return
             except Exception as exc:  # a bug must not wedge the queue: record it, go on
                 log.failure("applying host {uuid}", uuid=uuid)
@@ -279,6 +290,13 @@ class Engine:
 
     def _effective(self, uuid: str) -> EffectiveConfig:
         return self.resolver.resolve(uuid)
+
+    def _tried(self, uuid: str) -> str:
+        """What a failed apply tried, so only a change to it triggers another try."""
+        try:
+            return effective_digest(self._effective(uuid))
+        except StatelessError:
+            return ""
 
     @defer.inlineCallbacks
     def _apply(self, uuid: str) -> Any:
@@ -387,9 +405,13 @@ class Engine:
         status = self.status.get(uuid)
         state = status.state if status else (host.state if host else None)
         reason = status.reason if status else (host.reason if host else "")
+        location = host.location if host else None
+        if host is not None and location is None:
+            with contextlib.suppress(StatelessError):
+                location = self._effective(uuid).location  # chosen by a deploy rule
         doc: dict[str, Any] = {
             "host": uuid, "state": str(state) if state else None, "reason": reason,
-            "location": host.location if host else None,
+            "location": location,
             "owner": host.owner if host else None,
             "applied_digest": host.applied_digest if host else "",
         }

@@ -8,6 +8,7 @@ Stop runs the other way round and removes this server's SRV records.
 
 from __future__ import annotations
 
+import socket
 import threading
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 from twisted.application import service
 from twisted.internet import defer, task, threads
+from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
@@ -26,6 +28,12 @@ from stateless.errors import StatelessError
 from stateless.model.inventory import Server
 
 log = Logger()
+
+
+def _free_udp_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
 
 
 def read_secret(path: Path, what: str) -> str:
@@ -56,6 +64,7 @@ class StatelessService(service.MultiService):
         self.api_url = ""
         self.zone: Any = None
         self.dns_ports: tuple[Any, ...] = ()
+        self.dns_port = 0
         self.registrar: Any = None
         self.started: defer.Deferred[None] = defer.Deferred()
         self._loops: list[task.LoopingCall] = []
@@ -208,7 +217,19 @@ class StatelessService(service.MultiService):
         host, port = self.config.dns_listen_endpoint
         self.zone = ServerZone(self.config.domain, list(snapshot.servers.values()),
                                nameserver_address=host)
-        self.dns_ports = tuple(listen(self.zone, self.reactor, port=port, interface=host))
+        for _ in range(20):
+            # DNS needs the same port for UDP and TCP: with port 0, try ports free for UDP.
+            candidate = port or _free_udp_port(host)
+            try:
+                self.dns_ports = tuple(listen(self.zone, self.reactor, port=candidate,
+                                              interface=host))
+                break
+            except CannotListenError:
+                if port:
+                    raise
+        self.dns_port = self.dns_ports[0].getHost().port
+        log.info("serving {domain} SRV records on {host}:{port}", domain=self.config.domain,
+                 host=host, port=self.dns_port)
         return defer.succeed(None)
 
     @defer.inlineCallbacks
