@@ -319,3 +319,18 @@ def test_apply_needs_a_vcenter(cli: Run, directory: Directory, key_file: Path) -
     status, _, err = cli("apply", H3, "--vcenter", "vc9", "--secret-key-file", str(key_file),
                          ok=False)
     assert status == 1 and "vc9: not registered" in one_line(err)
+
+
+def test_an_unreachable_vcenter_is_one_line(cli: Run, directory: Directory, tmp_path: Path,
+                                            key_file: Path) -> None:
+    from tests.ports import free_port
+
+    estate(cli, directory, H3, "esx-unreachable")
+    password = tmp_path / "vc.password"
+    password.write_text("pw\n")
+    cli("vcenter", "add", "vc1", "--url", f"http://127.0.0.1:{free_port()}/sdk", "--user", "u",
+        "--password-file", str(password), "--secret-key-file", str(key_file), "--create-key")
+    for command in ("apply", "compliance"):
+        status, _, err = cli(command, H3, "--secret-key-file", str(key_file), "--timeout", "5",
+                             ok=False)
+        assert status == 1 and "vCenter vc1" in one_line(err)
