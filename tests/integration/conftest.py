@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.integration.fixtures_slapd",
     "tests.integration.fixtures_vcsim",
     "tests.integration.fixtures_dns",
+    "tests.integration.fixtures_daemon",
 ]

@@ -1,0 +1,209 @@
+"""statelessd as a real process against the shared slapd, a simulator and (optionally) named.
+
+`estate` loads contrib/examples/estate.stateless into the test's fresh base and registers a
+simulator as the estate's vCenter (password stored encrypted, as the CLI does); `daemons`
+starts `statelessd` subprocesses on free ports and kills whatever is left at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+from stateless.directory.client import Directory
+from stateless.directory.secrets import encrypt_password
+from stateless.model.inventory import VCenter
+from tests.integration.fixtures_slapd import Slapd
+from tests.integration.fixtures_vcsim import Vcsim
+
+ROOT = Path(__file__).resolve().parents[2]
+STATELESSD = ROOT / ".venv" / "bin" / "statelessd"
+ESTATE = ROOT / "contrib" / "examples" / "estate.stateless"
+READY = re.compile(r"statelessd (\S+) \(site (\S+)\) serving (http://\S+)")
+START_TIMEOUT = 60.0
+
+
+@attrs.define
+class Daemon:
+    """One running statelessd: its URL, process, state directory and log."""
+
+    name: str
+    site: str
+    url: str
+    state_dir: Path
+    log: Path
+    args: list[str]
+    process: subprocess.Popen[bytes] = attrs.field(repr=False)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def request(self, method: str, path: str, body: bytes | None = None,
+                headers: dict[str, str] | None = None,
+                timeout: float = 10.0) -> tuple[int, dict[str, str], bytes]:
+        """One HTTP exchange; any status comes back (no exception for 4xx/5xx)."""
+        req = urllib.request.Request(self.url + path, data=body, method=method,
+                                     headers=headers or {})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                return resp.status, dict(resp.headers), resp.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, dict(exc.headers), exc.read()
+
+    def get(self, path: str) -> Any:
+        status, _, body = self.request("GET", path)
+        assert status == 200, (path, status, body[:500])
+        return json.loads(body)
+
+    def birth(self, doc: Any) -> tuple[int, Any]:
+        status, _, body = self.request("POST", "/v1/birth", json.dumps(doc).encode(),
+                                       {"content-type": "application/json"})
+        return status, json.loads(body)
+
+    def metrics(self) -> dict[str, float]:
+        """The Prometheus text exposition as {sample with labels: value}."""
+        status, _, body = self.request("GET", "/metrics")
+        assert status == 200
+        out: dict[str, float] = {}
+        for line in body.decode().splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                out[name] = float(value)
+        return out
+
+    def host(self, uuid: str) -> Any:
+        return self.get(f"/v1/hosts/{uuid}")
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        """Send `sig` and wait for the exit; the exit status comes back."""
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+                raise AssertionError(f"statelessd {self.name} ignored signal {sig}:\n"
+                                     f"{self.tail()}") from None
+        return self.process.returncode
+
+    def tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def start_daemon(state_dir: Path, slapd: Slapd, base: str, key_file: Path, *, name: str = "sd1",
+                 site: str = "siteA", extra: tuple[str, ...] = (), log: Path | None = None) -> Daemon:
+    """Start statelessd and wait for its "serving URL" line on stderr."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    log = log or state_dir / f"{name}.log"
+    args = [str(STATELESSD), "--state-dir", str(state_dir), "--name", name, "--site", site,
+            "--listen", "127.0.0.1:0", "--ldap", slapd.url, "--bind-dn", slapd.bind_dn,
+            "--password-file", str(slapd.password_file), "--base", base,
+            "--secret-key-file", str(key_file), *extra]
+    offset = log.stat().st_size if log.exists() else 0
+    with log.open("ab") as out:
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT,
+                                env={k: v for k, v in os.environ.items()
+                                     if not k.startswith("STATELESS_")})
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        with log.open("rb") as f:
+            f.seek(offset)
+            text = f.read().decode(errors="replace")
+        found = READY.search(text)
+        if found:
+            return Daemon(name, site, found.group(3), state_dir, log, args, proc)
+        if proc.poll() is not None or time.monotonic() > deadline:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            proc.wait(timeout=10)
+            raise RuntimeError(f"statelessd {name} did not start (exit {proc.returncode}):\n{text[-3000:]}")
+        time.sleep(0.05)
+
+
+@attrs.frozen
+class Estate:
+    """The example estate in one test's base, with a simulator registered as vCenter vc1."""
+
+    slapd: Slapd
+    base: str
+    key_file: Path
+    vcsim: Vcsim
+    directory: Directory
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "STATELESS_LDAP": self.slapd.url,
+                "STATELESS_BIND_DN": self.slapd.bind_dn,
+                "STATELESS_PASSWORD_FILE": str(self.slapd.password_file),
+                "STATELESS_BASE": self.base}
+
+    def ldapmodify(self, ldif: str) -> None:
+        """Edit the directory with the real ldap-utils binary, as an administrator would."""
+        proc = subprocess.run(["ldapmodify", "-x", "-H", self.slapd.url, "-D", self.slapd.bind_dn,
+                               "-y", str(self.slapd.password_file)], input=ldif.encode(),
+                              capture_output=True, timeout=30)
+        assert proc.returncode == 0, proc.stderr.decode()
+
+
+def load_estate(slapd: Slapd, base: str, vcsim: Vcsim, key_file: Path) -> Estate:
+    directory = Directory([slapd.url], slapd.bind_dn, slapd.password, base=base)
+    directory.init()
+    env = {"STATELESS_LDAP": slapd.url, "STATELESS_BIND_DN": slapd.bind_dn,
+           "STATELESS_PASSWORD_FILE": str(slapd.password_file), "STATELESS_BASE": base}
+    proc = subprocess.run([sys.executable, "-m", "stateless.cli", "load", str(ESTATE)],
+                          env={**os.environ, **env}, capture_output=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr.decode() + proc.stdout.decode()
+    directory.add_vcenter(VCenter("vc1", vcsim.url, vcsim.user,
+                                  encrypt_password(vcsim.password, key_file, create=True)))
+    return Estate(slapd, base, key_file, vcsim, directory)
+
+
+@pytest.fixture
+def daemons(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
+    """start(state_dir, slapd, base, key_file, name=..., site=..., extra=...) -> Daemon."""
+    started: list[Daemon] = []
+
+    def start(*args: Any, **kw: Any) -> Daemon:
+        daemon = start_daemon(*args, **kw)
+        started.append(daemon)
+        return daemon
+
+    try:
+        yield start
+    finally:
+        for daemon in started:
+            if daemon.alive():
+                with contextlib.suppress(AssertionError):
+                    daemon.stop(signal.SIGKILL, timeout=10)
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05,
+             what: str = "condition") -> Any:
+    """Poll until predicate returns something truthy; fail with `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
