@@ -241,7 +241,8 @@ class StatelessService(service.MultiService):
         assert cfg.tsig_key_file is not None
         key = TsigKey.from_file(cfg.tsig_key_file)
         host, _, port = cfg.dns_server.rpartition(":")
-        self.registrar = Registrar(me, cfg.domain, nameserver=host, port=int(port), key=key)
+        self.registrar = Registrar(me, cfg.domain, nameserver=host, port=int(port), key=key,
+                                   a_records=True)  # targets must resolve for the agents
         yield self._thread(self.registrar.register)
         refresh = task.LoopingCall(lambda: self._thread(self.registrar.refresh))
         refresh.clock = self.reactor
