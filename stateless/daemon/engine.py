@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import json
 import random
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -29,6 +30,7 @@ from stateless.errors import NotFoundError, StatelessError, TransientVCenterErro
 from stateless.model.birth import BirthMessage
 from stateless.model.config import HostConfig
 from stateless.model.effective import EffectiveConfig
+from stateless.model.identity import HostIdentity
 from stateless.model.inventory import Allocation, ContainerKind, HostRecord, HostState, Snapshot
 from stateless.policy import Resolver, resolve
 from stateless.sites import nearest_servers, site_of
@@ -39,6 +41,7 @@ log = Logger()
 MAX_ATTEMPTS = 5
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 30.0
+BIRTH_FEED_TIMEOUT = 10.0  # seconds a recorded birth may take to come back through the change feed
 
 
 def digest(values: Mapping[str, Any]) -> str:
@@ -116,8 +119,13 @@ class Engine:
         self._running: set[str] = set()
         self._again: set[str] = set()
         self._place: dict[str, str | None] = {}  # born hosts to (re)place in vCenter: thumbprint
+        # Recorded births not yet seen through the change feed: uuid -> (identity, deadline).
+        self._waiting: dict[str, tuple[HostIdentity, float]] = {}
         self._slots: dict[str, defer.DeferredSemaphore] = {}
         self._active = 0
+        # Containers this process has seen in vCenter; until then one placement creates them.
+        self._placed: set[tuple[str, str]] = set()
+        self._placing_lock = threading.Lock()
         self._idle: list[defer.Deferred[None]] = []
 
     # --- helpers -------------------------------------------------------------------------
@@ -150,6 +158,7 @@ class Engine:
         affected = self.resolver.update(snapshot)
         if not self.ready:
             return
+        self._release_births()
         for uuid in affected & self.owned:
             status = self.status.get(uuid)
             if status is None or status.state not in (HostState.COMPLIANT, HostState.DRIFTED,
@@ -200,8 +209,8 @@ class Engine:
                     {"name": s.name, "url": s.url, "priority": s.priority, "weight": s.weight}
                     for s in servers)))
         uuid = identity.uuid
-        if uuid not in self._queue and uuid not in self._running and self.backlog >= \
-                self.config.max_pending:
+        if uuid not in self._queue and uuid not in self._running and uuid not in self._waiting \
+                and self.backlog >= self.config.max_pending:
             self.metrics.births.labels(outcome="busy").inc()
             return defer.succeed(Busy(self.retry_after()))
         d = self._thread(self.directory.record_birth, identity, datetime.now(UTC),
@@ -212,15 +221,38 @@ class Engine:
             self.owned.add(uuid)
             self._place[uuid] = message.thumbprint
             self._set(uuid, HostState.PENDING, "birth accepted", write=False)
-            self.enqueue(uuid)
+            self._waiting[uuid] = (identity, self.clock() + BIRTH_FEED_TIMEOUT)
+            self._release_births()
+            if uuid in self._waiting:
+                self.reactor.callLater(BIRTH_FEED_TIMEOUT, self._release_births)
             return Accepted(uuid)
 
         d.addCallback(recorded)
         return d
 
+    def _release_births(self) -> None:
+        """Queue the births the snapshot now reflects.
+
+        The birth was written to the directory, but this engine resolves from the change
+        feed's view: applying before the entry (and its new identity, which deploy rules
+        match) arrives would resolve a missing or stale host.
+        """
+        now = self.clock()
+        for uuid, (identity, deadline) in list(self._waiting.items()):
+            host = self.snapshot.hosts.get(uuid)
+            if host is not None and host.identity == identity:
+                del self._waiting[uuid]
+                self.enqueue(uuid)
+            elif now >= deadline:
+                log.warn("host {uuid}: birth not seen in the change feed after {t:.0f}s; "
+                         "applying with what the directory showed", uuid=uuid,
+                         t=BIRTH_FEED_TIMEOUT)
+                del self._waiting[uuid]
+                self.enqueue(uuid)
+
     @property
     def backlog(self) -> int:
-        return len(self._queue) + len(self._running)
+        return len(self._queue) + len(self._running) + len(self._waiting)
 
     def retry_after(self) -> int:
         """Seconds until the backlog has room, roughly; jittered so retries spread out."""
@@ -346,8 +378,14 @@ class Engine:
         client = self.vcenter(vcenter)
         name = vcenter_name(host)
         if placing:
-            ref = client.ensure_host(name, location, leaf, identity=host.identity,
-                                     thumbprint=thumbprint, password=self.host_password)
+            place = (vcenter, location)
+            # Concurrent first births in a new cluster would each create it (DuplicateName):
+            # the first placement per container runs alone, the rest in parallel afterwards.
+            lock = contextlib.nullcontext() if place in self._placed else self._placing_lock
+            with lock:
+                ref = client.ensure_host(name, location, leaf, identity=host.identity,
+                                         thumbprint=thumbprint, password=self.host_password)
+            self._placed.add(place)
         else:
             ref = client.resolve(name)
         return client.apply(ref, desired)
