@@ -7,9 +7,13 @@ daemon's own view.
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +21,14 @@ import dns.message
 import dns.query
 import dns.rdatatype
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pyVmomi import vim
 
-from tests.integration.fixtures_daemon import ROOT, Daemon, Estate, load_estate
+from stateless.directory.secrets import encrypt_password
+from stateless.model.birth import MAX_BODY
+from stateless.model.inventory import VCenter
+from tests.integration.fixtures_daemon import ROOT, Daemon, Estate, load_estate, wait_for
 from tests.integration.fixtures_dns import Named
 from tests.integration.fixtures_slapd import Slapd
 from tests.integration.fixtures_vcsim import Vcsim
@@ -176,3 +185,251 @@ def test_two_sites_register_refer_and_apply(estate: Estate, named: Named, sim: V
     assert srv_targets(named, f"_stateless._tcp.siteA._sites.{DOMAIN}") == set()
     assert srv_targets(named, f"_stateless._tcp.siteB._sites.{DOMAIN}") == set()
     assert a_records(named, f"sda.{DOMAIN}") == set()
+
+
+# --- helpers for direct births -------------------------------------------------------------------
+
+def births(daemon: Daemon, idents: list[dict[str, Any]], threads: int = 16) -> list[int]:
+    with ThreadPoolExecutor(threads) as pool:
+        return [status for status, _ in pool.map(daemon.birth, idents)]
+
+
+def states(daemon: Daemon) -> dict[str, dict[str, Any]]:
+    return {h["host"]: h for h in daemon.get("/v1/hosts")["hosts"]}
+
+
+def wait_states(daemon: Daemon, uuids: list[str], state: str = "compliant",
+                timeout: float = 60.0) -> dict[str, dict[str, Any]]:
+    def done() -> dict[str, dict[str, Any]] | None:
+        now = states(daemon)
+        bad = [now.get(u, {}).get("state") for u in uuids if now.get(u, {}).get("state") != state]
+        if any(s in ("failed", "quarantined") for s in bad) and state != "failed":
+            raise AssertionError({u: now[u] for u in uuids if now[u]["state"] != state})
+        return None if bad else now
+
+    return wait_for(done, timeout, what=f"{len(uuids)} hosts {state}")
+
+
+def applies(daemon: Daemon) -> float:
+    return daemon.metrics().get('stateless_applies_total{result="compliant"}', 0.0)
+
+
+def one_host(si: Any, ident: dict[str, Any]) -> Any:
+    found = hosts_by_name(si).get(f"{ident['hostname']}.example.com", [])
+    assert len(found) == 1, found
+    return found[0]
+
+
+CLUSTER_B_VLAN_22 = """dn: cn=ClusterB-Net,ou=policies,{base}
+changetype: modify
+replace: statelessPortGroup
+statelessPortGroup: vMotion; vlan=22
+"""
+
+
+# --- 2. a policy edit with ldapmodify re-applies exactly the affected hosts ----------------------
+
+def test_ldapmodify_reapplies_affected_hosts_only(estate: Estate, sim: Vcsim, tmp_path: Path,
+                                                  daemons: Callable[..., Daemon]) -> None:
+    d = daemons(tmp_path / "d", estate.slapd, estate.base, estate.key_file, name="sd1",
+                site="siteA")
+    in_a = [identity(n, "siteA") for n in range(1, 4)]
+    in_b = [identity(n, "siteB") for n in range(11, 14)]  # no site B server: served here
+    assert births(d, in_a + in_b) == [202] * 6
+    before = wait_states(d, [i["uuid"] for i in in_a + in_b])
+    applied = applies(d)
+    si = sim.connect()
+    assert all(vlan(one_host(si, i), "vMotion") == 21 for i in in_b)
+
+    start = time.monotonic()
+    estate.ldapmodify(CLUSTER_B_VLAN_22.format(base=estate.base))
+    wait_for(lambda: all(vlan(one_host(si, i), "vMotion") == 22 for i in in_b), timeout=10,
+             interval=0.02, what="ClusterB hosts re-applied with VLAN 22")
+    elapsed = time.monotonic() - start
+    assert elapsed < 1.0, f"re-applied after {elapsed:.2f}s"
+
+    after = wait_states(d, [i["uuid"] for i in in_a + in_b])
+    assert applies(d) == applied + len(in_b)
+    for i in in_a:  # untouched: same state, same since, still VLAN 20
+        assert after[i["uuid"]]["since"] == before[i["uuid"]]["since"]
+        assert vlan(one_host(si, i), "vMotion") == 20
+    for i in in_b:
+        assert after[i["uuid"]]["since"] != before[i["uuid"]]["since"]
+        assert ntp_servers(one_host(si, i)) == NTP
+
+
+# --- 3. SIGKILL in the middle of a storm of births ------------------------------------------------
+
+def test_sigkill_during_births_loses_nothing(estate: Estate, tmp_path: Path,
+                                             vcsim_factory: Callable[..., Vcsim],
+                                             slapd: Slapd, base: str, key_file: Path,
+                                             daemons: Callable[..., Daemon]) -> None:
+    slow = vcsim_factory("-dc", "0", "-delay", "10ms")
+    load_vc = estate.directory  # swap the estate's vCenter for the slow simulator
+    load_vc.delete_entry(load_vc.named_dn("vcenters", "vc1"))
+    load_vc.add_vcenter(VCenter("vc1", slow.url, slow.user,
+                                encrypt_password(slow.password, key_file)))
+    state = tmp_path / "d"
+    d = daemons(state, slapd, base, key_file, name="sd1", site="siteA")
+    idents = [identity(n, "siteA") for n in range(1, 101)]
+    accepted: set[str] = set()
+    lock = threading.Lock()
+
+    def send(ident: dict[str, Any]) -> None:
+        try:
+            status, _ = d.birth(ident)
+        except OSError:
+            return  # the daemon died under this request: the agent would retry
+        if status == 202:
+            with lock:
+                accepted.add(ident["uuid"])
+
+    with ThreadPoolExecutor(16) as pool:
+        futures = [pool.submit(send, i) for i in idents]
+        wait_for(lambda: len(accepted) >= 40, timeout=30, interval=0.005, what="40 births")
+        assert applies(d) < 100  # applies are in flight
+        d.process.send_signal(signal.SIGKILL)
+        for f in futures:
+            f.result()
+    d.process.wait(timeout=10)
+    assert 40 <= len(accepted) < 100
+    unfinished = [h.uuid for h in estate.directory.snapshot().hosts.values()
+                  if h.state in ("pending", "applying")]
+    assert unfinished  # the restarted daemon has work to take back
+
+    again = daemons(state, slapd, base, key_file, name="sd1", site="siteA")
+    # Hosts whose birth got no answer boot the agent again; the others just wait.
+    retry = [i for i in idents if i["uuid"] not in accepted]
+    assert births(again, retry) == [202] * len(retry)
+    wait_states(again, [i["uuid"] for i in idents], timeout=120)
+
+    hosts = estate.directory.snapshot().hosts
+    assert all(hosts[i["uuid"]].state == "compliant" for i in idents)
+    si = slow.connect()
+    found = hosts_by_name(si)
+    names = [f"{i['hostname']}.example.com" for i in idents]
+    assert {n: len(found.get(n, [])) for n in names} == dict.fromkeys(names, 1)
+    assert all(vlan(found[n][0], "vMotion") == 20 for n in names)
+
+
+# --- 4. hostile birth requests -------------------------------------------------------------------
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
+                    | st.text(max_size=40),
+                    lambda inner: st.lists(inner, max_size=5)
+                    | st.dictionaries(st.text(max_size=12), inner, max_size=5), max_leaves=20)
+GOOD = identity(999, "siteA")
+
+
+def _hostile() -> st.SearchStrategy[bytes]:
+    not_text = (st.booleans() | st.integers() | st.floats(allow_nan=False)
+                | st.dictionaries(st.text(max_size=5), JSON, max_size=3))
+    wrong_types = (st.builds(lambda k, v: {**GOOD, k: v},
+                             st.sampled_from(sorted(set(GOOD) - {"macs"})),
+                             not_text | st.lists(JSON, min_size=1, max_size=3))
+                   | st.builds(lambda v: {**GOOD, "macs": v}, not_text | st.text(max_size=20)))
+    missing = st.builds(lambda keys: {k: v for k, v in GOOD.items() if k not in keys},
+                        st.sets(st.sampled_from(sorted(GOOD)), min_size=1)).filter(
+        lambda doc: "uuid" not in doc)
+    unknown = st.builds(lambda k, v: {**GOOD, "x-" + k: v}, st.text(max_size=20), JSON)
+    docs = (wrong_types | missing | unknown | JSON).map(lambda doc: json.dumps(doc).encode())
+    invalid_utf8 = st.builds(lambda a, b: a + b"\xff\xfe\xc3" + b, st.binary(max_size=50),
+                             st.binary(max_size=50))
+    deep = st.builds(lambda n, open_, close: open_ * n + close * n, st.integers(500, 5000),
+                     st.sampled_from([b"[", b'{"a":']), st.sampled_from([b"]", b"}"]))
+    huge = st.builds(lambda n: json.dumps({**GOOD, "serial": "x" * n}).encode(),
+                     st.integers(129, 20000))
+    garbage = st.binary(max_size=300)
+    return docs | invalid_utf8 | deep | huge | garbage
+
+
+def test_hostile_births_get_4xx_and_the_daemon_keeps_serving(
+        estate: Estate, tmp_path: Path, daemons: Callable[..., Daemon]) -> None:
+    d = daemons(tmp_path / "d", estate.slapd, estate.base, estate.key_file, name="sd1",
+                site="siteA", extra=("--max-pending", "5"))
+    seen: list[int] = []
+
+    @settings(max_examples=1000, deadline=None, database=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))
+    @given(_hostile())
+    def check(body: bytes) -> None:
+        status, _, reply = d.request("POST", "/v1/birth", body,
+                                     {"content-type": "application/json"})
+        seen.append(status)
+        assert 400 <= status < 500, (status, body[:200], reply[:300])
+        assert "error" in json.loads(reply)
+
+    check()
+    assert len(seen) >= 1000
+    assert d.alive()
+    assert d.birth(GOOD)[0] == 202
+
+    # A body over the limit: 413 whether or not the length is announced.
+    big = json.dumps({**GOOD, "serial": "x" * 20000}).encode()
+    assert d.request("POST", "/v1/birth", big)[0] == 413
+    assert d.request("POST", "/v1/birth", b"[" + b" " * MAX_BODY + b"]")[0] == 413
+
+    # A storm beyond --max-pending 5: the excess is told to come back later.
+    storm = [identity(n, "siteA") for n in range(1000, 1040)]
+    with ThreadPoolExecutor(20) as pool:
+        replies = list(pool.map(lambda i: d.request("POST", "/v1/birth", json.dumps(i).encode()),
+                                storm))
+    codes = [status for status, _, _ in replies]
+    assert set(codes) <= {202, 429} and codes.count(429) > 0 and codes.count(202) >= 5
+    for status, headers, _ in replies:
+        if status == 429:
+            assert int(headers["Retry-After"]) >= 1
+    assert d.alive()
+
+
+# --- 5. report mode, and drift found in vCenter by the periodic scan -------------------------------
+
+def test_report_mode_marks_drift_instead_of_applying(estate: Estate, sim: Vcsim, tmp_path: Path,
+                                                     daemons: Callable[..., Daemon]) -> None:
+    d = daemons(tmp_path / "d", estate.slapd, estate.base, estate.key_file, name="sd1",
+                site="siteA", extra=("--mode", "report", "--scan-interval", "0.3"))
+    in_a, in_b = identity(1, "siteA"), identity(11, "siteB")
+    assert births(d, [in_a, in_b]) == [202, 202]
+    wait_states(d, [in_a["uuid"], in_b["uuid"]])
+    applied = applies(d)
+
+    estate.ldapmodify(CLUSTER_B_VLAN_22.format(base=estate.base))
+    drifted = wait_states(d, [in_b["uuid"]], "drifted", timeout=10)
+    assert "directory" in drifted[in_b["uuid"]]["reason"]
+    si = sim.connect()
+    assert vlan(one_host(si, in_b), "vMotion") == 21  # reported, not applied
+
+    # A change made behind the daemon's back in vCenter: the scan reports it.
+    host = one_host(si, in_a)
+    host.configManager.dateTimeSystem.UpdateDateTimeConfig(
+        vim.host.DateTimeConfig(ntpConfig=vim.host.NtpConfig(server=["192.0.2.1"])))
+    drifted = wait_states(d, [in_a["uuid"]], "drifted", timeout=10)
+    assert "ntp" in drifted[in_a["uuid"]]["reason"]
+    time.sleep(0.5)
+    assert ntp_servers(one_host(si, in_a)) == ["192.0.2.1"]
+    assert applies(d) == applied
+
+
+def test_enforce_mode_scan_reverts_changes_made_in_vcenter(estate: Estate, sim: Vcsim,
+                                                           tmp_path: Path,
+                                                           daemons: Callable[..., Daemon]) -> None:
+    d = daemons(tmp_path / "d", estate.slapd, estate.base, estate.key_file, name="sd1",
+                site="siteA", extra=("--scan-interval", "0.3"))
+    in_a, other = identity(1, "siteA"), identity(2, "siteA")
+    assert births(d, [in_a, other]) == [202, 202]
+    before = wait_states(d, [in_a["uuid"], other["uuid"]])
+    applied = applies(d)
+
+    si = sim.connect()
+    host = one_host(si, in_a)
+    host.configManager.dateTimeSystem.UpdateDateTimeConfig(
+        vim.host.DateTimeConfig(ntpConfig=vim.host.NtpConfig(server=["192.0.2.1"])))
+    host.configManager.networkSystem.UpdatePortGroup("vMotion", vim.host.PortGroup.Specification(
+        name="vMotion", vlanId=99, vswitchName="vSwitch1", policy=vim.host.NetworkPolicy()))
+    wait_for(lambda: ntp_servers(one_host(si, in_a)) == NTP
+             and vlan(one_host(si, in_a), "vMotion") == 20, timeout=10, interval=0.05,
+             what="the scan to revert the change")
+    wait_states(d, [in_a["uuid"]])
+    assert applies(d) == applied + 1
+    assert d.metrics()['stateless_drift_total{source="vcenter"}'] >= 1
+    assert states(d)[other["uuid"]]["since"] == before[other["uuid"]]["since"]
