@@ -76,7 +76,7 @@ func (h *hostHook) install(hs *simulator.HostSystem) {
 	if ref := cm.DatastoreSystem; ref != nil {
 		if stock, ok := simulator.Map.Get(*ref).(*simulator.HostDatastoreSystem); ok {
 			stock.Host = host
-			simulator.Map.Put(&DatastoreSystem{HostDatastoreSystem: stock, host: host})
+			simulator.Map.Put(&DatastoreSystem{HostDatastoreSystem: *stock, host: host})
 		}
 	}
 

@@ -43,14 +43,14 @@ func clone[T any](src *T) *T {
 // NetworkSystem replaces the stock HostNetworkSystem: its networkInfo IS the
 // host's config.network, and every change is validated and applied per host.
 type NetworkSystem struct {
-	*simulator.HostNetworkSystem
+	simulator.HostNetworkSystem
 	host *mo.HostSystem
 }
 
 func newNetworkSystem(stock *simulator.HostNetworkSystem, host *mo.HostSystem) *NetworkSystem {
 	stock.Host = host
 	stock.NetworkInfo = host.Config.Network
-	return &NetworkSystem{HostNetworkSystem: stock, host: host}
+	return &NetworkSystem{HostNetworkSystem: *stock, host: host}
 }
 
 // netErr carries a fault out of an edit on the copy.

@@ -11,19 +11,42 @@ import (
 	"github.com/vmware/govmomi/vim25/types"
 )
 
-const iscsiDevice = "vmhba64"
+// softwareIscsi is the host's software iSCSI adapter, if enabled once.
+func softwareIscsi(sd *types.HostStorageDeviceInfo) *types.HostInternetScsiHba {
+	for _, a := range sd.HostBusAdapter {
+		if h, ok := a.(*types.HostInternetScsiHba); ok && h.IsSoftwareBased {
+			return h
+		}
+	}
+	return nil
+}
+
+// freeHba is the first vmhba name from vmhba64 up that no adapter uses
+// (the stock inventory already has a block adapter vmhba64, so usually vmhba65).
+func freeHba(sd *types.HostStorageDeviceInfo) string {
+	for i := 64; ; i++ {
+		name := fmt.Sprintf("vmhba%d", i)
+		used := false
+		for _, a := range sd.HostBusAdapter {
+			used = used || a.GetHostHostBusAdapter().Device == name
+		}
+		if !used {
+			return name
+		}
+	}
+}
 
 // StorageSystem adds the software iSCSI adapter to the stock storage system;
 // its device info IS the host's config.storageDevice.
 type StorageSystem struct {
-	*simulator.HostStorageSystem
+	simulator.HostStorageSystem
 	host *mo.HostSystem
 }
 
 func newStorageSystem(stock *simulator.HostStorageSystem, host *mo.HostSystem) *StorageSystem {
 	stock.Host = host
 	stock.StorageDeviceInfo = host.Config.StorageDevice
-	return &StorageSystem{HostStorageSystem: stock, host: host}
+	return &StorageSystem{HostStorageSystem: *stock, host: host}
 }
 
 func (s *StorageSystem) iscsi(device string) (*types.HostInternetScsiHba, *soap.Fault) {
@@ -39,8 +62,8 @@ func (s *StorageSystem) UpdateSoftwareInternetScsiEnabled(ctx *simulator.Context
 	ctx.WithLock(s.host, func() {
 		sd := s.host.Config.StorageDevice
 		sd.SoftwareInternetScsiEnabled = req.Enabled
-		_, missing := s.iscsi(iscsiDevice)
-		if req.Enabled && missing != nil {
+		if req.Enabled && softwareIscsi(sd) == nil {
+			iscsiDevice := freeHba(sd)
 			sd.HostBusAdapter = append(sd.HostBusAdapter, &types.HostInternetScsiHba{
 				HostHostBusAdapter: types.HostHostBusAdapter{
 					Key: "key-vim.host.InternetScsiHba-" + iscsiDevice, Device: iscsiDevice,
@@ -167,7 +190,7 @@ func (s *StorageSystem) UpdateInternetScsiName(ctx *simulator.Context, req *type
 // DatastoreSystem mounts NAS datastores without a local directory; a NAS
 // datastore with the same remote is one object shared by all hosts mounting it.
 type DatastoreSystem struct {
-	*simulator.HostDatastoreSystem
+	simulator.HostDatastoreSystem
 	host *mo.HostSystem
 }
 
@@ -237,7 +260,9 @@ func (d *DatastoreSystem) CreateNasDatastore(ctx *simulator.Context, req *types.
 			},
 		})
 	})
-	simulator.Map.AddReference(d, &d.Datastore, ds.Self)
+	if simulator.FindReference(d.Datastore, ds.Self) == nil {
+		d.Datastore = append(d.Datastore, ds.Self) // d is locked by the dispatch already
+	}
 	simulator.Map.AddReference(d.host, &d.host.Datastore, ds.Self)
 	body.Res = &types.CreateNasDatastoreResponse{Returnval: ds.Self}
 	return body
@@ -274,7 +299,7 @@ func (d *DatastoreSystem) RemoveDatastore(ctx *simulator.Context, req *types.Rem
 		body.Fault_ = simulator.Fault("datastore "+ds.Name+" is not mounted on this host", &types.NotFound{})
 		return body
 	}
-	simulator.Map.RemoveReference(d, &d.Datastore, ds.Self)
+	simulator.RemoveReference(&d.Datastore, ds.Self) // d is locked by the dispatch already
 	simulator.Map.RemoveReference(d.host, &d.host.Datastore, ds.Self)
 	if len(ds.Host) == 0 && len(ds.Vm) == 0 {
 		if dc := datacenterOf(ds.Self); dc != nil {
