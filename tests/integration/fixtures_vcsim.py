@@ -28,7 +28,7 @@ PASSWORD = "pass"
 START_TIMEOUT = 60.0
 
 
-@attrs.define
+@attrs.frozen
 class Vcsim:
     """One running simulator: where it listens, how to log in, and its process."""
 
