@@ -8,11 +8,12 @@ disconnected) or removed, before the host is added to its cluster or folder.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from pyVmomi import vim, vmodl
 
-from stateless.errors import ValidationError
+from stateless.errors import ValidationError, VCenterError
 from stateless.vcenter.faults import Where
 from stateless.vcenter.read import HostRef
 from stateless.vcenter.session import PC, Session
@@ -51,20 +52,43 @@ def ensure_container(session: Session, path: str, leaf_kind: str) -> Any:
                          "/".join(_escape(s) for s in segments))
     if found is not None:
         return found
-    dc = session.call(where, "FindByInventoryPath", search.FindByInventoryPath, _escape(dc_name))
-    if dc is None:
-        dc = session.call(where, f"CreateDatacenter {dc_name}",
-                          session.content.rootFolder.CreateDatacenter, dc_name)
+    root = session.content.rootFolder
+
+    def find_dc() -> Any:
+        return session.call(where, "FindByInventoryPath", search.FindByInventoryPath,
+                            _escape(dc_name))
+
+    if find_dc() is None:
+        _create(session, f"CreateDatacenter {dc_name}", find_dc, root.CreateDatacenter, dc_name)
     parent = session.call(where, "FindByInventoryPath", search.FindByInventoryPath,
                           f"{_escape(dc_name)}/host")
-    for name in folders:
-        child = session.call(where, "FindChild", search.FindChild, parent, name)
-        parent = child or session.call(where, f"CreateFolder {name}", parent.CreateFolder, name)
-    if cluster is None:
-        return parent
-    child = session.call(where, "FindChild", search.FindChild, parent, cluster)
-    return child or session.call(where, f"CreateClusterEx {cluster}", parent.CreateClusterEx,
-                                 cluster, vim.cluster.ConfigSpecEx())
+    for name in [*folders, *([cluster] if cluster else [])]:
+        def find(parent: Any = parent, name: str = name) -> Any:
+            return session.call(where, "FindChild", search.FindChild, parent, name)
+
+        child = find()
+        if child is None:
+            if name == cluster:
+                child = _create(session, f"CreateClusterEx {name}", find, parent.CreateClusterEx,
+                                name, vim.cluster.ConfigSpecEx())
+            else:
+                child = _create(session, f"CreateFolder {name}", find, parent.CreateFolder, name)
+        parent = child
+    return parent
+
+
+def _create(session: Session, what: str, find: Callable[[], Any], create: Callable[..., Any],
+            *args: Any) -> Any:
+    """Create an inventory object; if another apply created it meanwhile, use that one."""
+    try:
+        return session.call(session.where, what, create, *args)
+    except VCenterError as exc:
+        if not isinstance(exc.__cause__, vim.fault.DuplicateName):
+            raise
+        found = find()
+        if found is None:
+            raise
+        return found
 
 
 def _escape(segment: str) -> str:

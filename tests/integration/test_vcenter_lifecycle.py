@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import ssl
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from typing import Any
 
@@ -15,7 +16,7 @@ from stateless.errors import TransientVCenterError, ValidationError, VCenterErro
 from stateless.model.config import HostConfig
 from stateless.model.identity import HostIdentity
 from stateless.vcenter import HostRef, VCenterClient
-from stateless.vcenter.lifecycle import split_path
+from stateless.vcenter.lifecycle import _create, split_path
 from tests.integration.test_vcenter import STANDARD
 
 
@@ -73,6 +74,29 @@ def test_missing_datacenter_folder_and_cluster_are_created(client: VCenterClient
     # Idempotent: the same call keeps the host and adds nothing.
     assert client.ensure_host("esx-new-1.example.com", "/DC9/Prod/ClusterZ", "cluster") == ref
     assert len(hosts_named(client, "esx-new-1.example.com")) == 1
+
+
+def test_creating_what_another_apply_just_created_uses_theirs(client: VCenterClient) -> None:
+    """Two births into a new cluster race to create it; the loser gets DuplicateName."""
+    client.ensure_host("esx-race-0.example.com", "/DC8/Race", "cluster")
+    folder = find(client, "DC8/host")
+    existing = find(client, "DC8/host/Race")
+    search = client.session.content.searchIndex
+    got = _create(client.session, "CreateClusterEx Race",
+                  lambda: search.FindChild(folder, "Race"), folder.CreateClusterEx, "Race",
+                  vim.cluster.ConfigSpecEx())
+    assert got._moId == existing._moId
+    with pytest.raises(VCenterError, match="CreateClusterEx Race"):
+        _create(client.session, "CreateClusterEx Race", lambda: None, folder.CreateClusterEx,
+                "Race", vim.cluster.ConfigSpecEx())
+
+
+def test_concurrent_placement_into_a_new_cluster(client: VCenterClient) -> None:
+    with ThreadPoolExecutor(6) as pool:
+        refs = list(pool.map(lambda i: client.ensure_host(f"esx-par-{i}.example.com",
+                                                          "/DC7/Prod/Par", "cluster"), range(6)))
+    cluster = find(client, "DC7/host/Prod/Par")
+    assert sorted(h._moId for h in cluster.host) == sorted(r.moid for r in refs)
 
 
 def test_standalone_host_in_a_folder(client: VCenterClient) -> None:
