@@ -387,7 +387,13 @@ class Engine:
                                          thumbprint=thumbprint, password=self.host_password)
             self._placed.add(place)
         else:
-            ref = client.resolve(name)
+            try:
+                ref = client.resolve(name)
+            except NotFoundError:
+                # vCenter's DNS-name search only sees names hosts report themselves; look
+                # where the host was placed (ensure_host is idempotent).
+                ref = client.ensure_host(name, location, leaf, identity=host.identity,
+                                         password=self.host_password)
         return client.apply(ref, desired)
 
     def _compliance_blocking(self, vcenter: str, host: HostRecord, desired: HostConfig) -> Any:
