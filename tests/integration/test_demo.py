@@ -1,0 +1,33 @@
+"""`make run`'s stack, started for real and stopped once its hosts are compliant."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.integration.fixtures_vcsim import ensure_binary
+
+
+def test_demo_boots_hosts_of_two_sites_to_compliance(tmp_path: Path) -> None:
+    ensure_binary()
+    data = tmp_path / "run"
+    done = subprocess.run([sys.executable, "-m", "stateless.demo", "--data", str(data),
+                           "--hosts", "4", "--once"], capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "hosts: 4 compliant" in done.stdout
+    # Each host ends with the server of its own site, directly or through a referral.
+    for site, pattern in (("siteA-1", "esx-a*.log"), ("siteB-1", "esx-b*.log")):
+        url = (data / f"statelessd-{site}.log").read_text().split("serving http")[-1].split()[0]
+        port = url.rsplit(":", 1)[1]
+        for log in sorted((data / "hosts").glob(pattern)):
+            accepted = [line for line in log.read_text().splitlines() if " accepted host " in line]
+            assert len(accepted) == 1 and f":{port} accepted" in accepted[0], log.read_text()
+    # Everything it started is stopped: the directory no longer answers.
+    port = int((data / "siteA-1" / "directory" / "url").read_text().strip().rstrip("/")
+               .rsplit(":", 1)[1])
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
