@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,7 @@ class StatelessService(service.MultiService):
         self._clients_lock = threading.Lock()
         self._rebuild_scheduled = False
         self._rebuilding = False
+        self._rebuild_cost = 0.0  # seconds the last snapshot rebuild took
         self._stopping = False
 
     # --- start -------------------------------------------------------------------------------
@@ -189,7 +191,9 @@ class StatelessService(service.MultiService):
         """Coalesce bursts of change notifications into one snapshot rebuild."""
         if not self._rebuild_scheduled and not self._stopping:
             self._rebuild_scheduled = True
-            self.reactor.callLater(0.01, self._rebuild)
+            # A rebuild costs CPU in proportion to the directory; during a storm of writes,
+            # wait twice as long as the last one took so rebuilds never hog the interpreter.
+            self.reactor.callLater(max(0.01, 2 * self._rebuild_cost), self._rebuild)
 
     @defer.inlineCallbacks
     def _rebuild(self) -> Any:
@@ -199,7 +203,9 @@ class StatelessService(service.MultiService):
         self._rebuild_scheduled = False
         self._rebuilding = True
         try:
+            started = time.monotonic()
             snapshot = yield self._thread(self.mirror.snapshot, self.config.base)
+            self._rebuild_cost = time.monotonic() - started
             assert self.engine is not None
             self.engine.set_snapshot(snapshot)
             if self.zone is not None:
