@@ -8,7 +8,7 @@ APT_PACKAGES := slapd ldap-utils golang-go golang-github-vmware-govmomi-dev bind
 VCSIM := contrib/vcsim/vcsim
 RUN_DIR ?= run
 
-.PHONY: all deps apt venv vcsim test lint unit integration bench run clean
+.PHONY: all deps apt venv vcsim test lint bench run clean
 
 all: test
 
@@ -37,7 +37,8 @@ vcsim: $(VCSIM)
 
 $(VCSIM): $(wildcard contrib/vcsim/*.go)
 	@if ls contrib/vcsim/*.go >/dev/null 2>&1; then \
-	    cd contrib/vcsim && GOPATH=/usr/share/gocode GO111MODULE=off GOFLAGS= go build -o vcsim . ; \
+	    cd contrib/vcsim && GOPATH=/usr/share/gocode GO111MODULE=off GOFLAGS= \
+	        GOCACHE="$${GOCACHE:-$(CURDIR)/.gocache}" go build -o vcsim . ; \
 	fi
 
 lint: venv
@@ -49,6 +50,8 @@ test: deps lint
 
 bench: deps
 	$(BIN)/python tests/bench/resolve.py
+	$(BIN)/python tests/bench/apply.py
+	$(BIN)/python tests/bench/boot_storm.py 200
 
 run: deps
 	$(BIN)/python -m stateless.demo --data $(RUN_DIR)

@@ -264,6 +264,21 @@ func (d *DatastoreSystem) CreateNasDatastore(ctx *simulator.Context, req *types.
 		d.Datastore = append(d.Datastore, ds.Self) // d is locked by the dispatch already
 	}
 	simulator.Map.AddReference(d.host, &d.host.Datastore, ds.Self)
+	if nas, ok := nasInfo(ds); ok {
+		// Clients read a host's mounts from config.fileSystemVolume, as on a real host.
+		mount := types.HostFileSystemMountInfo{
+			MountInfo: types.HostMountInfo{Path: "/vmfs/volumes/" + spec.LocalPath, AccessMode: spec.AccessMode,
+				Mounted: types.NewBool(true), Accessible: types.NewBool(true)},
+			Volume: nas.Nas,
+		}
+		simulator.Map.WithLock(d.host, func() {
+			if d.host.Config.FileSystemVolume == nil {
+				d.host.Config.FileSystemVolume = &types.HostFileSystemVolumeInfo{}
+			}
+			fsv := d.host.Config.FileSystemVolume
+			fsv.MountInfo = append(fsv.MountInfo, mount)
+		})
+	}
 	body.Res = &types.CreateNasDatastoreResponse{Returnval: ds.Self}
 	return body
 }
@@ -299,6 +314,17 @@ func (d *DatastoreSystem) RemoveDatastore(ctx *simulator.Context, req *types.Rem
 		body.Fault_ = simulator.Fault("datastore "+ds.Name+" is not mounted on this host", &types.NotFound{})
 		return body
 	}
+	simulator.Map.WithLock(d.host, func() {
+		if fsv := d.host.Config.FileSystemVolume; fsv != nil {
+			var keep []types.HostFileSystemMountInfo
+			for _, m := range fsv.MountInfo {
+				if m.MountInfo.Path != "/vmfs/volumes/"+ds.Name {
+					keep = append(keep, m)
+				}
+			}
+			fsv.MountInfo = keep
+		}
+	})
 	simulator.RemoveReference(&d.Datastore, ds.Self) // d is locked by the dispatch already
 	simulator.Map.RemoveReference(d.host, &d.host.Datastore, ds.Self)
 	if len(ds.Host) == 0 && len(ds.Vm) == 0 {

@@ -269,10 +269,7 @@ ITEMS: list[tuple[Any, ...]] = [
      {"service.TSM-SSH.policy"}),
     ("nfs", {"nfs.iso.host": "nas01.example.com", "nfs.iso.path": "/export/iso",
              "nfs.iso.readonly": True, "nfs.iso.version": "3"}, _remove_nfs,
-     {"nfs.iso.host", "nfs.iso.path", "nfs.iso.readonly", "nfs.iso.version"},
-     pytest.mark.xfail(strict=True, reason=(
-         "the simulator's CreateNasDatastore never answers (it locks its own "
-         "DatastoreSystem again in AddReference); remove this mark when it does"))),
+     {"nfs.iso.host", "nfs.iso.path", "nfs.iso.readonly", "nfs.iso.version"}),
     ("iscsi", {"iscsi.enabled": True, "iscsi.targets": ("10.0.5.10:3260",)}, _iscsi_targets,
      {"iscsi.targets"}),
     ("iscsi-chap", {"iscsi.enabled": True, "iscsi.chap.name": "iqn.1998-01.com.vmware:esx",
