@@ -112,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--once", action="store_true",
                         help="stop once every host is compliant (for tests)")
     args = parser.parse_args(argv)
+    # SIGTERM (a service manager, `timeout`) stops the stack as cleanly as Ctrl-C does.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         return run(args.data.resolve(), args.hosts, args.once, sys.stdout)
     except StatelessError as exc:

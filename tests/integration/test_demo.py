@@ -31,3 +31,24 @@ def test_demo_boots_hosts_of_two_sites_to_compliance(tmp_path: Path) -> None:
                .rsplit(":", 1)[1])
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
+def test_sigterm_stops_everything_the_stack_started(tmp_path: Path) -> None:
+    ensure_binary()
+    data = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "stateless.demo", "--data", str(data),
+                             "--hosts", "2"], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if "Serving until Ctrl-C" in line:
+            break
+    else:
+        raise AssertionError(f"the stack did not come up (exit {proc.wait()})")
+    proc.terminate()
+    assert proc.wait(60) == 143
+    port = int((data / "siteA-1" / "directory" / "url").read_text().strip().rstrip("/")
+               .rsplit(":", 1)[1])
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    logs = {log.name: log.read_text() for log in data.glob("statelessd-*.log")}
+    assert all("Main loop terminated" in text for text in logs.values()), logs
