@@ -11,7 +11,6 @@ import contextlib
 import hashlib
 import json
 import random
-import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -124,8 +123,6 @@ class Engine:
         self._slots: dict[str, defer.DeferredSemaphore] = {}
         self._active = 0
         # Containers this process has seen in vCenter; until then one placement creates them.
-        self._placed: set[tuple[str, str]] = set()
-        self._placing_lock = threading.Lock()
         self._idle: list[defer.Deferred[None]] = []
 
     # --- helpers -------------------------------------------------------------------------
@@ -377,23 +374,17 @@ class Engine:
                         desired: HostConfig, placing: bool, thumbprint: str | None) -> Any:
         client = self.vcenter(vcenter)
         name = vcenter_name(host)
-        if placing:
-            place = (vcenter, location)
-            # Concurrent first births in a new cluster would each create it (DuplicateName):
-            # the first placement per container runs alone, the rest in parallel afterwards.
-            lock = contextlib.nullcontext() if place in self._placed else self._placing_lock
-            with lock:
-                ref = client.ensure_host(name, location, leaf, identity=host.identity,
-                                         thumbprint=thumbprint, password=self.host_password)
-            self._placed.add(place)
-        else:
-            try:
+        ref = None
+        if not placing:
+            # vCenter's DNS-name search only sees names hosts report themselves; a host it
+            # misses is looked for where it was placed (ensure_host is idempotent).
+            with contextlib.suppress(NotFoundError):
                 ref = client.resolve(name)
-            except NotFoundError:
-                # vCenter's DNS-name search only sees names hosts report themselves; look
-                # where the host was placed (ensure_host is idempotent).
-                ref = client.ensure_host(name, location, leaf, identity=host.identity,
-                                         password=self.host_password)
+        if ref is None:
+            # Concurrent placements into a new cluster are safe: placement uses a container
+            # that another apply created meanwhile (stateless.vcenter.lifecycle).
+            ref = client.ensure_host(name, location, leaf, identity=host.identity,
+                                     thumbprint=thumbprint, password=self.host_password)
         return client.apply(ref, desired)
 
     def _compliance_blocking(self, vcenter: str, host: HostRecord, desired: HostConfig) -> Any:
