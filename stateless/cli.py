@@ -801,8 +801,7 @@ def cmd_apply(args: argparse.Namespace, out: TextIO) -> int:
                     raise StatelessError(f"host {uuid} ({name}): vCenter {vcenter.name} still "
                                          f"differs after apply: {keys}; see `stateless "
                                          f"compliance {uuid}`")
-                d.set_host_state(uuid, HostState.COMPLIANT)
-                d.set_applied_digest(uuid, applied)
+                d.set_host_state(uuid, HostState.COMPLIANT, applied_digest=applied)
                 report["state"] = str(HostState.COMPLIANT)
     if args.json:
         _emit(out, report)

@@ -113,6 +113,8 @@ class Directory:
         self._local = threading.local()
         self._all: list[ldap3.Connection] = []
         self._lock = threading.Lock()
+        # Pool name -> addresses known taken (read, added or lost to another writer).
+        self._taken: dict[str, set[str]] = {}
 
     # --- connection ------------------------------------------------------------------------
 
@@ -494,11 +496,13 @@ class Directory:
         self.modify(dn, {k: [(ldap3.MODIFY_REPLACE, v)] for k, v in attrs.items()},
                     f"record birth of {identity.uuid}")
 
-    def record_birth(self, identity: HostIdentity, when: datetime, owner: str) -> None:
+    def record_birth(self, identity: HostIdentity, when: datetime, owner: str, *,
+                     known: bool = True) -> None:
         """Persist a birth before it is answered: identity, time, owner, state pending.
 
-        One modify for a known host (two operations for a new one), so a boot storm costs
-        the directory as little as possible.
+        One operation: a modify of a host the caller knows (`known`), else an add of the whole
+        entry; the other one follows only when that guess was wrong.  A boot storm of new
+        hosts thus costs the directory one write each.
         """
         dn = self.host_dn(identity.uuid)
         attrs = mapping.identity_attrs(identity)
@@ -507,11 +511,20 @@ class Directory:
         attrs["statelessState"] = [str(HostState.PENDING)]
         attrs["statelessStateReason"] = ["birth accepted"]
         changes = {k: [(ldap3.MODIFY_REPLACE, v)] for k, v in attrs.items()}
+        what = f"record birth of {identity.uuid}"
+        if not known:
+            entry = {"objectClass": ["top", "statelessHost"], "statelessUuid": [identity.uuid],
+                     **attrs}
+            try:
+                self.add_entry(dn, entry, what)
+                return
+            except ConflictError:
+                pass  # it exists after all (added meanwhile, or the caller's view is old)
         try:
-            self.modify(dn, changes, f"record birth of {identity.uuid}")
+            self.modify(dn, changes, what)
         except NotFoundError:
             self.add_host(identity.uuid, identity=identity)
-            self.modify(dn, changes, f"record birth of {identity.uuid}")
+            self.modify(dn, changes, what)
 
     def put_server(self, server: Server) -> str:
         """Add or update a server's own entry (its URL changes when its port does)."""
@@ -525,12 +538,16 @@ class Directory:
                     f"update server {server.name}")
         return dn
 
-    def set_host_state(self, uuid: str, state: HostState | str, reason: str = "") -> None:
+    def set_host_state(self, uuid: str, state: HostState | str, reason: str = "", *,
+                       applied_digest: str | None = None) -> None:
+        """Record a host's state; with `applied_digest`, what was applied, in the same write."""
         state = HostState(state)
-        self.modify(self.host_dn(uuid),
-                    {"statelessState": [(ldap3.MODIFY_REPLACE, [str(state)])],
-                     "statelessStateReason": [(ldap3.MODIFY_REPLACE, [reason] if reason else [])]},
-                    f"set state of host {uuid}")
+        changes = {"statelessState": [(ldap3.MODIFY_REPLACE, [str(state)])],
+                   "statelessStateReason": [(ldap3.MODIFY_REPLACE, [reason] if reason else [])]}
+        if applied_digest is not None:
+            changes["statelessAppliedDigest"] = [
+                (ldap3.MODIFY_REPLACE, [applied_digest] if applied_digest else [])]
+        self.modify(self.host_dn(uuid), changes, f"set state of host {uuid}")
 
     def set_applied_digest(self, uuid: str, digest: str) -> None:
         self.modify(self.host_dn(uuid),
@@ -555,43 +572,84 @@ class Directory:
             raw.get("statelessAllocated", []))
 
     def allocate(self, uuid: str, item: str, pool_name: str) -> Allocation:
-        """Take a free address of the pool for `item` (vmknic.PG) of the host; idempotent.
+        """Take a free address of the pool for `item` (vmknic.PG) of the host; idempotent."""
+        return self.allocate_all(uuid, [(item, pool_name)])[0]
 
-        The pool entry's statelessAllocated values are the lock: adding a value another writer
-        added first fails with attributeOrValueExists, and the next candidate is tried.
+    def allocate_all(self, uuid: str, wanted: Sequence[tuple[str, str]],
+                     pools: Mapping[str, IpPool] | None = None) -> list[Allocation]:
+        """Addresses for every (item, pool) the host needs, in as few operations as possible.
+
+        One read of the host (what it already holds is returned as is), one add per new
+        address on its pool entry, one modify recording them all on the host.  The pool
+        entry's statelessAllocated values are the lock: adding a value another writer added
+        first fails with attributeOrValueExists, and the next candidate is tried.  `pools`
+        (the definitions as the caller's snapshot has them) saves reading each pool; the
+        addresses known to be taken are remembered between calls, and concurrent callers of
+        this client never pick the same candidate, so a storm of allocations rarely conflicts.
         """
         uuid = normalize_uuid(uuid)
-        if not item.startswith("vmknic."):
-            raise ValidationError(f"allocate {item}: only vmknic.<portgroup> items take pool addresses")
-        host = self.read(self.host_dn(uuid), f"read host {uuid}")
+        for item, _ in wanted:
+            if not item.startswith("vmknic."):
+                raise ValidationError(f"allocate {item}: only vmknic.<portgroup> items take pool "
+                                      "addresses")
+        host = self.read(self.host_dn(uuid), f"read host {uuid}", ["statelessAllocation"])
         if host is None:
             raise NotFoundError(f"host {uuid}: not found; add it with `stateless host add`")
+        held: dict[tuple[str, str], Allocation] = {}
         for text in host.get("statelessAllocation", []):
             try:
                 existing = syntax.parse_allocation(text)
             except StatelessError:
                 continue
-            if existing.item == item and existing.pool == pool_name:
-                return existing
-        pool, used = self.pool_used(pool_name)
-        next_free = self._next_free or _default_next_free()
-        taken = set(used)
+            held.setdefault((existing.item, existing.pool), existing)
+        made: list[Allocation] = []
+        for item, pool_name in wanted:
+            if (item, pool_name) not in held:
+                allocation = Allocation(item, pool_name, self._take(pool_name, pools))
+                held[(item, pool_name)] = allocation
+                made.append(allocation)
+        if made:
+            self.modify(self.host_dn(uuid), {"statelessAllocation": [
+                (ldap3.MODIFY_ADD, [syntax.format_allocation(a) for a in made])]},
+                f"record allocation of host {uuid}")
+        return [held[w] for w in wanted]
+
+    def _take(self, pool_name: str, pools: Mapping[str, IpPool] | None) -> str:
+        """Claim one address on the pool entry (see allocate_all)."""
+        pool = pools.get(pool_name) if pools is not None else None
+        if pool is None:
+            pool, used = self.pool_used(pool_name)
+            with self._lock:
+                self._taken.setdefault(pool_name, set()).update(used)
         pool_dn = self.named_dn("pools", pool_name)
-        for _ in range(pool.size + 1):
-            address = next_free(pool, frozenset(taken))
+        next_free = self._next_free or _default_next_free()
+        refreshed = False
+        while True:
+            with self._lock:
+                taken = self._taken.get(pool_name)
+            if taken is None:
+                _, used = self.pool_used(pool_name)
+                with self._lock:
+                    taken = self._taken.setdefault(pool_name, set())
+                    taken.update(used)
+            try:
+                with self._lock:
+                    address = next_free(pool, frozenset(taken))
+                    taken.add(address)  # reserved: no other thread of this client tries it
+            except ConflictError:
+                if refreshed:
+                    raise
+                # Full as far as this client knows: addresses may have been released since.
+                refreshed = True
+                with self._lock:
+                    self._taken.pop(pool_name, None)
+                continue
             try:
                 self.modify(pool_dn, {"statelessAllocated": [(ldap3.MODIFY_ADD, [address])]},
                             f"allocate from pool {pool_name}")
             except ConflictError:
-                taken.add(address)
-                continue
-            allocation = Allocation(item, pool_name, address)
-            self.modify(self.host_dn(uuid), {"statelessAllocation": [
-                (ldap3.MODIFY_ADD, [syntax.format_allocation(allocation)])]},
-                f"record allocation of host {uuid}")
-            return allocation
-        raise ConflictError(f"pool {pool_name}: no free address left in {pool.start}-{pool.end}; "
-                            "widen the range or add a pool")
+                continue  # another writer had it; it stays marked taken
+            return address
 
     def release(self, uuid: str, allocation: Allocation) -> None:
         self.modify(self.host_dn(uuid), {"statelessAllocation": [
@@ -599,6 +657,8 @@ class Directory:
         self.modify(self.named_dn("pools", allocation.pool),
                     {"statelessAllocated": [(ldap3.MODIFY_DELETE, [allocation.address])]},
                     f"release {allocation.address}")
+        with self._lock:
+            self._taken.get(allocation.pool, set()).discard(allocation.address)
 
     # --- sites, servers, vCenters, rules, images --------------------------------------------
 

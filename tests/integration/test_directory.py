@@ -178,11 +178,30 @@ def test_hosts_state_identity_and_digest(directory: Directory) -> None:
     directory.set_host_state(UUID, "compliant")
     host = directory.snapshot().hosts[UUID]
     assert host.state == HostState.COMPLIANT and host.reason == ""
+    assert host.applied_digest == "sha256:abc"  # untouched unless given
+    directory.set_host_state(UUID, HostState.APPLYING, "again", applied_digest="")
+    host = directory.snapshot().hosts[UUID]
+    assert host.state == HostState.APPLYING and host.applied_digest == ""
     directory.create_policy(Policy("Pin", {"ntp.servers": "10.0.0.1"}))
     directory.link("Pin", f"host:{UUID}", order=3)
     assert directory.snapshot().hosts[UUID].links[0].order == 3
     directory.delete_host(UUID)  # with its link entries
     assert UUID not in directory.snapshot().hosts
+
+
+def test_record_birth_whatever_the_guess(directory: Directory) -> None:
+    """One write when the caller guesses right; the same entry when it guesses wrong."""
+    inventory(directory)
+    when = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    for n, known in enumerate((False, False, True)):  # new; known after all; known
+        identity = HostIdentity(UUID, serial=f"SN{n}", ipv4=f"10.1.0.{n + 1}")
+        directory.record_birth(identity, when, "srv1", known=known)
+        host = directory.snapshot().hosts[UUID]
+        assert host.identity == identity and host.owner == "srv1"
+        assert host.state == HostState.PENDING and host.reason == "birth accepted"
+    other = "4c4c4544-0042-3510-8052-000000000001"
+    directory.record_birth(HostIdentity(other, serial="X"), when, "srv2", known=True)  # wrong
+    assert directory.snapshot().hosts[other].owner == "srv2"
 
 
 def test_pool_allocation_is_atomic_across_writers(directory: Directory, slapd: Slapd, base: str) -> None:
@@ -227,6 +246,64 @@ def test_pool_exhaustion_is_a_clear_error(directory: Directory) -> None:
     directory.allocate("4c4c4544-0042-3510-8052-000000000001", "vmknic.vMotion", "tiny")
     with pytest.raises(ConflictError, match="tiny"):
         directory.allocate("4c4c4544-0042-3510-8052-000000000002", "vmknic.vMotion", "tiny")
+
+
+def test_allocate_all_shared_client_many_threads(directory: Directory, slapd: Slapd,
+                                                  base: str) -> None:
+    """One client, as the daemon has: every address distinct, one host write per host."""
+    inventory(directory)
+    pools = {p.name: p for p in (IpPool("vmo", "10.0.20.10", "10.0.20.59", "255.255.255.0"),
+                                 IpPool("sto", "10.0.30.10", "10.0.30.59", "255.255.255.0"))}
+    for pool in pools.values():
+        directory.add_pool(pool)
+    uuids = [f"4c4c4544-0042-3510-8052-{i:012x}" for i in range(24)]
+    for uuid in uuids:
+        directory.add_host(uuid, "/DC1/Prod/ClusterA")
+    shared = Directory([slapd.url], slapd.bind_dn, slapd.password, base=base)
+    wanted = [("vmknic.vMotion", "vmo"), ("vmknic.Storage", "sto")]
+    got: dict[str, list[str]] = {}
+    errors: list[BaseException] = []
+
+    def worker(chunk: list[str]) -> None:
+        try:
+            for uuid in chunk:
+                got[uuid] = [a.address for a in shared.allocate_all(uuid, wanted, pools)]
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(uuids[i::6],)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    shared.close()
+    assert not errors
+    vmo = {v[0] for v in got.values()}
+    sto = {v[1] for v in got.values()}
+    assert len(vmo) == len(sto) == len(uuids)
+    assert directory.pool_used("vmo")[1] == vmo and directory.pool_used("sto")[1] == sto
+    snap = directory.snapshot()
+    for uuid in uuids:
+        assert sorted(a.address for a in snap.hosts[uuid].allocations) == sorted(got[uuid])
+    again = directory.allocate_all(uuids[0], list(reversed(wanted)))  # idempotent, in order
+    assert [a.address for a in again] == list(reversed(got[uuids[0]]))
+
+
+def test_allocation_finds_an_address_released_by_another_client(directory: Directory,
+                                                                 slapd: Slapd, base: str) -> None:
+    inventory(directory)
+    directory.add_pool(IpPool("tiny", "10.0.9.10", "10.0.9.11", "255.255.255.0"))
+    uuids = [f"4c4c4544-0042-3510-8052-{i:012x}" for i in range(3)]
+    for uuid in uuids:
+        directory.add_host(uuid, "/DC1")
+    first = directory.allocate(uuids[0], "vmknic.vMotion", "tiny")
+    directory.allocate(uuids[1], "vmknic.vMotion", "tiny")
+    other = Directory([slapd.url], slapd.bind_dn, slapd.password, base=base)
+    other.release(uuids[0], first)  # this client still remembers the address as taken
+    other.close()
+    assert directory.allocate(uuids[2], "vmknic.vMotion", "tiny").address == first.address
+    with pytest.raises(ValidationError, match="vmknic"):
+        directory.allocate_all(uuids[2], [("ntp.servers", "tiny")])
 
 
 def test_sites_rules_images(directory: Directory) -> None:
