@@ -1,7 +1,7 @@
 """Send the birth message: try servers in order, follow one referral, back off with full jitter.
 
 Responses (POST {url}/v1/birth):
-  202 {host, status_url}             accepted: done (then optionally poll status_url)
+  202 {host, status_url}             accepted: done (then optionally wait on status_url)
   200/307 {"referral": {site, servers}}  go to that site's servers, at most once per run
   429 + Retry-After                  wait as told, then try the same server again
   other 4xx                          fatal: the message itself is wrong, print the server's error
@@ -38,6 +38,7 @@ FIELDS = ("uuid", "serial", "vendor", "model", "asset", "oem_strings", "macs", "
           "hostname", "domain", "thumbprint", "image")
 DONE_STATES = {"compliant"}
 FAILED_STATES = {"failed", "quarantined"}
+LONG_POLL = 60  # most seconds a status request asks the server to hold it
 
 
 class AgentError(Exception):
@@ -377,11 +378,21 @@ class Agent:
 
     # -- after acceptance ---------------------------------------------------------------------
     def wait_compliant(self, accepted: Accepted) -> str:
-        """Poll the host's status until compliant; raise HostFailed when the server gives up on it."""
+        """Poll the host's status until compliant; raise HostFailed when the server gives up on it.
+
+        Each request asks the server to hold it until the host settles (`?wait=`, a long
+        poll, bounded by the request timeout), so a waiting host costs the server one request
+        rather than one per poll interval.  Requests start at most every poll interval, which
+        is also how often a server that answers at once is asked.
+        """
         errors = 0
+        sep = "&" if "?" in accepted.status_url else "?"
         while True:
+            started = self.clock()
+            wait = max(0, min(LONG_POLL, int(self._timeout()) - 2))  # answered before we give up
+            url = f"{accepted.status_url}{sep}wait={wait}" if wait else accepted.status_url
             try:
-                reply = self.request(accepted.status_url)
+                reply = self.request(url)
             except _Unreachable as exc:
                 reply = None
                 self.log(f"status: cannot reach {exc}")
@@ -394,7 +405,7 @@ class Agent:
                 if state in FAILED_STATES:
                     reason = reply.doc.get("reason") or reply.doc.get("error") or ""
                     raise HostFailed(f"host {accepted.host} is {state}: {reason}".rstrip(": "))
-                self.sleep(self.settings.poll_interval)
+                self.sleep(self.settings.poll_interval - (self.clock() - started))
                 continue
             errors += 1
             if reply is not None:

@@ -44,6 +44,7 @@ class Controller(Protocol):
     def birth(self, message: BirthMessage, peer: str) -> defer.Deferred[BirthOutcome]: ...
     def hosts(self) -> list[dict[str, Any]]: ...
     def host(self, uuid: str) -> dict[str, Any]: ...
+    def settled(self, uuid: str, timeout: float) -> defer.Deferred[dict[str, Any]]: ...
     def effective(self, uuid: str) -> dict[str, Any]: ...
     def locate(self, address: str) -> list[dict[str, Any]]: ...
     def health(self) -> dict[str, Any]: ...
@@ -124,10 +125,13 @@ def _finish(request: Any, body: bytes) -> None:
         request.finish()
 
 
-class Hosts(_Leaf):
-    """/v1/hosts, /v1/hosts/{uuid}, /v1/hosts/{uuid}/effective"""
+MAX_WAIT = 300.0  # seconds a status request may be held (?wait=)
 
-    def render_GET(self, request: server.Request) -> bytes:
+
+class Hosts(_Leaf):
+    """/v1/hosts, /v1/hosts/{uuid}[?wait=SECONDS], /v1/hosts/{uuid}/effective"""
+
+    def render_GET(self, request: server.Request) -> bytes | int:
         parts = [p.decode("utf-8", "replace") for p in request.postpath or () if p]
         if not parts:
             return _json(request, 200, {"hosts": self.controller.hosts()})
@@ -136,10 +140,39 @@ class Hosts(_Leaf):
         except StatelessError as exc:
             return _error(request, 404, str(exc))
         if len(parts) == 1:
-            return _json(request, 200, self.controller.host(uuid))
+            values = request.args.get(b"wait") if request.args else None
+            if not values:
+                return _json(request, 200, self.controller.host(uuid))
+            text = values[0].decode("utf-8", "replace")
+            try:
+                wait = float(text)
+            except ValueError:
+                wait = -1.0
+            if not 0 <= wait <= MAX_WAIT:  # also NaN
+                return _error(request, 400, f"wait {text!r}: expected seconds from 0 to "
+                              f"{MAX_WAIT:.0f}")
+            return self._wait(request, uuid, wait)
         if parts[1:] == ["effective"]:
             return _json(request, 200, self.controller.effective(uuid))
         return _error(request, 404, "no such resource; see /v1/hosts/{uuid}[/effective]")
+
+
+    def _wait(self, request: server.Request, uuid: str, wait: float) -> int:
+        """Hold the answer until the host is no longer pending or applying (a long poll)."""
+        d = self.controller.settled(uuid, wait)  # NotFoundError (404) when unknown
+        request.notifyFinish().addErrback(lambda _: d.cancel())  # the client went away
+
+        def failed(failure: Failure) -> None:
+            if failure.check(defer.CancelledError):
+                return
+            if failure.check(NotFoundError):
+                _finish(request, _error(request, 404, str(failure.value)))
+                return
+            failure.printTraceback()
+            _finish(request, _error(request, 500, "internal error; see the server log"))
+
+        d.addCallbacks(lambda doc: _finish(request, _json(request, 200, doc)), failed)
+        return server.NOT_DONE_YET
 
 
 class Locate(_Leaf):

@@ -30,7 +30,7 @@ from stateless.model.birth import BirthMessage
 from stateless.model.config import HostConfig
 from stateless.model.effective import EffectiveConfig
 from stateless.model.identity import HostIdentity
-from stateless.model.inventory import Allocation, ContainerKind, HostRecord, HostState, Snapshot
+from stateless.model.inventory import ContainerKind, HostRecord, HostState, Snapshot
 from stateless.policy import Resolver, resolve
 from stateless.sites import nearest_servers, site_of
 
@@ -40,6 +40,7 @@ log = Logger()
 MAX_ATTEMPTS = 5
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 30.0
+IN_PROGRESS = (HostState.PENDING, HostState.APPLYING)
 BIRTH_FEED_TIMEOUT = 10.0  # seconds a recorded birth may take to come back through the change feed
 
 
@@ -121,6 +122,7 @@ class Engine:
         # Recorded births not yet seen through the change feed: uuid -> (identity, deadline).
         self._waiting: dict[str, tuple[HostIdentity, float]] = {}
         self._slots: dict[str, defer.DeferredSemaphore] = {}
+        self._watchers: dict[str, list[defer.Deferred[None]]] = {}  # long polls of hosts
         self._active = 0
         # Containers this process has seen in vCenter; until then one placement creates them.
         self._idle: list[defer.Deferred[None]] = []
@@ -131,12 +133,16 @@ class Engine:
         return threads.deferToThreadPool(self.reactor, self.pool, fn, *args, **kw)
 
     def _set(self, uuid: str, state: HostState, reason: str = "", *, write: bool = True,
-             **extra: Any) -> defer.Deferred[None]:
+             applied_digest: str | None = None, **extra: Any) -> defer.Deferred[None]:
         self.status[uuid] = Status(state, reason, self.clock(), **extra)
         self._count_states()
+        if state not in IN_PROGRESS:
+            for waiter in self._watchers.pop(uuid, []):
+                waiter.callback(None)
         if not write:
             return defer.succeed(None)
-        d = self._thread(self.directory.set_host_state, uuid, state, reason[:1000])
+        d = self._thread(self.directory.set_host_state, uuid, state, reason[:1000],
+                         applied_digest=applied_digest)
         d.addErrback(lambda f: log.failure("recording state of {uuid}", f, uuid=uuid))
         return d
 
@@ -211,7 +217,7 @@ class Engine:
             self.metrics.births.labels(outcome="busy").inc()
             return defer.succeed(Busy(self.retry_after()))
         d = self._thread(self.directory.record_birth, identity, datetime.now(UTC),
-                         self.config.name)
+                         self.config.name, known=uuid in snap.hosts)
 
         def recorded(_: object) -> BirthOutcome:
             self.metrics.births.labels(outcome="accepted").inc()
@@ -267,7 +273,9 @@ class Engine:
         self.reactor.callLater(0, self._pump)
 
     def _pump(self) -> None:
-        limit = max(1, self.config.vcenter_concurrency) * max(1, len(self.snapshot.vcenters))
+        # Twice the vCenter slots: while some hosts are in vCenter, as many more do their
+        # directory work (allocations, state) and wait for a slot, so no slot sits idle.
+        limit = 2 * max(1, self.config.vcenter_concurrency) * max(1, len(self.snapshot.vcenters))
         while self._queue and len(self._running) < limit:
             uuid, _ = self._queue.popitem(last=False)
             self._running.add(uuid)
@@ -337,9 +345,7 @@ class Engine:
         effective = self._effective(uuid)
         missing = _missing_allocations(effective, host)
         if missing:
-            made: list[Allocation] = []
-            for item, pool in missing:
-                made.append((yield self._thread(self.directory.allocate, uuid, item, pool)))
+            made = yield self._thread(self.directory.allocate_all, uuid, missing, snap.pools)
             host = attrs.evolve(host, allocations=(*host.allocations, *made))
             effective = resolve(attrs.evolve(snap, hosts={**snap.hosts, uuid: host}), uuid)
         if effective.errors:
@@ -352,7 +358,10 @@ class Engine:
         vcenter = self._vcenter_for(snap)
         kind = snap.containers[effective.location].kind
         leaf = "cluster" if kind == ContainerKind.CLUSTER else "folder"
-        yield self._set(uuid, HostState.APPLYING, f"applying through vCenter {vcenter}")
+        # A host the directory already shows pending or applying is resumed after a restart
+        # either way: saying "applying" there too would only cost a write per birth.
+        yield self._set(uuid, HostState.APPLYING, f"applying through vCenter {vcenter}",
+                        write=host.state not in (HostState.PENDING, HostState.APPLYING))
         slot = self._slots.setdefault(vcenter,
                                       defer.DeferredSemaphore(self.config.vcenter_concurrency))
         placing = uuid in self._place
@@ -365,10 +374,9 @@ class Engine:
         if not result.verified:
             diffs = ", ".join(d.key for d in result.diffs[:5])
             raise TransientVCenterError(f"host {uuid}: still differs after apply: {diffs}")
-        yield self._thread(self.directory.set_applied_digest, uuid, digest(effective.values()))
         self.metrics.applies.labels(result="compliant").inc()
         yield self._set(uuid, HostState.COMPLIANT, "", plan=len(result.plan.changes),
-                        calls=result.calls)
+                        calls=result.calls, applied_digest=digest(effective.values()))
 
     def _apply_blocking(self, vcenter: str, host: HostRecord, location: str, leaf: str,
                         desired: HostConfig, placing: bool, thumbprint: str | None) -> Any:
@@ -463,6 +471,29 @@ class Engine:
         if uuid not in self.snapshot.hosts and uuid not in self.status:
             raise NotFoundError(f"host {uuid}: unknown; it has not been born nor added")
         return self._host_doc(uuid)
+
+    def settled(self, uuid: str, timeout: float) -> defer.Deferred[dict[str, Any]]:
+        """The host's document once it is no longer pending or applying, or after `timeout`.
+
+        Agents that wait for their host hold one request each instead of polling, which
+        during a boot storm would cost the server a request per host per poll interval.
+        """
+        doc = self.host(uuid)
+        status = self.status.get(uuid)
+        if status is None or status.state not in IN_PROGRESS or timeout <= 0:
+            return defer.succeed(doc)
+        waiters = self._watchers.setdefault(uuid, [])
+
+        def forget(d: defer.Deferred[None]) -> None:
+            with contextlib.suppress(ValueError):
+                waiters.remove(d)
+            if not waiters and self._watchers.get(uuid) is waiters:
+                del self._watchers[uuid]
+
+        waiter: defer.Deferred[None] = defer.Deferred(canceller=forget)
+        waiters.append(waiter)
+        waiter.addTimeout(timeout, self.reactor, onTimeoutCancel=lambda _result, _t: None)
+        return waiter.addCallback(lambda _: self.host(uuid))
 
     def effective(self, uuid: str) -> dict[str, Any]:
         return self._effective(uuid).to_json()

@@ -276,7 +276,8 @@ def test_wait_compliant_polls_the_status(world: World, states: list[str], code: 
     server = world.endpoint(states=states)
     world.register("s1", "paris", server.port)
     assert world.run("--wait-compliant", "--poll-interval", "2") == code
-    assert server.gets == [f"/v1/hosts/{UUID}"] * len(states)
+    # Request timeout 3 s: the server is asked to hold each request up to 1 s.
+    assert server.gets == [f"/v1/hosts/{UUID}?wait=1"] * len(states)
     assert world.time.sleeps == [2.0] * (len(states) - 1)
 
 

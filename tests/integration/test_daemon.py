@@ -433,3 +433,25 @@ def test_enforce_mode_scan_reverts_changes_made_in_vcenter(estate: Estate, sim: 
     assert applies(d) == applied + 1
     assert d.metrics()['stateless_drift_total{source="vcenter"}'] >= 1
     assert states(d)[other["uuid"]]["since"] == before[other["uuid"]]["since"]
+
+
+# --- 6. waiting for a host: one held request instead of polling ---------------------------------
+
+def test_status_long_poll_answers_when_the_host_settles(estate: Estate, sim: Vcsim, tmp_path: Path,
+                                                        daemons: Callable[..., Daemon]) -> None:
+    d = daemons(tmp_path / "d", estate.slapd, estate.base, estate.key_file, name="sd1",
+                site="siteA")
+    host = identity(3, "siteA")
+    assert d.birth(host)[0] == 202
+    # Held until the apply is done (the client's own timeout, 90 s, is the only limit).
+    status, _, body = d.request("GET", f"/v1/hosts/{host['uuid']}?wait=300", timeout=90)
+    assert status == 200 and json.loads(body)["state"] == "compliant"
+    assert ntp_servers(one_host(sim.connect(), host)) == NTP
+    # A settled host is answered at once; had it been held, this would time out.
+    status, _, body = d.request("GET", f"/v1/hosts/{host['uuid']}?wait=300", timeout=5)
+    assert status == 200 and json.loads(body)["state"] == "compliant"
+    for bad in ("abc", "-1", "301", "nan"):
+        status, _, body = d.request("GET", f"/v1/hosts/{host['uuid']}?wait={bad}")
+        assert status == 400 and "wait" in json.loads(body)["error"]
+    assert d.request("GET", f"/v1/hosts/{uuid_of(4242)}?wait=10")[0] == 404
+    assert d.alive()
