@@ -86,7 +86,8 @@ class Metrics:
                                registry=registry)
         self.apply_seconds = Histogram("stateless_apply_seconds", "time to apply one host",
                                        registry=registry)
-        self.calls = Counter("stateless_vcenter_calls", "SOAP calls made by applies",
+        self.calls = Counter("stateless_vcenter_calls", "SOAP calls made by applies, placement "
+                             "included",
                              registry=registry)
         self.queue = Gauge("stateless_queue", "hosts queued or being applied", registry=registry)
         self.hosts = Gauge("stateless_hosts", "hosts by state", ["state"], registry=registry)
@@ -134,8 +135,12 @@ class Engine:
 
     def _set(self, uuid: str, state: HostState, reason: str = "", *, write: bool = True,
              applied_digest: str | None = None, **extra: Any) -> defer.Deferred[None]:
+        before = self.status.get(uuid)
         self.status[uuid] = Status(state, reason, self.clock(), **extra)
-        self._count_states()
+        if before is None or before.state != state:  # the gauge, without counting every host
+            if before is not None:
+                self.metrics.hosts.labels(state=str(before.state)).dec()
+            self.metrics.hosts.labels(state=str(state)).inc()
         if state not in IN_PROGRESS:
             for waiter in self._watchers.pop(uuid, []):
                 waiter.callback(None)
@@ -366,21 +371,23 @@ class Engine:
                                       defer.DeferredSemaphore(self.config.vcenter_concurrency))
         placing = uuid in self._place
         thumbprint = self._place.get(uuid)
-        result = yield slot.run(self._thread, self._apply_blocking, vcenter, host,
-                                effective.location, leaf, desired, placing, thumbprint)
+        result, calls = yield slot.run(self._thread, self._apply_blocking, vcenter, host,
+                                       effective.location, leaf, desired, placing, thumbprint)
         self._place.pop(uuid, None)
-        self.metrics.calls.inc(result.calls)
+        self.metrics.calls.inc(calls)
         self.metrics.apply_seconds.observe(self.clock() - started)
         if not result.verified:
             diffs = ", ".join(d.key for d in result.diffs[:5])
             raise TransientVCenterError(f"host {uuid}: still differs after apply: {diffs}")
         self.metrics.applies.labels(result="compliant").inc()
         yield self._set(uuid, HostState.COMPLIANT, "", plan=len(result.plan.changes),
-                        calls=result.calls, applied_digest=digest(effective.values()))
+                        calls=calls, applied_digest=digest(effective.values()))
 
     def _apply_blocking(self, vcenter: str, host: HostRecord, location: str, leaf: str,
                         desired: HostConfig, placing: bool, thumbprint: str | None) -> Any:
+        """Place (when needed) and apply: (ApplyResult, SOAP calls made, placement included)."""
         client = self.vcenter(vcenter)
+        start = client.session.calls
         name = vcenter_name(host)
         ref = None
         if not placing:
@@ -393,7 +400,8 @@ class Engine:
             # that another apply created meanwhile (stateless.vcenter.lifecycle).
             ref = client.ensure_host(name, location, leaf, identity=host.identity,
                                      thumbprint=thumbprint, password=self.host_password)
-        return client.apply(ref, desired)
+        result = client.apply(ref, desired)
+        return result, client.session.calls - start
 
     def _compliance_blocking(self, vcenter: str, host: HostRecord, desired: HostConfig) -> Any:
         return self.vcenter(vcenter).compliance(vcenter_name(host), desired)

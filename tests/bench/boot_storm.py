@@ -9,8 +9,9 @@ writes, and a default deploy rule, so every born host lands in that cluster.
 
 N agents run at once in threads through the agent's own code path (`stateless.agent.birth.run`,
 birth then --wait-compliant).  Printed: time until the directory shows all N compliant, SOAP
-calls per host (the daemon's stateless_vcenter_calls_total / N), the daemon's peak RSS
-(VmHWM), lost hosts (not compliant, or not exactly one HostSystem in vCenter), and the ratio of
+calls per host (the daemon's stateless_vcenter_calls_total / N, placement included), its CPU
+time and peak RSS (VmHWM), lost hosts (not compliant, or not exactly one HostSystem in
+vCenter), and the ratio of
 the daemon's time to the floor: the minimal script of tests/bench/apply.py preceded by the
 AddHost it needs, for N hosts at the same concurrency, in the same run and simulator.
 Targets: ratio <= 1.3, 0 lost, RSS <= 250 MB.

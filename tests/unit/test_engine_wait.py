@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry
 from twisted.internet import defer, task
 
 from stateless.daemon.config import DaemonConfig
-from stateless.daemon.engine import Engine, Status
+from stateless.daemon.engine import Engine
 from stateless.errors import NotFoundError
 from stateless.model.inventory import HostState
 
@@ -23,7 +23,7 @@ def _engine(tmp_path: Path, state: HostState | None) -> tuple[Engine, task.Clock
     engine = Engine(DaemonConfig(tmp_path), clock, pool=None, directory=None,  # type: ignore[arg-type]
                     registry=CollectorRegistry(), vcenter=lambda _name: None, clock=clock.seconds)
     if state is not None:
-        engine.status[UUID] = Status(state)
+        engine._set(UUID, state, write=False)
     return engine, clock
 
 
@@ -42,6 +42,11 @@ def test_answers_when_the_host_settles(tmp_path: Path) -> None:
     engine._set(UUID, HostState.COMPLIANT, write=False)
     assert [doc["state"] for doc in got] == ["compliant"]
     assert engine._watchers == {}
+    engine._set("4c4c4544-0000-4000-8000-000000000001", HostState.PENDING, write=False)
+    gauge = {state: engine.metrics.hosts.labels(state=str(state))._value.get()
+             for state in HostState}
+    assert gauge[HostState.COMPLIANT] == 1 and gauge[HostState.PENDING] == 1
+    assert gauge[HostState.APPLYING] == 0
     clock.advance(10)  # the timeout was cancelled with it
     assert len(got) == 1
 
