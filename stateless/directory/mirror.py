@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 if TYPE_CHECKING:
+    from stateless.directory.mapping import RDN
     from stateless.model.inventory import Snapshot
 
 Values = tuple[bytes | str, ...]
@@ -34,6 +35,11 @@ _RDN_SEP = re.compile(r"(?<!\\),")
 
 def _depth(dn: str) -> int:
     return len(_RDN_SEP.split(dn))
+
+
+def _ordered(entries: Iterable[MirrorEntry]) -> list[MirrorEntry]:
+    """Parents before children, as `build_snapshot` expects them."""
+    return sorted(entries, key=lambda e: (_depth(e.dn), dn_norm(e.dn)))
 
 
 @attrs.frozen
@@ -85,15 +91,24 @@ class MirrorView:
 
     def pairs(self) -> list[tuple[str, dict[str, list[str]]]]:
         """(dn, {attribute: [text]}) of every entry, parents before children."""
-        ordered = sorted(self.entries.values(), key=lambda e: (_depth(e.dn), dn_norm(e.dn)))
-        return [(e.dn, e.text()) for e in ordered]
+        return [(e.dn, e.text()) for e in _ordered(self.entries.values())]
 
     def snapshot(self, base: str) -> Snapshot:
         """The model `Snapshot` of the subtree at `base` (bad entries become problems)."""
         from stateless.directory.mapping import build_snapshot, canonical_attrs
 
-        ordered = sorted(self.entries.values(), key=lambda e: (_depth(e.dn), dn_norm(e.dn)))
-        return build_snapshot(base, ((e.dn, canonical_attrs(e.attributes)) for e in ordered))
+        return build_snapshot(base, ((e.dn, canonical_attrs(e.attributes))
+                                     for e in _ordered(self.entries.values())))
+
+
+@attrs.frozen
+class _Built:
+    """The last snapshot built, with what the next one may be derived from."""
+
+    base: str
+    view: MirrorView
+    snapshot: Snapshot
+    parents: frozenset[tuple[RDN, ...]]  # `mapping.link_parents` of `view`
 
 
 class Mirror:
@@ -102,6 +117,13 @@ class Mirror:
     Changes accumulate into a batch: during a refresh until it ends, afterwards one batch per
     change. With `on_batch` each batch is handed over (in the consumer's thread) as it closes;
     otherwise `take_changes()` collects whatever accumulated.
+
+    Besides the batches, the mirror notes which entries were added or modified since the last
+    `snapshot()` and whether anything happened that only a full rebuild gets right (a delete,
+    a rename, a refresh starting or ending), so that the next snapshot can be derived from the
+    last one when only host entries changed: during a boot storm nearly every write is to one
+    host entry, and rebuilding every entry for each of them costs in proportion to the
+    directory.
     """
 
     def __init__(self, on_batch: Callable[[ChangeBatch], None] | None = None) -> None:
@@ -116,7 +138,11 @@ class Mirror:
         self._deleted: set[str] = set()
         self._pending_refresh = False
         self._view: MirrorView | None = None
-        self._snapshots: dict[str, tuple[int, Snapshot]] = {}
+        # Since `_built`: entries (by entryUUID) added or modified, and whether that is not enough.
+        self._touched: set[str] = set()
+        self._full = True
+        self._build_lock = threading.Lock()  # one snapshot() at a time; taken before `_lock`
+        self._built: _Built | None = None
 
     # --- feed side ---------------------------------------------------------------------------
 
@@ -124,6 +150,7 @@ class Mirror:
         """A (re)connection began a refresh: hold changes until it ends."""
         with self._lock:
             self._refreshing = True
+            self._need_full()
 
     def on_change(self, kind: str, entry_uuid: str, dn: str, attributes: Mapping[str, Any]) -> None:
         batch = None
@@ -136,17 +163,21 @@ class Mirror:
                     return
                 del self._entries[entry_uuid]
                 self._mark(self._deleted, old.dn)
+                self._need_full()
             else:
                 values = {name: tuple(v) for name, v in attributes.items()}
                 self._entries[entry_uuid] = MirrorEntry(entry_uuid, dn, values)
                 if old is None:
                     self._mark(self._added, dn)
+                    self._touch(entry_uuid)
                 elif dn_norm(old.dn) != dn_norm(dn):
                     self._mark(self._deleted, old.dn)
                     self._mark(self._added, dn)
                     self._move_children(old.dn, dn)
+                    self._need_full()
                 else:
                     self._mark(self._modified, dn)
+                    self._touch(entry_uuid)
             self._generation += 1
             self._view = None
             if not self._refreshing:
@@ -158,6 +189,7 @@ class Mirror:
             self._refreshing = False
             self._refreshed = True
             self._generation += 1
+            self._need_full()
             self._view = None
             batch = self._maybe_close(refresh=True)
         self._deliver(batch)
@@ -176,19 +208,35 @@ class Mirror:
 
     def view(self) -> MirrorView:
         with self._lock:
-            if self._view is None:
-                self._view = MirrorView(self._generation, self._refreshed, dict(self._entries))
-            return self._view
+            return self._current_view()
 
     def snapshot(self, base: str) -> Snapshot:
-        """The model snapshot, rebuilt only when something changed since the last call."""
-        view = self.view()
-        cached = self._snapshots.get(base)
-        if cached is not None and cached[0] == view.generation:
-            return cached[1]
-        snapshot = view.snapshot(base)
-        self._snapshots[base] = (view.generation, snapshot)
-        return snapshot
+        """The model snapshot, rebuilt only when something changed since the last call.
+
+        When only host entries directly under ou=hosts were added or modified since the last
+        call, for the same base, the new snapshot is the last one with those hosts replaced
+        (`mapping.update_hosts`): it equals a full rebuild and shares every other object with
+        the last one, at a cost in proportion to the change rather than to the directory.
+        Anything else is a full rebuild. Calls from several threads take turns.
+        """
+        with self._build_lock:
+            built = self._built
+            with self._lock:  # the view and what changed since `built`, together
+                view = self._current_view()
+                if built is not None and built.base == base and built.view.generation == view.generation:
+                    return built.snapshot
+                touched, full = self._touched, self._full
+                self._touched, self._full = set(), False
+            self._built = None  # until the new one stands: a failed build leaves a full one next
+            snapshot = None
+            if built is not None and built.base == base and not full:
+                snapshot = self._derive(built, view, touched)
+            if snapshot is not None:
+                assert built is not None
+                self._built = _Built(base, view, snapshot, built.parents)
+            else:
+                self._built = self._build(base, view)
+            return self._built.snapshot
 
     def take_changes(self) -> ChangeBatch:
         """Everything changed since the previous take (when no `on_batch` is set)."""
@@ -197,6 +245,42 @@ class Mirror:
             return self._close_batch(refresh)
 
     # --- internals ---------------------------------------------------------------------------
+
+    def _current_view(self) -> MirrorView:
+        if self._view is None:
+            self._view = MirrorView(self._generation, self._refreshed, dict(self._entries))
+        return self._view
+
+    def _touch(self, entry_uuid: str) -> None:
+        if not self._full:
+            self._touched.add(entry_uuid)
+
+    def _need_full(self) -> None:
+        self._full = True
+        self._touched.clear()
+
+    @staticmethod
+    def _build(base: str, view: MirrorView) -> _Built:
+        from stateless.directory.mapping import build_snapshot, canonical_attrs, link_parents
+
+        pairs = [(e.dn, canonical_attrs(e.attributes)) for e in _ordered(view.entries.values())]
+        return _Built(base, view, build_snapshot(base, pairs), link_parents(pairs))
+
+    @staticmethod
+    def _derive(built: _Built, view: MirrorView, touched: set[str]) -> Snapshot | None:
+        """`built.snapshot` with the touched entries applied, or None (see `update_hosts`)."""
+        from stateless.directory.mapping import HostChange, canonical_attrs, update_hosts
+
+        changes: list[HostChange] = []
+        for entry_uuid in touched:
+            entry = view.entries.get(entry_uuid)
+            if entry is None:
+                return None
+            before = built.view.entries.get(entry_uuid)
+            changes.append((entry.dn, None if before is None else canonical_attrs(before.attributes),
+                            canonical_attrs(entry.attributes)))
+        changes.sort(key=lambda change: dn_norm(change[0]))
+        return update_hosts(built.snapshot, built.base, changes, built.parents)
 
     def _mark(self, bucket: set[str], dn: str) -> None:
         # A DN that was added and changed again in the same batch stays "added"; one deleted
