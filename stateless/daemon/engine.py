@@ -222,7 +222,8 @@ class Engine:
             self.metrics.births.labels(outcome="busy").inc()
             return defer.succeed(Busy(self.retry_after()))
         d = self._thread(self.directory.record_birth, identity, datetime.now(UTC),
-                         self.config.name, known=uuid in snap.hosts)
+                         self.config.name, known=uuid in snap.hosts,
+                         thumbprint=message.thumbprint)
 
         def recorded(_: object) -> BirthOutcome:
             self.metrics.births.labels(outcome="accepted").inc()
@@ -370,7 +371,7 @@ class Engine:
         slot = self._slots.setdefault(vcenter,
                                       defer.DeferredSemaphore(self.config.vcenter_concurrency))
         placing = uuid in self._place
-        thumbprint = self._place.get(uuid)
+        thumbprint = self._place.get(uuid) or host.thumbprint  # recorded: survives a restart
         result, calls = yield slot.run(self._thread, self._apply_blocking, vcenter, host,
                                        effective.location, leaf, desired, placing, thumbprint)
         self._place.pop(uuid, None)

@@ -497,8 +497,9 @@ class Directory:
                     f"record birth of {identity.uuid}")
 
     def record_birth(self, identity: HostIdentity, when: datetime, owner: str, *,
-                     known: bool = True) -> None:
-        """Persist a birth before it is answered: identity, time, owner, state pending.
+                     known: bool = True, thumbprint: str | None = None) -> None:
+        """Persist a birth before it is answered: identity, time, owner, state pending, and
+        the certificate thumbprint vCenter needs to add the host (also after a restart).
 
         One operation: a modify of a host the caller knows (`known`), else an add of the whole
         entry; the other one follows only when that guess was wrong.  A boot storm of new
@@ -510,11 +511,12 @@ class Directory:
         attrs["statelessOwner"] = [check_name(owner, "server")]
         attrs["statelessState"] = [str(HostState.PENDING)]
         attrs["statelessStateReason"] = ["birth accepted"]
+        attrs["statelessThumbprint"] = [thumbprint] if thumbprint else []  # the current one
         changes = {k: [(ldap3.MODIFY_REPLACE, v)] for k, v in attrs.items()}
         what = f"record birth of {identity.uuid}"
         if not known:
             entry = {"objectClass": ["top", "statelessHost"], "statelessUuid": [identity.uuid],
-                     **attrs}
+                     **{k: v for k, v in attrs.items() if v}}
             try:
                 self.add_entry(dn, entry, what)
                 return

@@ -518,4 +518,5 @@ def host_from(dn: str, attrs: Attrs, links: tuple[Link, ...]) -> HostRecord:
     location = one(attrs, "statelessLocation") or None
     return HostRecord(uuid, location, links, answers, allocations, identity, state,
                       one(attrs, "statelessStateReason"), one(attrs, "statelessAppliedDigest"),
-                      problems, dn, one(attrs, "statelessOwner"))
+                      problems, dn, one(attrs, "statelessOwner"),
+                      one(attrs, "statelessThumbprint") or None)

@@ -162,7 +162,8 @@ ATTRIBUTES: tuple[AttributeType, ...] = (
     _a(67, "statelessWeight", "SRV weight", INTEGER, single=True),
     _a(68, "statelessUser", "user name", DSTRING, single=True),
     _a(69, "statelessPassword", "credential, opaque (encrypted) string", DSTRING, single=True),
-    _a(70, "statelessThumbprint", "TLS certificate SHA-1 thumbprint", IA5, single=True, exact=False),
+    _a(70, "statelessThumbprint", "TLS certificate SHA-1 or SHA-256 thumbprint", IA5, single=True,
+       exact=False),
     # rules and images
     _a(80, "statelessMatch", "rule pattern: field=pattern", DSTRING),
     _a(81, "statelessImageName", "name of a boot image", DSTRING, single=True),
@@ -213,7 +214,7 @@ OBJECT_CLASSES: tuple[ObjectClass, ...] = (
                 ("statelessUuid",),
                 ("cn", "statelessLocation", *_IDENTITY, "statelessAnswer", "statelessAllocation",
                  "statelessState", "statelessStateReason", "statelessAppliedDigest",
-                 "statelessLastBirth", "statelessOwner", "description")),
+                 "statelessLastBirth", "statelessOwner", "statelessThumbprint", "description")),
     ObjectClass(12, "statelessInventoryRoot", "marks ou=inventory as the root container",
                 "AUXILIARY", (), ("statelessKind", "description")),
 )

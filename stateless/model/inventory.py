@@ -178,6 +178,7 @@ class HostRecord:
     problems: tuple[Problem, ...] = attrs.field(default=(), converter=problem_tuple)
     dn: str = ""
     owner: str = ""  # the server that accepted its birth: the only writer of its state
+    thumbprint: str | None = None  # of the host's TLS certificate, as its last birth said
 
 
 def _ipv4(value: str) -> str:

@@ -202,6 +202,15 @@ def test_record_birth_whatever_the_guess(directory: Directory) -> None:
     other = "4c4c4544-0042-3510-8052-000000000001"
     directory.record_birth(HostIdentity(other, serial="X"), when, "srv2", known=True)  # wrong
     assert directory.snapshot().hosts[other].owner == "srv2"
+    # The thumbprint vCenter needs to add the host is kept, and replaced by each birth.
+    sha256 = ":".join(["AB"] * 32)
+    directory.record_birth(HostIdentity(other, serial="X"), when, "srv2", thumbprint=sha256)
+    assert directory.snapshot().hosts[other].thumbprint == sha256
+    directory.record_birth(HostIdentity(other, serial="X"), when, "srv2")
+    assert directory.snapshot().hosts[other].thumbprint is None
+    third = "4c4c4544-0042-3510-8052-000000000002"
+    directory.record_birth(HostIdentity(third), when, "srv2", known=False, thumbprint=sha256)
+    assert directory.snapshot().hosts[third].thumbprint == sha256
 
 
 def test_pool_allocation_is_atomic_across_writers(directory: Directory, slapd: Slapd, base: str) -> None:
