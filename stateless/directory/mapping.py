@@ -358,6 +358,17 @@ def _changed_host(snapshot: Snapshot, base: tuple[RDN, ...], failed: Collection[
     return record if before is None or record.uuid == old_uuid else None
 
 
+# Attributes no model value is built from: a change to them alone changes no snapshot.
+UNMODELLED = frozenset({"statelessAllocated"})
+
+
+def _unmodelled_change(before: Attrs, after: Attrs) -> bool:
+    def modelled(attrs: Attrs) -> dict[str, Sequence[str]]:
+        return {k: v for k, v in attrs.items() if k not in UNMODELLED}
+
+    return modelled(before) == modelled(after)
+
+
 def update_hosts(snapshot: Snapshot, base: str, changes: Iterable[HostChange],
                  parents: Collection[tuple[RDN, ...]] = frozenset()) -> Snapshot | None:
     """`snapshot` (built by `build_snapshot` for `base`) with host entries added or modified
@@ -367,7 +378,8 @@ def update_hosts(snapshot: Snapshot, base: str, changes: Iterable[HostChange],
     storm is to one host entry; this costs in proportion to the change. The result equals what
     `build_snapshot` makes of all entries, and the hosts not changed are the very objects of
     `snapshot`, so `Resolver.update` skips them by identity. `parents` is `link_parents` of
-    the entries `snapshot` was built from. Anything but a host entry directly under ou=hosts,
+    the entries `snapshot` was built from. A change only to UNMODELLED attributes (of any
+    entry) is skipped. Anything else but a host entry directly under ou=hosts,
     one that fails to parse or had failed, one whose statelessUuid changed or collides with
     another host: None. A modified host keeps the links it had (links are entries of their
     own, so a changed link is not a host change); an added host has none. Hosts keep their
@@ -379,6 +391,8 @@ def update_hosts(snapshot: Snapshot, base: str, changes: Iterable[HostChange],
     hosts = snapshot.hosts.copy() if isinstance(snapshot.hosts, MappingProxyType) else dict(snapshot.hosts)
     seen: set[str] = set()
     for dn, before, after in changes:
+        if before is not None and _unmodelled_change(before, after):
+            continue  # e.g. a pool entry's statelessAllocated: the lock of each allocation
         record = _changed_host(snapshot, base_key, failed, dn, before, after)
         if record is None or record.uuid in seen:
             return None

@@ -359,3 +359,21 @@ def test_random_host_writes_match_a_full_build(monkeypatch: pytest.MonkeyPatch, 
             assert all(snap.hosts[uuid] is record for uuid, record in before.hosts.items()
                        if uuid not in touched)
     assert derived_count > 30
+
+
+def test_pool_allocations_alone_keep_the_snapshot_derived(feed: Feed) -> None:
+    """Each allocation adds a value to its pool entry; no model reads it, so no full build."""
+    _, dn, values = directory()[7]
+    taken = raw(statelessAllocated=["10.0.0.10", "10.0.0.11"])
+    feed.change("modify", ("entry-pool", dn, {**values, **taken}))
+    snap, derived = feed.snapshot()
+    assert derived and snap.pools["vmotion"] is feed.last.pools["vmotion"]
+    # Allocation and host write in one batch: still derived, the host replaced.
+    feed.change("modify", ("entry-pool", dn, {**values, **raw(statelessAllocated=["10.0.0.10"])}))
+    feed.change("modify", host(3, "applying"))
+    snap, derived = feed.snapshot()
+    assert derived and snap.hosts[uuid_of(3)].state == "applying"
+    # A change of the range itself is modelled: full build.
+    feed.change("modify", ("entry-pool", dn, {**values, **raw(statelessRangeEnd=["10.0.0.60"])}))
+    snap, derived = feed.snapshot()
+    assert not derived and snap.pools["vmotion"].end == "10.0.0.60"
