@@ -38,6 +38,7 @@ class Options(usage.Options):
         ["max-pending", None, None, "births queued before answering 429 [2000]"],
         ["vcenter-concurrency", None, None, "hosts applied at once per vCenter [8]"],
         ["threads", None, None, "size of the blocking-call thread pool [16]"],
+        ["switch-interval", None, None, "Python thread switch interval, seconds [0.05]"],
         ["secret-key-file", None, None, "key that decrypts vCenter passwords [STATE/secret.key]"],
         ["host-password-file", None, None, "root password of the hosts, for adding them"],
     ]

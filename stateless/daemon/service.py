@@ -9,6 +9,7 @@ Stop runs the other way round and removes this server's SRV records.
 from __future__ import annotations
 
 import socket
+import sys
 import threading
 import time
 from pathlib import Path
@@ -80,6 +81,7 @@ class StatelessService(service.MultiService):
 
     def startService(self) -> None:
         super().startService()
+        sys.setswitchinterval(self.config.switch_interval)  # see DaemonConfig.switch_interval
         self.pool.start()
         d = self._start()
         d.addCallbacks(self.started.callback, self._start_failed)
