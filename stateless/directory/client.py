@@ -8,9 +8,10 @@ the daemon can call it from a thread pool.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import ldap3
 from ldap3.core import exceptions as lx
@@ -46,8 +47,10 @@ from stateless.model.inventory import (
 )
 from stateless.model.settings import SettingValue, coerce, parse_item_ref
 
+if TYPE_CHECKING:
+    from stateless.policy.pools import Allocator
+
 DEFAULT_BASE = "ou=stateless,dc=example,dc=com"
-NextFree = Callable[[IpPool, frozenset[str]], str]
 
 
 def _translate(exc: lx.LDAPException, what: str, dn: str) -> StatelessError:
@@ -84,8 +87,7 @@ class Directory:
 
     def __init__(self, urls: Sequence[str] | str, bind_dn: str | None = None,
                  password: str | None = None, base: str = DEFAULT_BASE, *,
-                 connect_timeout: float = 5.0, receive_timeout: float = 30.0,
-                 next_free: NextFree | None = None) -> None:
+                 connect_timeout: float = 5.0, receive_timeout: float = 30.0) -> None:
         if isinstance(urls, str):
             urls = urls.split(",")
         urls = [u.strip().rstrip("/") for u in urls if u.strip()]
@@ -98,7 +100,6 @@ class Directory:
         self.base = base
         self._base_key = mapping.dn_key(base)
         self._receive_timeout = receive_timeout
-        self._next_free = next_free
         try:
             servers = [ldap3.Server(u, connect_timeout=connect_timeout, get_info=ldap3.NONE)
                        for u in self.urls]
@@ -114,7 +115,7 @@ class Directory:
         self._all: list[ldap3.Connection] = []
         self._lock = threading.Lock()
         # Pool name -> addresses known taken (read, added or lost to another writer).
-        self._taken: dict[str, set[str]] = {}
+        self._taken: dict[str, Allocator] = {}
 
     # --- connection ------------------------------------------------------------------------
 
@@ -618,26 +619,23 @@ class Directory:
 
     def _take(self, pool_name: str, pools: Mapping[str, IpPool] | None) -> str:
         """Claim one address on the pool entry (see allocate_all)."""
+        from stateless.policy.pools import Allocator
+
         pool = pools.get(pool_name) if pools is not None else None
-        if pool is None:
-            pool, used = self.pool_used(pool_name)
-            with self._lock:
-                self._taken.setdefault(pool_name, set()).update(used)
         pool_dn = self.named_dn("pools", pool_name)
-        next_free = self._next_free or _default_next_free()
         refreshed = False
         while True:
             with self._lock:
-                taken = self._taken.get(pool_name)
-            if taken is None:
-                _, used = self.pool_used(pool_name)
+                allocator = self._taken.get(pool_name)
+            if allocator is None or (pool is not None and allocator.pool != pool):
+                # First use, or the pool was redefined: what is taken, from the directory.
+                current, used = self.pool_used(pool_name)
+                allocator = Allocator(pool or current, used)
                 with self._lock:
-                    taken = self._taken.setdefault(pool_name, set())
-                    taken.update(used)
+                    self._taken[pool_name] = allocator
             try:
                 with self._lock:
-                    address = next_free(pool, frozenset(taken))
-                    taken.add(address)  # reserved: no other thread of this client tries it
+                    address = allocator.take()  # reserved: no other thread of this client tries it
             except ConflictError:
                 if refreshed:
                     raise
@@ -660,7 +658,9 @@ class Directory:
                     {"statelessAllocated": [(ldap3.MODIFY_DELETE, [allocation.address])]},
                     f"release {allocation.address}")
         with self._lock:
-            self._taken.get(allocation.pool, set()).discard(allocation.address)
+            allocator = self._taken.get(allocation.pool)
+            if allocator is not None:
+                allocator.discard(allocation.address)
 
     # --- sites, servers, vCenters, rules, images --------------------------------------------
 
@@ -728,13 +728,6 @@ class Directory:
         dn = self.named_dn("images", image.name)
         self.add_entry(dn, entry, f"add image {image.name}")
         return dn
-
-
-def _default_next_free() -> NextFree:
-    # Imported late: the directory adapter needs pool arithmetic only when it allocates.
-    from stateless.policy import next_free
-
-    return next_free
 
 
 __all__ = ["DEFAULT_BASE", "Directory"]

@@ -93,3 +93,47 @@ def next_free(pool: IpPool, used: Iterable[str]) -> str:
         if number not in taken:
             return str(ipaddress.IPv4Address(number))
     raise PoolExhaustedError(pool, count)
+
+
+class Allocator:
+    """The addresses of one pool known to be taken, handing out the lowest free one.
+
+    For a caller that allocates many addresses from one pool (a daemon during a boot storm):
+    `next_free` converts every used address on each call, which makes N allocations cost N².
+    Here each address is converted once and the search starts above the addresses known to be
+    all taken.
+    """
+
+    def __init__(self, pool: IpPool, used: Iterable[str] = ()) -> None:
+        self.pool = pool
+        bounds = span(pool)
+        self._low, self._high = bounds.low, bounds.high
+        self._reserved = bounds.reserved
+        self._taken: set[int] = set()
+        self._floor = self._low  # every address below it is taken or reserved
+        self.update(used)
+
+    def update(self, used: Iterable[str]) -> None:
+        """Mark addresses taken (those outside the pool are ignored, as by `next_free`)."""
+        for address in used:
+            number = ipv4_number(address)
+            if number is not None and self._low <= number <= self._high:
+                self._taken.add(number)
+
+    def discard(self, address: str) -> None:
+        """An address given back: it may be handed out again."""
+        number = ipv4_number(address)
+        if number is not None and number in self._taken:
+            self._taken.discard(number)
+            self._floor = min(self._floor, number)
+
+    def take(self) -> str:
+        """The lowest free address, now marked taken; PoolExhaustedError when there is none."""
+        for number in range(self._floor, self._high + 1):
+            if number not in self._taken and number not in self._reserved:
+                self._taken.add(number)
+                self._floor = number + 1
+                return str(ipaddress.IPv4Address(number))
+        self._floor = self._high + 1
+        raise PoolExhaustedError(self.pool, len(self._taken - self._reserved))
+

@@ -8,6 +8,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import attrs
 import ldap3
 import pytest
 
@@ -296,6 +297,21 @@ def test_allocate_all_shared_client_many_threads(directory: Directory, slapd: Sl
         assert sorted(a.address for a in snap.hosts[uuid].allocations) == sorted(got[uuid])
     again = directory.allocate_all(uuids[0], list(reversed(wanted)))  # idempotent, in order
     assert [a.address for a in again] == list(reversed(got[uuids[0]]))
+
+
+def test_allocation_follows_a_redefined_pool(directory: Directory) -> None:
+    inventory(directory)
+    before = IpPool("vmo", "10.0.20.10", "10.0.20.29", "255.255.255.0")
+    directory.add_pool(before)
+    uuids = [f"4c4c4544-0042-3510-8052-{i:012x}" for i in range(2)]
+    for uuid in uuids:
+        directory.add_host(uuid, "/DC1")
+    wanted = [("vmknic.vMotion", "vmo")]
+    assert directory.allocate_all(uuids[0], wanted, {"vmo": before})[0].address == "10.0.20.10"
+    directory.modify(directory.named_dn("pools", "vmo"),
+                     {"statelessRangeStart": [(ldap3.MODIFY_REPLACE, ["10.0.20.20"])]})
+    after = attrs.evolve(before, start="10.0.20.20")  # as the next snapshot shows it
+    assert directory.allocate_all(uuids[1], wanted, {"vmo": after})[0].address == "10.0.20.20"
 
 
 def test_allocation_finds_an_address_released_by_another_client(directory: Directory,

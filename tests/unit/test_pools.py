@@ -7,7 +7,7 @@ import pytest
 from stateless.errors import StatelessError
 from stateless.model import IpPool
 from stateless.policy import PoolExhaustedError, in_pool, next_free
-from stateless.policy.pools import ipv4_number
+from stateless.policy.pools import Allocator, ipv4_number
 
 POOL = IpPool("vmotion", "10.0.20.10", "10.0.20.14", "255.255.255.0", gateway="10.0.20.12")
 
@@ -26,6 +26,32 @@ POOL = IpPool("vmotion", "10.0.20.10", "10.0.20.14", "255.255.255.0", gateway="1
 def test_next_free(pool: IpPool, used: list[str], expected: str) -> None:
     assert next_free(pool, used) == expected
     assert in_pool(pool, expected)
+    assert Allocator(pool, used).take() == expected  # the same choice, kept incrementally
+
+
+def test_allocator_hands_out_what_next_free_would() -> None:
+    pool = IpPool("wide", "10.8.0.0", "10.8.3.255", "255.255.252.0", gateway="10.8.0.1")
+    allocator = Allocator(pool, ["10.8.0.5", "10.8.0.9", "192.0.2.1"])
+    used = ["10.8.0.5", "10.8.0.9"]
+    for _ in range(300):
+        address = allocator.take()
+        assert address == next_free(pool, used)
+        used.append(address)
+    allocator.discard("10.8.0.7")  # given back: the lowest free again
+    used.remove("10.8.0.7")
+    assert allocator.take() == "10.8.0.7"
+    assert allocator.take() == next_free(pool, [*used, "10.8.0.7"])
+    allocator.discard("10.9.0.1")  # outside: ignored
+
+
+def test_allocator_exhaustion_and_release() -> None:
+    allocator = Allocator(POOL)
+    allocator.update(["10.0.20.10", "10.0.21.10"])  # learnt later (e.g. lost to another writer)
+    assert [allocator.take() for _ in range(3)] == ["10.0.20.11", "10.0.20.13", "10.0.20.14"]
+    with pytest.raises(PoolExhaustedError, match="4 of its addresses"):
+        allocator.take()
+    allocator.discard("10.0.20.13")
+    assert allocator.take() == "10.0.20.13"
 
 
 @pytest.mark.parametrize(("pool", "used"), [
