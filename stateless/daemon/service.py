@@ -101,6 +101,7 @@ class StatelessService(service.MultiService):
     @defer.inlineCallbacks
     def _start(self) -> Any:
         from stateless.directory import Directory
+        from stateless.directory.mapping import MODEL_ATTRIBUTES
         from stateless.directory.mirror import Mirror
         from stateless.directory.syncrepl import SyncConsumer
 
@@ -132,7 +133,8 @@ class StatelessService(service.MultiService):
         self.consumer = SyncConsumer(list(urls), base, self.mirror.on_change,
                                      self.mirror.on_refresh_done,
                                      on_refresh_start=self.mirror.on_refresh_start,
-                                     bind_dn=bind_dn, password=password)
+                                     bind_dn=bind_dn, password=password,
+                                     attributes=MODEL_ATTRIBUTES)
         self.consumer.start()
         refreshed = yield self._thread(self.consumer.wait_refreshed, 120.0)
         if not refreshed:

@@ -41,6 +41,11 @@ Attrs = Mapping[str, Sequence[str]]
 RDN = tuple[str, str]
 
 SEARCH_ATTRIBUTES = ("objectClass", "cn", "ou", "description", *ATTRIBUTE_NAMES)
+# Attributes no model value is built from: a change to them alone changes no snapshot.
+# statelessAllocated (every address a pool handed out) is the pool's lock, read only when
+# allocating; a change feed that asked for it would carry the whole list on every allocation.
+UNMODELLED = frozenset({"statelessAllocated"})
+MODEL_ATTRIBUTES = tuple(a for a in SEARCH_ATTRIBUTES if a not in UNMODELLED)
 _CANONICAL = {name.lower(): name for name in SEARCH_ATTRIBUTES}
 
 
@@ -358,8 +363,6 @@ def _changed_host(snapshot: Snapshot, base: tuple[RDN, ...], failed: Collection[
     return record if before is None or record.uuid == old_uuid else None
 
 
-# Attributes no model value is built from: a change to them alone changes no snapshot.
-UNMODELLED = frozenset({"statelessAllocated"})
 
 
 def _unmodelled_change(before: Attrs, after: Attrs) -> bool:

@@ -21,9 +21,10 @@ from ldap3.core.exceptions import LDAPNoSuchObjectResult
 
 from stateless.directory.client import Directory
 from stateless.directory.embedded import DEFAULT_BASE, ROOT_DN, EmbeddedDirectory
+from stateless.directory.mapping import MODEL_ATTRIBUTES
 from stateless.directory.mirror import ChangeBatch, Mirror
 from stateless.directory.syncrepl import SyncConsumer, SyncCookie
-from stateless.model.inventory import Policy
+from stateless.model.inventory import IpPool, Policy
 from tests.integration.fixtures_slapd import Slapd
 from tests.ports import free_port
 
@@ -142,6 +143,29 @@ def test_refresh_then_live_changes(slapd: Slapd, directory: Directory, base: str
     feed.wait_for(lambda: feed.changes_since(mark) == {("delete", policy_dn.lower())}, "delete")
     assert "baseline" not in feed.mirror.snapshot(base).policies
     assert feed.mirror.snapshot(base) == directory.snapshot()
+
+
+def test_a_feed_of_model_attributes_carries_no_pool_allocations(
+        slapd: Slapd, directory: Directory, base: str, feeds: list[Feed]) -> None:
+    """What the daemon follows: allocations are notified, without the pool's whole address list."""
+    directory.add_pool(IpPool("vmo", "10.0.20.10", "10.0.20.200", "255.255.255.0"))
+    for n in range(3):
+        directory.add_host(f"4c4c4544-0042-3510-8052-{n:012x}")
+    feed = follow([slapd.url], base, slapd.password, attributes=MODEL_ATTRIBUTES)
+    feeds.append(feed)
+    assert feed.consumer.wait_refreshed(WAIT), feed.consumer.last_error
+    before = feed.mirror.snapshot(base)
+    seen: list[dict[str, list[bytes | str]]] = []
+    original = feed.consumer.on_change
+    feed.consumer.on_change = lambda *args: (seen.append(args[3]), original(*args))
+    for n in range(3):
+        directory.allocate(f"4c4c4544-0042-3510-8052-{n:012x}", "vmknic.vMotion", "vmo")
+    feed.wait_for(lambda: feed.mirror.snapshot(base) == directory.snapshot(), "allocations")
+    pool_changes = [a for a in seen if "statelessRangeStart" in a]
+    assert len(pool_changes) == 3 and all("statelessAllocated" not in a for a in pool_changes)
+    after = feed.mirror.snapshot(base)
+    assert after.pools["vmo"] is before.pools["vmo"]  # derived, never rebuilt from scratch
+    assert all(len(h.allocations) == 1 for h in after.hosts.values())
 
 
 def test_a_quiet_feed_stays_connected(slapd: Slapd, directory: Directory, base: str,
