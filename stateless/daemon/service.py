@@ -57,6 +57,9 @@ class StatelessService(service.MultiService):
         self.reactor = reactor
         self.registry = CollectorRegistry()
         self.pool = ThreadPool(minthreads=2, maxthreads=config.threads, name="stateless-blocking")
+        # Snapshot builds get a thread of their own: queued behind a storm's directory writes
+        # in the shared pool, every birth would wait that much longer to be seen and applied.
+        self.build_pool = ThreadPool(minthreads=1, maxthreads=1, name="stateless-mirror")
         self.embedded: Any = None
         self.directory: Any = None
         self.consumer: Any = None
@@ -83,6 +86,7 @@ class StatelessService(service.MultiService):
         super().startService()
         sys.setswitchinterval(self.config.switch_interval)  # see DaemonConfig.switch_interval
         self.pool.start()
+        self.build_pool.start()
         d = self._start()
         d.addCallbacks(self.started.callback, self._start_failed)
 
@@ -208,7 +212,8 @@ class StatelessService(service.MultiService):
         self._rebuilding = True
         try:
             started = time.monotonic()
-            snapshot = yield self._thread(self.mirror.snapshot, self.config.base)
+            snapshot = yield threads.deferToThreadPool(self.reactor, self.build_pool,
+                                                       self.mirror.snapshot, self.config.base)
             self._rebuild_cost = time.monotonic() - started
             assert self.engine is not None
             self.engine.set_snapshot(snapshot)
@@ -285,4 +290,5 @@ class StatelessService(service.MultiService):
         if self.embedded is not None:
             yield self._thread(self.embedded.stop)
         self.pool.stop()
+        self.build_pool.stop()
         yield super().stopService()
