@@ -156,7 +156,6 @@ class Hosts(_Leaf):
             return _json(request, 200, self.controller.effective(uuid))
         return _error(request, 404, "no such resource; see /v1/hosts/{uuid}[/effective]")
 
-
     def _wait(self, request: server.Request, uuid: str, wait: float) -> int:
         """Hold the answer until the host is no longer pending or applying (a long poll)."""
         d = self.controller.settled(uuid, wait)  # NotFoundError (404) when unknown
