@@ -197,7 +197,7 @@ class Engine:
                 continue
             self.owned.add(uuid)
             self.status[uuid] = Status(host.state, host.reason, self.clock())
-            if host.state in (HostState.PENDING, HostState.APPLYING):
+            if host.state in IN_PROGRESS:
                 self._place[uuid] = None
                 self.enqueue(uuid)
         self._count_states()
@@ -367,7 +367,7 @@ class Engine:
         # A host the directory already shows pending or applying is resumed after a restart
         # either way: saying "applying" there too would only cost a write per birth.
         yield self._set(uuid, HostState.APPLYING, f"applying through vCenter {vcenter}",
-                        write=host.state not in (HostState.PENDING, HostState.APPLYING))
+                        write=host.state not in IN_PROGRESS)
         slot = self._slots.setdefault(vcenter,
                                       defer.DeferredSemaphore(self.config.vcenter_concurrency))
         placing = uuid in self._place

@@ -552,11 +552,6 @@ class Directory:
                 (ldap3.MODIFY_REPLACE, [applied_digest] if applied_digest else [])]
         self.modify(self.host_dn(uuid), changes, f"set state of host {uuid}")
 
-    def set_applied_digest(self, uuid: str, digest: str) -> None:
-        self.modify(self.host_dn(uuid),
-                    {"statelessAppliedDigest": [(ldap3.MODIFY_REPLACE, [digest] if digest else [])]},
-                    f"set applied digest of host {uuid}")
-
     def delete_host(self, uuid: str) -> None:
         self.delete_entry(self.host_dn(uuid), f"delete host {uuid}", subtree=True)
 

@@ -168,8 +168,7 @@ def test_hosts_state_identity_and_digest(directory: Directory) -> None:
                             ipv4="10.1.0.21", hostname="esx01", domain="example.com",
                             oem_strings=("Dell System", "5[0000]"))
     directory.record_identity(identity, datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
-    directory.set_host_state(UUID, HostState.FAILED, "AddHost: timeout")
-    directory.set_applied_digest(UUID, "sha256:abc")
+    directory.set_host_state(UUID, HostState.FAILED, "AddHost: timeout", applied_digest="sha256:abc")
     directory.set_answers(UUID, {"dns.hostname": "esx01"})
     host = directory.snapshot().hosts[UUID]
     assert host.identity == identity
