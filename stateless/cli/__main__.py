@@ -1,0 +1,5 @@
+"""`python -m stateless.cli`."""
+
+from stateless.cli import main
+
+raise SystemExit(main())

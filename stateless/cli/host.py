@@ -1,0 +1,108 @@
+"""`stateless host`: host records and their pool addresses."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any, TextIO
+
+import attrs
+
+from stateless.cli._common import _connect, _emit, _host, _pairs, _table, cmd, group
+from stateless.directory.client import Directory
+from stateless.model.effective import json_value
+from stateless.model.identity import normalize_uuid
+from stateless.model.inventory import HostRecord, normalize_path
+from stateless.model.settings import coerce
+
+
+def _host_json(host: HostRecord) -> dict[str, Any]:
+    return {
+        "uuid": host.uuid, "location": host.location,
+        "links": [attrs.asdict(link) for link in host.links],
+        "answers": {k: json_value(v) for k, v in sorted(host.answers.items())},
+        "allocations": [attrs.asdict(a) for a in host.allocations],
+        "identity": attrs.asdict(host.identity) if host.identity else None,
+        "state": str(host.state) if host.state else None, "reason": host.reason,
+        "applied_digest": host.applied_digest,
+        "problems": [p.to_json() for p in host.problems], "dn": host.dn,
+    }
+
+
+def allocate_needed(directory: Directory, uuid: str) -> list[str]:
+    """Allocate pool addresses for the host's pool-backed VMkernel NICs; returns what was taken."""
+    from stateless.policy import resolve
+
+    snapshot = directory.snapshot()
+    host = _host(snapshot, uuid)
+    config = resolve(snapshot, host.uuid)
+    have = {a.item for a in host.allocations}
+    done = []
+    for key, setting in sorted(config.settings.items()):
+        if not (key.startswith("vmknic.") and key.endswith(".ip")):
+            continue
+        value = setting.value
+        if isinstance(value, str) and value.startswith("pool:"):
+            item = key.removesuffix(".ip")
+            if item not in have:
+                allocation = directory.allocate(host.uuid, item, value[5:])
+                done.append(f"{allocation.item} {allocation.address} from pool {allocation.pool}")
+    return done
+
+
+def cmd_host_add(args: argparse.Namespace, out: TextIO) -> int:
+    answers = {k: coerce(k, v, answer=True) for k, v in _pairs(args.answer or [], "--answer").items()}
+    uuid = normalize_uuid(args.uuid)
+    with _connect(args) as d:
+        dn = d.add_host(uuid, args.path, answers)
+        out.write(f"added host {uuid} at {normalize_path(args.path)} ({dn})\n")
+        for line in allocate_needed(d, uuid):
+            out.write(f"allocated {line}\n")
+    return 0
+
+
+def cmd_host_allocate(args: argparse.Namespace, out: TextIO) -> int:
+    with _connect(args) as d:
+        done = allocate_needed(d, args.uuid)
+    out.write("".join(f"allocated {line}\n" for line in done) or "nothing to allocate\n")
+    return 0
+
+
+def cmd_host_show(args: argparse.Namespace, out: TextIO) -> int:
+    with _connect(args) as d:
+        host = _host(d.snapshot(), args.uuid)
+    data = _host_json(host)
+    if args.json:
+        _emit(out, data)
+        return 0
+    for key, value in data.items():
+        if key == "identity" and value:
+            value = {k: v for k, v in value.items() if v not in ("", (), [], None)}
+        out.write(f"{key}: {json.dumps(value) if not isinstance(value, str) else value}\n")
+    return 0
+
+
+def cmd_host_list(args: argparse.Namespace, out: TextIO) -> int:
+    with _connect(args) as d:
+        snapshot = d.snapshot()
+    if args.json:
+        _emit(out, [_host_json(h) for h in snapshot.hosts.values()])
+        return 0
+    rows = [[h.uuid, h.location or "", str(h.state or ""), h.reason,
+             str(len(h.problems)) if h.problems else ""]
+            for h in sorted(snapshot.hosts.values(), key=lambda h: h.uuid)]
+    _table(out, ["uuid", "location", "state", "reason", "problems"], rows)
+    return 0
+
+
+def register(sub: Any) -> None:
+    g = group(sub, "host", "host records")
+    sp = cmd(g, "add", cmd_host_add, "add a host at a location, allocating pool addresses")
+    sp.add_argument("uuid", metavar="UUID")
+    sp.add_argument("--path", required=True, metavar="PATH")
+    sp.add_argument("--answer", action="append", metavar="KEY=VALUE")
+    sp = cmd(g, "allocate", cmd_host_allocate, "allocate pool addresses the host now needs")
+    sp.add_argument("uuid", metavar="UUID")
+    sp = cmd(g, "show", cmd_host_show, "show one host", json_flag=True)
+    sp.add_argument("uuid", metavar="UUID")
+    cmd(g, "list", cmd_host_list, "list hosts", json_flag=True)

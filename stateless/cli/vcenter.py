@@ -1,0 +1,76 @@
+"""`stateless vcenter add|list`: vCenters, their passwords stored encrypted."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any, TextIO
+
+from stateless.cli._common import _connect, _emit, _key_file, _table, cmd, group, secret_key
+from stateless.errors import ValidationError
+from stateless.model.inventory import VCenter
+
+
+def _vc_password(path: str) -> str:
+    try:
+        password = Path(path).read_text().strip()
+    except OSError as exc:
+        raise ValidationError(f"vCenter password file {path}: {exc.strerror}; give a readable "
+                              "file with `vcenter add ... --password-file F`") from exc
+    if not password:
+        raise ValidationError(f"vCenter password file {path}: empty; put the password in it")
+    return password
+
+
+def cmd_vcenter_add(args: argparse.Namespace, out: TextIO) -> int:
+    from stateless.directory.secrets import encrypt_password
+
+    password = _vc_password(args.vc_password_file)
+    key = _key_file(args)
+    existed = key.exists()
+    stored = encrypt_password(password, key, create=args.create_key)
+    vcenter = VCenter(args.name, args.url, args.user, stored, args.thumbprint)
+    with _connect(args) as d:
+        d.add_vcenter(vcenter)
+    if not existed:
+        out.write(f"created secret key file {key} (mode 0600): give the same file to every "
+                  "server (--secret-key-file)\n")
+    out.write(f"added vCenter {vcenter.name} ({vcenter.url}, password encrypted)\n")
+    return 0
+
+
+def _password_state(stored: str) -> str:
+    from stateless.directory.secrets import PREFIX
+
+    if not stored:
+        return "none"
+    return "encrypted" if stored.startswith(PREFIX) else "clear (register again)"
+
+
+def cmd_vcenter_list(args: argparse.Namespace, out: TextIO) -> int:
+    with _connect(args) as d:
+        snapshot = d.snapshot()
+    vcenters = sorted(snapshot.vcenters.values(), key=lambda v: v.name)
+    if args.json:
+        _emit(out, [{"name": v.name, "url": v.url, "user": v.user, "thumbprint": v.thumbprint,
+                     "password": _password_state(v.password), "dn": v.dn} for v in vcenters])
+        return 0
+    _table(out, ["vcenter", "url", "user", "thumbprint", "password"],
+           [[v.name, v.url, v.user, v.thumbprint or "", _password_state(v.password)]
+            for v in vcenters])
+    return 0
+
+
+def register(sub: Any) -> None:
+    g = group(sub, "vcenter", "vCenters")
+    sp = cmd(g, "add", cmd_vcenter_add, "register a vCenter; its password is stored encrypted")
+    sp.add_argument("name", metavar="NAME")
+    sp.add_argument("--url", required=True, help="http(s)://HOST[:PORT]/sdk")
+    sp.add_argument("--user", required=True)
+    sp.add_argument("--password-file", "--vc-password-file", dest="vc_password_file",
+                    required=True, metavar="FILE", help="file holding the vCenter password")
+    sp.add_argument("--thumbprint", help="SHA-1 or SHA-256 of the vCenter's certificate")
+    secret_key(sp)
+    sp.add_argument("--create-key", action="store_true",
+                    help="create the secret key file when it does not exist")
+    cmd(g, "list", cmd_vcenter_list, "list vCenters (never their passwords)", json_flag=True)
