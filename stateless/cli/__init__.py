@@ -8,8 +8,9 @@ exit status: 2 for usage errors, 1 for everything else.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TextIO
 
 from ldap3.core.exceptions import LDAPException
@@ -33,7 +34,7 @@ from stateless.cli import (
     vcenter,
 )
 from stateless.cli._common import UsageError, _Parser
-from stateless.directory.client import DEFAULT_BASE
+from stateless.directory.connection import DEFAULT_BASE
 from stateless.errors import StatelessError
 
 
@@ -74,11 +75,13 @@ def _fail(code: int, message: str, err: TextIO) -> int:
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
-         err: TextIO | None = None) -> int:
+         err: TextIO | None = None, environ: Mapping[str, str] | None = None) -> int:
+    """The `stateless` command; `environ` (default: the process's) supplies STATELESS_* settings."""
     out = out or sys.stdout
     err = err or sys.stderr
     try:
         args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+        args.environ = os.environ if environ is None else environ
         return int(args.handler(args, out))
     except UsageError as exc:
         return _fail(2, exc.message, err)

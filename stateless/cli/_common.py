@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from stateless.directory.client import DEFAULT_BASE, Directory
+from stateless.directory.client import Directory
+from stateless.directory.connection import resolve_connection
 from stateless.errors import NotFoundError, StatelessError, ValidationError
 from stateless.model.identity import normalize_uuid
 from stateless.model.inventory import HostRecord, Snapshot
@@ -54,27 +54,16 @@ def _text(value: SettingValue, key: str = "") -> str:
     return format_value(value, key)
 
 
-def _read_password(path: str | None) -> str | None:
-    if not path:
-        return None
-    try:
-        return Path(path).read_text().strip()
-    except OSError as exc:
-        raise ValidationError(f"password file {path}: {exc.strerror}; give a readable file with "
-                              "--password-file or STATELESS_PASSWORD_FILE") from exc
-
-
 def _connect(args: argparse.Namespace) -> Directory:
-    urls: list[str] = []
-    for value in args.ldap or [os.environ.get("STATELESS_LDAP", "")]:
-        urls += [u for u in value.split(",") if u.strip()]
-    if not urls:
+    """The directory of the connection options, else of the STATELESS_* environment."""
+    settings = resolve_connection({"ldap_urls": args.ldap, "bind_dn": args.bind_dn,
+                                   "password_file": args.password_file, "base": args.base},
+                                  args.environ)
+    if not settings.ldap_urls:
         raise UsageError("no directory given: use --ldap ldap://host:port or set STATELESS_LDAP "
                          "(`stateless directory start` prints the settings)")
-    bind_dn = args.bind_dn or os.environ.get("STATELESS_BIND_DN") or None
-    password = _read_password(args.password_file or os.environ.get("STATELESS_PASSWORD_FILE"))
-    base = args.base or os.environ.get("STATELESS_BASE") or DEFAULT_BASE
-    return Directory(urls, bind_dn, password, base=base)
+    return Directory(settings.ldap_urls, settings.bind_dn or None, settings.password(),
+                     base=settings.base)
 
 
 def _host(snapshot: Snapshot, uuid: str) -> HostRecord:
@@ -93,7 +82,7 @@ def _key_file(args: argparse.Namespace) -> Path:
     """The shared Fernet key file: --secret-key-file, else STATELESS_SECRET_KEY_FILE."""
     from stateless.directory.secrets import key_path
 
-    value = args.secret_key_file or os.environ.get("STATELESS_SECRET_KEY_FILE")
+    value = args.secret_key_file or args.environ.get("STATELESS_SECRET_KEY_FILE")
     if not value:
         raise UsageError("no secret key file: vCenter passwords are stored encrypted; give "
                          "--secret-key-file FILE or set STATELESS_SECRET_KEY_FILE (the servers' "

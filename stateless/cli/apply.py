@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 from typing import Any, TextIO
 
 import attrs
@@ -14,13 +13,13 @@ from stateless.cli._common import (
     _emit,
     _host,
     _key_file,
-    _read_password,
     _table,
     _text,
     cmd,
     secret_key,
 )
 from stateless.directory.client import Directory
+from stateless.directory.connection import read_secret
 from stateless.errors import NotFoundError, StatelessError, ValidationError
 from stateless.model.effective import EffectiveConfig, json_value
 from stateless.model.inventory import HostRecord, Snapshot, VCenter, check_name
@@ -164,9 +163,9 @@ def cmd_apply(args: argparse.Namespace, out: TextIO) -> int:
     from stateless.plan import plan
 
     host_password = ""
-    if args.host_password_file or os.environ.get("STATELESS_HOST_PASSWORD_FILE"):
-        host_password = _read_password(args.host_password_file
-                                       or os.environ.get("STATELESS_HOST_PASSWORD_FILE")) or ""
+    host_password_file = args.host_password_file or args.environ.get("STATELESS_HOST_PASSWORD_FILE")
+    if host_password_file:
+        host_password = read_secret(host_password_file, "host password file")
     with _connect(args) as d:
         snapshot = d.snapshot()
         _host(snapshot, args.uuid)

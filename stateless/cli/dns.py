@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 from typing import Any, TextIO
 
 from stateless.cli._common import UsageError, _connect, cmd, group
@@ -12,7 +11,7 @@ from stateless.cli._common import UsageError, _connect, cmd, group
 def cmd_dns_records(args: argparse.Namespace, out: TextIO) -> int:
     from stateless.dns.records import records_text
 
-    domain = args.domain or os.environ.get("STATELESS_DOMAIN")
+    domain = args.domain or args.environ.get("STATELESS_DOMAIN")
     if not domain:
         raise UsageError("no DNS domain: give --domain D or set STATELESS_DOMAIN")
     if args.ttl < 0:

@@ -37,6 +37,7 @@ def cmd_load(args: argparse.Namespace, out: TextIO) -> int:
             for name in ("ldap", "bind_dn", "password_file", "base"):
                 if getattr(sub, name) is None:
                     setattr(sub, name, getattr(args, name))
+            sub.environ = args.environ
             sub.handler(sub, out)
         except UsageError as exc:
             raise UsageError(f"{where}: {exc.message}") from exc

@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any, TextIO
 
 from stateless.cli._common import _connect, _emit, _key_file, _table, cmd, group, secret_key
+from stateless.directory.connection import read_secret
 from stateless.errors import ValidationError
 from stateless.model.inventory import VCenter
 
 
 def _vc_password(path: str) -> str:
-    try:
-        password = Path(path).read_text().strip()
-    except OSError as exc:
-        raise ValidationError(f"vCenter password file {path}: {exc.strerror}; give a readable "
-                              "file with `vcenter add ... --password-file F`") from exc
+    password = read_secret(path, "vCenter password file")
     if not password:
         raise ValidationError(f"vCenter password file {path}: empty; put the password in it")
     return password

@@ -8,7 +8,6 @@ only the names of files that hold them.
 from __future__ import annotations
 
 import ipaddress
-import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,10 +16,9 @@ from urllib.parse import urlsplit
 
 import attrs
 
+from stateless.directory.connection import DEFAULT_BASE, ENVIRONMENT, resolve_connection
 from stateless.errors import ValidationError
 from stateless.model.inventory import check_name
-
-DEFAULT_BASE = "ou=stateless,dc=example,dc=com"
 
 
 def _endpoint(value: str, what: str) -> tuple[str, int]:
@@ -159,15 +157,15 @@ def load_config(file: Path | None, env: Mapping[str, str], options: Mapping[str,
     for key, value in env.items():
         if key.startswith(ENV_PREFIX):
             name = key[len(ENV_PREFIX):].lower()
-            if name == "ldap":
-                name = "ldap_urls"
-            if name in _FIELDS:
+            if name in _FIELDS and name not in ENVIRONMENT:
                 values[name] = _coerce(name, value)
     for name, value in options.items():
-        if value is not None:
+        if value is not None and name not in ENVIRONMENT:
             values[name] = _coerce(name, value)
+    # The directory connection: resolved as the `stateless` command resolves it.
+    values.update(attrs.asdict(resolve_connection(options, env, values), recurse=False))
     if "state_dir" not in values:
-        values["state_dir"] = Path(os.environ.get("STATELESS_STATE_DIR", "/var/lib/stateless"))
+        values["state_dir"] = Path(env.get("STATELESS_STATE_DIR", "/var/lib/stateless"))
     try:
         return DaemonConfig(**values)
     except TypeError as exc:

@@ -4,6 +4,7 @@
 `syntax` is the pure text codec of setting attributes; `schemadef` the one schema definition.
 """
 
-from stateless.directory.client import DEFAULT_BASE, Directory
+from stateless.directory.client import Directory
+from stateless.directory.connection import DEFAULT_BASE
 
 __all__ = ["DEFAULT_BASE", "Directory"]

@@ -18,6 +18,7 @@ from ldap3.core import exceptions as lx
 from ldap3.utils.conv import escape_filter_chars
 
 from stateless.directory import mapping, schemadef, syntax
+from stateless.directory.connection import DEFAULT_BASE
 from stateless.directory.mapping import escape_value, ldap_bool
 from stateless.errors import (
     ConflictError,
@@ -49,8 +50,6 @@ from stateless.model.settings import SettingValue, coerce, parse_item_ref
 
 if TYPE_CHECKING:
     from stateless.policy.pools import Allocator
-
-DEFAULT_BASE = "ou=stateless,dc=example,dc=com"
 
 
 def _translate(exc: lx.LDAPException, what: str, dn: str) -> StatelessError:

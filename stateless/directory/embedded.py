@@ -21,11 +21,11 @@ from pathlib import Path
 import attrs
 
 from stateless.directory import schemadef
+from stateless.directory.connection import DEFAULT_BASE, read_secret
 from stateless.errors import DirectoryError
 
 SUFFIX = "dc=example,dc=com"
 ROOT_DN = f"cn=admin,{SUFFIX}"
-DEFAULT_BASE = f"ou=stateless,{SUFFIX}"
 SYSTEM_SCHEMAS = ("core", "cosine", "inetorgperson")
 
 
@@ -263,7 +263,7 @@ olcSpCheckpoint: 100 10
         # Imported here: the adapter imports this module's constants.
         from stateless.directory.client import Directory
 
-        password = self.password_file.read_text().strip()
+        password = read_secret(self.password_file, "directory password file")
         directory = Directory([self.url], ROOT_DN, password, base=DEFAULT_BASE)
         try:
             directory.add_entry(SUFFIX, {"objectClass": ["top", "dcObject", "organization"],

@@ -292,3 +292,36 @@ def test_subprocess_unreachable_directory() -> None:
     assert bad.returncode == 1, bad.stderr
     assert bad.stderr.startswith("stateless: error: ") and bad.stderr.count("\n") == 1
     assert "is the server running" in bad.stderr
+
+
+def test_environment_is_the_one_passed_in(slapd: Slapd, directory: Directory,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STATELESS_LDAP", "ldap://127.0.0.1:1")  # what the process has: unused
+    out, err = io.StringIO(), io.StringIO()
+    env = {"STATELESS_LDAP": slapd.url, "STATELESS_BIND_DN": slapd.bind_dn,
+           "STATELESS_PASSWORD_FILE": str(slapd.password_file), "STATELESS_BASE": directory.base}
+    assert main(["container", "list", "--json"], out=out, err=err, environ=env) == 0, err.getvalue()
+    assert [c["path"] for c in json.loads(out.getvalue())] == ["/"]
+
+
+@pytest.mark.parametrize(("ending", "status"), [("\n", 0), ("\r\n", 0), (" \n", 1)],
+                         ids=["newline", "crlf", "trailing-space-is-part-of-it"])
+def test_password_file_loses_only_its_line_ending(slapd: Slapd, directory: Directory,
+                                                  tmp_path: Path, ending: str, status: int) -> None:
+    password = tmp_path / "pw"
+    password.write_bytes((slapd.password + ending).encode())
+    out, err = io.StringIO(), io.StringIO()
+    argv = ["--ldap", slapd.url, "--bind-dn", slapd.bind_dn, "--password-file", str(password),
+            "--base", directory.base, "policy", "list"]
+    assert main(argv, out=out, err=err) == status, err.getvalue()
+    if status:
+        assert "bind refused (invalid credentials)" in err.getvalue()
+
+
+def test_missing_password_file_is_one_line(slapd: Slapd, tmp_path: Path) -> None:
+    err = io.StringIO()
+    argv = ["--ldap", slapd.url, "--password-file", str(tmp_path / "nope"), "policy", "list"]
+    assert main(argv, out=io.StringIO(), err=err) == 1
+    assert err.getvalue() == (f"stateless: error: password file {tmp_path / 'nope'}: No such file "
+                              "or directory; give a readable file that holds the secret (mode "
+                              "0600)\n")
