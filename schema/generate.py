@@ -1,17 +1,22 @@
 #!/usr/bin/env python3
 """Write every schema file from the one definition in stateless/directory/schemadef.py.
 
-Run `python schema/generate.py` after changing the definition; `--check` exits 1 if a
-checked-in file is stale (the unit tests call `render()` and compare the same way).
+The files are written into the package (stateless/directory/schema/, shipped as package data
+and read by the embedded slapd); this directory holds relative symbolic links to them, so
+admins find them here and there is one copy.  Run `python schema/generate.py` after changing
+the definition; `--check` exits 1 if a file or link is stale (the unit tests compare the same
+way).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import textwrap
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+PACKAGE = HERE.parent / "stateless" / "directory" / "schema"
 sys.path.insert(0, str(HERE.parent))
 
 from stateless.directory import schemadef as sd  # noqa: E402
@@ -78,7 +83,7 @@ def base_ldif(base: str = DEFAULT_BASE) -> str:
 
 
 def render() -> dict[str, str]:
-    """Relative path under schema/ -> file text."""
+    """Relative path under the schema directory -> file text."""
     return {
         "stateless.schema": openldap_schema(),
         "stateless.ldif": openldap_ldif(),
@@ -87,16 +92,26 @@ def render() -> dict[str, str]:
     }
 
 
+def link_target(rel: str) -> str:
+    """What schema/REL links to: the package's file, relative to the link."""
+    return os.path.relpath(PACKAGE / rel, (HERE / rel).parent)
+
+
 def main(argv: list[str]) -> int:
     stale = []
     for rel, text in render().items():
-        path = HERE / rel
+        path, link = PACKAGE / rel, HERE / rel
         if "--check" in argv:
             if not path.exists() or path.read_text() != text:
-                stale.append(rel)
+                stale.append(f"stateless/directory/schema/{rel}")
+            if not link.is_symlink() or os.readlink(link) != link_target(rel):
+                stale.append(f"schema/{rel}")
             continue
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.unlink(missing_ok=True)
+        link.symlink_to(link_target(rel))
     if stale:
         print("stale schema files (run python schema/generate.py): " + ", ".join(stale),
               file=sys.stderr)

@@ -10,12 +10,14 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import importlib.resources
 import os
 import secrets
 import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import attrs
@@ -29,10 +31,15 @@ ROOT_DN = f"cn=admin,{SUFFIX}"
 SYSTEM_SCHEMAS = ("core", "cosine", "inetorgperson")
 
 
-def schema_dir() -> Path:
-    """schema/ of the source tree, or $STATELESS_SCHEMA_DIR."""
+@contextlib.contextmanager
+def schema_file(name: str = "stateless.ldif") -> Iterator[Path]:
+    """A schema file as a real path: from $STATELESS_SCHEMA_DIR, else the package's own copy."""
     env = os.environ.get("STATELESS_SCHEMA_DIR")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "schema"
+    if env:
+        yield Path(env) / name
+        return
+    with importlib.resources.as_file(importlib.resources.files(__package__) / "schema" / name) as path:
+        yield path
 
 
 def ssha(password: str) -> str:
@@ -158,10 +165,13 @@ class EmbeddedDirectory:
     # --- internals -------------------------------------------------------------------------
 
     def _create(self) -> None:
-        schema = schema_dir() / "stateless.ldif"
-        if not schema.exists():
-            raise DirectoryError(f"schema file {schema} not found: set STATELESS_SCHEMA_DIR to the "
-                                 "schema/ directory of the source tree")
+        with schema_file() as schema:
+            if not schema.exists():
+                raise DirectoryError(f"schema file {schema} not found: set STATELESS_SCHEMA_DIR to "
+                                     "a directory holding stateless.ldif, or reinstall stateless")
+            self._create_with(schema)
+
+    def _create_with(self, schema: Path) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         password = secrets.token_urlsafe(24)
         fd = os.open(self.password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -273,4 +283,5 @@ olcSpCheckpoint: 100 10
             directory.close()
 
 
-__all__ = ["DEFAULT_BASE", "ROOT_DN", "SUFFIX", "EmbeddedDirectory", "schema_dir", "schemadef"]
+__all__ = ["DEFAULT_BASE", "ROOT_DN", "SUFFIX", "EmbeddedDirectory", "schema_file",
+           "schemadef"]

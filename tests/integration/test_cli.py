@@ -325,3 +325,12 @@ def test_missing_password_file_is_one_line(slapd: Slapd, tmp_path: Path) -> None
     assert err.getvalue() == (f"stateless: error: password file {tmp_path / 'nope'}: No such file "
                               "or directory; give a readable file that holds the secret (mode "
                               "0600)\n")
+
+
+def test_schema_dir_override_is_honoured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STATELESS_SCHEMA_DIR", str(tmp_path / "empty"))
+    err = io.StringIO()
+    assert main(["directory", "start", "--data", str(tmp_path / "d")], out=io.StringIO(), err=err) == 1
+    assert err.getvalue() == (f"stateless: error: schema file {tmp_path / 'empty' / 'stateless.ldif'} "
+                              "not found: set STATELESS_SCHEMA_DIR to a directory holding "
+                              "stateless.ldif, or reinstall stateless\n")

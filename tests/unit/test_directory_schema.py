@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.resources
 import importlib.util
+import os
 import re
 from pathlib import Path
 
@@ -11,7 +13,9 @@ from ldap3.protocol.rfc4512 import AttributeTypeInfo, ObjectClassInfo
 
 from stateless.directory import schemadef
 
-SCHEMA = Path(__file__).resolve().parents[2] / "schema"
+SCHEMA = Path(__file__).resolve().parents[2] / "schema"  # the generator and links for admins
+# The files themselves: package data, what the embedded slapd loads and a wheel ships.
+PACKAGED = importlib.resources.files("stateless.directory") / "schema"
 
 
 def _generator():  # type: ignore[no-untyped-def]
@@ -50,12 +54,19 @@ def parse_ldif(text: str) -> list[list[tuple[str, str]]]:
 
 
 def test_checked_in_files_are_up_to_date() -> None:
-    for rel, text in _generator().render().items():
-        assert (SCHEMA / rel).read_text() == text, f"schema/{rel} is stale: run python schema/generate.py"
+    generator = _generator()
+    for rel, text in generator.render().items():
+        assert PACKAGED.joinpath(rel).read_text() == text, \
+            f"stateless/directory/schema/{rel} is stale: run python schema/generate.py"
+        link = SCHEMA / rel
+        assert link.is_symlink() and os.readlink(link) == generator.link_target(rel), \
+            f"schema/{rel} should be a relative link to the package's file: run python schema/generate.py"
+        assert link.read_text() == text
+    assert generator.main(["--check"]) == 0
 
 
 def test_389ds_file_parses_and_has_every_definition() -> None:
-    records = parse_ldif((SCHEMA / "389ds" / "99stateless.ldif").read_text())
+    records = parse_ldif((PACKAGED / "389ds" / "99stateless.ldif").read_text())
     assert len(records) == 1
     (first, dn), *rest = records[0]
     assert (first, dn) == ("dn", "cn=schema")
@@ -69,7 +80,7 @@ def test_389ds_file_parses_and_has_every_definition() -> None:
 
 
 def test_openldap_ldif_parses() -> None:
-    records = parse_ldif((SCHEMA / "stateless.ldif").read_text())
+    records = parse_ldif((PACKAGED / "stateless.ldif").read_text())
     assert records[0][0] == ("dn", "cn=stateless,cn=schema,cn=config")
     types = [v for n, v in records[0] if n == "olcAttributeTypes"]
     info = AttributeTypeInfo.from_definition(types)
@@ -81,7 +92,7 @@ def test_openldap_ldif_parses() -> None:
 
 
 def test_base_ldif_has_every_branch() -> None:
-    dns = [r[0][1] for r in parse_ldif((SCHEMA / "base.ldif").read_text())]
+    dns = [r[0][1] for r in parse_ldif((PACKAGED / "base.ldif").read_text())]
     assert dns[0] == "ou=stateless,dc=example,dc=com"
     assert {d.split(",")[0] for d in dns[1:]} == {f"ou={o}" for o in schemadef.BASE_OUS}
 
