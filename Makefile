@@ -54,7 +54,7 @@ bench: deps
 	$(BIN)/python tests/bench/boot_storm.py 200
 
 run: deps
-	$(BIN)/python -m stateless.demo --data $(RUN_DIR)
+	$(BIN)/python tools/demo.py --data $(RUN_DIR)
 
 clean:
 	rm -rf $(VENV) $(VCSIM) $(RUN_DIR) build *.egg-info

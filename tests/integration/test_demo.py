@@ -11,11 +11,13 @@ import pytest
 
 from tests.integration.fixtures_vcsim import ensure_binary
 
+DEMO = Path(__file__).resolve().parents[2] / "tools" / "demo.py"
+
 
 def test_demo_boots_hosts_of_two_sites_to_compliance(tmp_path: Path) -> None:
     ensure_binary()
     data = tmp_path / "run"
-    done = subprocess.run([sys.executable, "-m", "stateless.demo", "--data", str(data),
+    done = subprocess.run([sys.executable, str(DEMO), "--data", str(data),
                            "--hosts", "4", "--once"], capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "hosts: 4 compliant" in done.stdout
@@ -36,7 +38,7 @@ def test_demo_boots_hosts_of_two_sites_to_compliance(tmp_path: Path) -> None:
 def test_sigterm_stops_everything_the_stack_started(tmp_path: Path) -> None:
     ensure_binary()
     data = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "stateless.demo", "--data", str(data),
+    proc = subprocess.Popen([sys.executable, str(DEMO), "--data", str(data),
                              "--hosts", "2"], stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     for line in proc.stdout:

@@ -3,6 +3,8 @@
 A private slapd (inside the first daemon's state directory), the vCenter simulator, two
 statelessd daemons in two sites, the first serving the SRV zone, the example estate, and
 simulated hosts booting with the real agent.  Every process it starts is stopped on Ctrl-C.
+It lives beside the package, not in it: it runs the simulator built in contrib/vcsim/ and
+loads contrib/examples/, so it needs the source tree; `make run` starts it.
 """
 
 from __future__ import annotations
@@ -21,14 +23,15 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO, Any
 
-from stateless.directory import Directory
+from stateless.directory import DEFAULT_BASE, Directory
+from stateless.directory.connection import read_secret
 from stateless.directory.secrets import encrypt_password
 from stateless.errors import StatelessError
 from stateless.model.inventory import VCenter
 
 ROOT = Path(__file__).resolve().parents[1]
 DOMAIN = "stateless.test"
-BASE = "ou=stateless,dc=example,dc=com"
+BASE = DEFAULT_BASE
 
 
 class Stack:
@@ -154,7 +157,8 @@ def run(data: Path, count: int, once: bool, out: IO[str]) -> int:
         subprocess.run([str(bindir / "stateless"), "load",
                         str(ROOT / "contrib/examples/estate.stateless")],
                        env={**os.environ, **env}, check=True, stdout=subprocess.DEVNULL)
-        with Directory(ldap_url, env["STATELESS_BIND_DN"], password_file.read_text(), BASE) as d:
+        with Directory(ldap_url, env["STATELESS_BIND_DN"],
+                       read_secret(password_file, "directory password file"), BASE) as d:
             d.add_vcenter(VCenter("vc1", vcsim_url, "user", encrypted))
 
         stack.say("starting statelessd siteB-1 (same directory) ...")
