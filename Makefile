@@ -7,8 +7,9 @@ BIN := $(VENV)/bin
 APT_PACKAGES := slapd ldap-utils golang-go golang-github-vmware-govmomi-dev bind9 bind9-dnsutils
 VCSIM := contrib/vcsim/vcsim
 RUN_DIR ?= run
+WHEEL_VENV := .wheel-venv
 
-.PHONY: all deps apt venv vcsim test lint bench run clean
+.PHONY: all deps apt venv vcsim test lint wheel-check bench run clean
 
 all: test
 
@@ -27,10 +28,10 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[test]'
-	# `twist statelessd` finds its plugin in twisted/plugins on the path; an editable install
-	# does not put the repository there, so link the one-line plugin into the venv's Twisted.
-	ln -sf "$(CURDIR)/twisted/plugins/statelessd_plugin.py" \
-	    "$$($(BIN)/python -c 'import twisted.plugins, os; print(os.path.dirname(twisted.plugins.__file__))')/"
+	# The editable install puts the checkout on sys.path (setup.cfg: package_dir = .), where
+	# Twisted finds twisted/plugins; drop the link that older versions of this file made.
+	find "$$($(BIN)/python -c 'import twisted.plugins, os; print(os.path.dirname(twisted.plugins.__file__))')" \
+	    -maxdepth 1 -type l -name statelessd_plugin.py -delete
 	touch $@
 
 vcsim: $(VCSIM)
@@ -45,7 +46,11 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: deps lint
+# The wheel in a venv of its own, used from outside the checkout (see tools/wheel-check).
+wheel-check: venv
+	tools/wheel-check $(BIN)/python $(WHEEL_VENV)
+
+test: deps lint wheel-check
 	$(BIN)/pytest -q -p no:cacheprovider
 
 bench: deps
@@ -57,4 +62,4 @@ run: deps
 	$(BIN)/python tools/demo.py --data $(RUN_DIR)
 
 clean:
-	rm -rf $(VENV) $(VCSIM) $(RUN_DIR) build *.egg-info
+	rm -rf $(VENV) $(WHEEL_VENV) $(VCSIM) $(RUN_DIR) build *.egg-info

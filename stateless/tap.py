@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from twisted.python import usage
 
+from stateless import package_version
 from stateless.daemon.config import DaemonConfig, load_config
 from stateless.daemon.service import StatelessService
 from stateless.errors import StatelessError
@@ -44,6 +45,11 @@ class Options(usage.Options):
     ]
 
     config: DaemonConfig
+
+    def opt_version(self) -> NoReturn:
+        """Display statelessd's version and exit."""
+        print(f"statelessd {package_version()}")
+        raise SystemExit(0)
 
     def postOptions(self) -> None:
         given = {key.replace("-", "_"): value for key, value in self.items()

@@ -15,6 +15,7 @@ from typing import TextIO
 
 from ldap3.core.exceptions import LDAPException
 
+from stateless import package_version
 from stateless.cli import (
     agent,
     apply,
@@ -48,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     conn.add_argument("--bind-dn", metavar="DN")
     conn.add_argument("--password-file", metavar="FILE")
     conn.add_argument("--base", metavar="DN", help=f"subtree (default {DEFAULT_BASE})")
+    p.add_argument("--version", action="version", version=f"stateless {package_version()}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     directory.register(sub)
