@@ -17,7 +17,7 @@ import ldap3
 from ldap3.core import exceptions as lx
 from ldap3.utils.conv import escape_filter_chars
 
-from stateless.directory import mapping, schemadef, syntax
+from stateless.directory import addresses, mapping, schemadef, syntax
 from stateless.directory.connection import DEFAULT_BASE
 from stateless.directory.mapping import escape_value, ldap_bool
 from stateless.errors import (
@@ -47,6 +47,7 @@ from stateless.model.inventory import (
     parent_path,
 )
 from stateless.model.settings import SettingValue, coerce, parse_item_ref
+from stateless.policy.pools import in_pool
 
 if TYPE_CHECKING:
     from stateless.policy.pools import Allocator
@@ -467,7 +468,13 @@ class Directory:
                 raise ValidationError(f"host {uuid}: identity is for {identity.uuid}")
             entry.update(mapping.identity_attrs(identity))
         dn = self.host_dn(uuid)
-        self.add_entry(dn, entry, f"add host {uuid}")
+        checked = {k: coerce(k, v, answer=True) for k, v in (answers or {}).items()}
+        reserved = addresses.claim(self, uuid, addresses.answered_addresses(checked))
+        try:
+            self.add_entry(dn, entry, f"add host {uuid}")
+        except StatelessError:
+            addresses.release(self, reserved)
+            raise
         return dn
 
     def set_answers(self, uuid: str, answers: Mapping[str, object]) -> None:
@@ -475,11 +482,22 @@ class Directory:
         if raw is None:
             raise NotFoundError(f"host {uuid}: not found; add it with `stateless host add`")
         changes: dict[str, list[tuple[str, list[str]]]] = {}
-        for key, value in answers.items():
-            text = syntax.format_answer(key, coerce(key, value, answer=True))
+        checked = {k: coerce(k, v, answer=True) for k, v in answers.items()}
+        for key, value in checked.items():
+            text = syntax.format_answer(key, value)
             old = [v for v in raw.get("statelessAnswer", []) if v.partition("=")[0].strip() == key]
             self._replace_values(changes, "statelessAnswer", old, [text])
-        self.modify(self.host_dn(uuid), changes, f"set answers of host {uuid}")
+        reserved = addresses.claim(self, uuid, addresses.answered_addresses(checked))
+        try:
+            self.modify(self.host_dn(uuid), changes, f"set answers of host {uuid}")
+        except StatelessError:
+            addresses.release(self, reserved)
+            raise
+        before = addresses.answers_of(raw)  # what the host no longer answers goes back
+        gone = set(addresses.answered_addresses({k: before[k] for k in checked if k in before}))
+        gone -= set(addresses.answered_addresses(checked))
+        addresses.release(self, [(p.name, a) for p in addresses.pools(self) for a in gone
+                                 if in_pool(p, a)])
 
     def set_location(self, uuid: str, location: str) -> None:
         self.modify(self.host_dn(uuid),
@@ -557,8 +575,13 @@ class Directory:
     # --- pools -----------------------------------------------------------------------------
 
     def add_pool(self, pool: IpPool) -> str:
+        """Add a pool; its range may overlap no other, and addresses hosts answer are taken."""
+        answered = addresses.check_pool(self, pool)
         dn = self.named_dn("pools", pool.name)
-        self.add_entry(dn, mapping.pool_attrs(pool), f"add pool {pool.name}")
+        entry = mapping.pool_attrs(pool)
+        if answered:
+            entry["statelessAllocated"] = answered
+        self.add_entry(dn, entry, f"add pool {pool.name}")
         return dn
 
     def pool_used(self, name: str) -> tuple[IpPool, frozenset[str]]:

@@ -10,15 +10,16 @@ import re
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 from attrs import evolve
 
 from stateless.directory import syntax
 from stateless.directory.schemadef import ATTRIBUTE_NAMES
 from stateless.errors import StatelessError, ValidationError
-from stateless.model.identity import HostIdentity, normalize_uuid
+from stateless.model.identity import RULE_FIELDS, HostIdentity, normalize_uuid
 from stateless.model.inventory import (
+    BlockKey,
     Container,
     ContainerKind,
     HostRecord,
@@ -29,14 +30,20 @@ from stateless.model.inventory import (
     Policy,
     Problem,
     Rule,
+    Scope,
     Server,
     Site,
     SiteLink,
     Snapshot,
     VCenter,
+    check_name,
+    cidr,
+    ipv4_address,
+    normalize_path,
 )
 from stateless.model.settings import SettingValue
 
+T = TypeVar("T")
 Attrs = Mapping[str, Sequence[str]]
 RDN = tuple[str, str]
 
@@ -148,11 +155,50 @@ def parse_bool(text: str) -> bool:
     return text.upper() == "TRUE"
 
 
+_INTEGER = re.compile(r"-?[0-9]+")
+
+
 def parse_int(text: str) -> int:
+    """An LDAP INTEGER: ASCII digits with an optional minus (not Python's int() leniency)."""
+    if not _INTEGER.fullmatch(text):
+        raise ValidationError(f"{text!r}: expected an integer")
+    return int(text)
+
+
+def positive_int(text: str) -> int:
+    value = parse_int(text)
+    if value < 1:
+        raise ValidationError(f"{text!r}: must be an integer >= 1")
+    return value
+
+
+class EntryValueError(ValidationError):
+    """One attribute value of an entry cannot be turned into the model."""
+
+    def __init__(self, attribute: str, value: str, reason: str) -> None:
+        self.attribute = attribute
+        self.value = value
+        super().__init__(reason)
+
+
+def field(attrs: Attrs, name: str, convert: Callable[[str], T], default: str = "") -> T:
+    """The first value of `name` converted, or EntryValueError naming the attribute."""
+    text = one(attrs, name, default)
     try:
-        return int(text)
-    except ValueError:
-        raise ValidationError(f"{text!r}: expected an integer") from None
+        return convert(text)
+    except StatelessError as exc:
+        raise EntryValueError(name, text, str(exc)) from None
+
+
+def fields(attrs: Attrs, name: str, convert: Callable[[str], T]) -> list[T]:
+    """Every value of `name` converted, or EntryValueError naming the first bad one."""
+    out = []
+    for text in attrs.get(name, ()):
+        try:
+            out.append(convert(text))
+        except StatelessError as exc:
+            raise EntryValueError(name, text, str(exc)) from None
+    return out
 
 
 def generalized_time(when: datetime) -> str:
@@ -166,8 +212,19 @@ def parse_generalized_time(text: str) -> datetime:
 # --- entries ------------------------------------------------------------------------------
 
 
+# Branches of the base DIT, and the object class an entry directly below each must have.
+BRANCHES: Mapping[str, str] = MappingProxyType({
+    "policies": "statelesspolicy", "hosts": "statelesshost", "pools": "statelessippool",
+    "sites": "statelesssite", "sitelinks": "statelesssitelink", "rules": "statelessrule",
+    "images": "statelessimage", "vcenters": "statelessvcenter", "servers": "statelessserver",
+    "inventory": "statelesscontainer"})
+# What an unreadable entry of a branch blocks (see Scope); branches not listed block nothing
+# a host resolves from (sites, servers, vCenters, images: they are problems all the same).
+_BRANCH_SCOPE = {"policies": Scope.POLICY, "pools": Scope.POOL, "rules": Scope.RULES}
+
+
 class _Builder:
-    """Accumulates one snapshot from a stream of entries."""
+    """Accumulates one snapshot from a stream of entries (parents before children)."""
 
     def __init__(self, base: str) -> None:
         self.base = dn_key(base)
@@ -184,50 +241,75 @@ class _Builder:
         self.servers: dict[str, Server] = {}
         self.problems: list[Problem] = []
         self.link_problems: dict[tuple[RDN, ...], list[Problem]] = {}
+        self.blocking: dict[BlockKey, list[Problem]] = {}
 
-    def problem(self, dn: str, attribute: str, value: str, reason: str) -> None:
-        self.problems.append(Problem(dn, attribute, value, reason))
+    def problem(self, dn: str, attribute: str, value: str, reason: str,
+                blocks: BlockKey | None = None) -> None:
+        problem = Problem(dn, attribute, value, reason)
+        self.problems.append(problem)
+        if blocks is not None:
+            self.blocking.setdefault(blocks, []).append(problem)
 
     def add(self, dn: str, attrs: Attrs) -> None:
         rel = relative(dn, self.base)
         if rel is None or not rel:
             return
         classes = {c.lower() for c in attrs.get("objectClass", ())}
-        branch = rel[-1]
         try:
-            self._add(dn, attrs, rel, classes, branch)
+            self._add(dn, attrs, rel, classes)
         except StatelessError as exc:
-            attribute, value = _blame(str(exc), attrs)
-            self.problem(dn, attribute, value, str(exc))
+            attribute, value = _blame(exc, attrs)
+            self.problem(dn, attribute, value, str(exc), _scope_of(rel, attrs))
 
-    def _add(self, dn: str, attrs: Attrs, rel: list[RDN], classes: set[str], branch: RDN) -> None:
-        if "statelesspolicylink" in classes:
-            parent = dn_key(dn)[1:]
-            try:
-                self.links.setdefault(parent, []).append(link_from(attrs))
-            except StatelessError as exc:
-                attribute, value = _blame(str(exc), attrs)
-                self.link_problems.setdefault(parent, []).append(
-                    Problem(dn, attribute, value, f"link ignored: {exc}"))
-            return
-        if branch == ("ou", "inventory"):
-            if len(rel) == 1:
+    def _add(self, dn: str, attrs: Attrs, rel: list[RDN], classes: set[str]) -> None:
+        branch = rel[-1][1].lower() if rel[-1][0] == "ou" else ""
+        if branch not in BRANCHES:
+            raise ValidationError(f"unexpected entry {rel[-1][0]}={rel[-1][1]} below the stateless "
+                                  f"base: expected one of ou={', ou='.join(sorted(BRANCHES))}; "
+                                  "move or delete it")
+        if len(rel) == 1:
+            if branch == "inventory":  # the root of the inventory, which links policies too
                 self.containers["/"] = (ContainerKind.ROOT, False, dn)
-            elif "statelesscontainer" in classes:
-                path = "/" + "/".join(v for _, v in reversed(rel[:-1]))
-                text = one(attrs, "statelessKind").lower()
-                if text not in set(ContainerKind):
-                    raise ValidationError(f"container kind {text!r}: expected datacenter, folder or "
-                                          "cluster")
-                kind = ContainerKind(text)
-                if kind == ContainerKind.ROOT:
-                    raise ValidationError("only ou=inventory is the root; use datacenter, folder "
-                                          "or cluster")
-                block = parse_bool(one(attrs, "statelessBlockInheritance", "FALSE"))
-                self.containers[path] = (kind, block, dn)
             return
-        if len(rel) != 2:
+        if "statelesspolicylink" in classes:
+            self._add_link(dn, attrs, rel, branch)
             return
+        if branch == "inventory":
+            self._add_container(dn, attrs, rel, classes)
+            return
+        expected = BRANCHES[branch]
+        if len(rel) != 2 or expected not in classes:
+            where = "directly below" if len(rel) == 2 else "nested below an entry of"
+            raise EntryValueError("objectClass", ", ".join(attrs.get("objectClass", ())),
+                                  f"entry {where} ou={branch} is not a {_CLASS_NAMES[expected]}; "
+                                  f"nothing else below ou={branch} is read: move or delete it")
+        self._add_named(dn, attrs, classes)
+
+    def _add_link(self, dn: str, attrs: Attrs, rel: list[RDN], branch: str) -> None:
+        parent = dn_key(dn)[1:]
+        if not (branch == "inventory" or (branch == "hosts" and len(rel) == 3)):
+            raise ValidationError(f"policy link below ou={branch}: links hang below a container of "
+                                  "ou=inventory or a host entry; move or delete it")
+        try:
+            self.links.setdefault(parent, []).append(link_from(attrs))
+        except StatelessError as exc:
+            attribute, value = _blame(exc, attrs)
+            problem = Problem(dn, attribute, value, f"link not read: {exc}")
+            self.link_problems.setdefault(parent, []).append(problem)
+
+    def _add_container(self, dn: str, attrs: Attrs, rel: list[RDN], classes: set[str]) -> None:
+        path = _inventory_path(rel)
+        if "statelesscontainer" not in classes:
+            raise EntryValueError("objectClass", ", ".join(attrs.get("objectClass", ())),
+                                  f"entry in ou=inventory is not a statelessContainer; the hosts "
+                                  f"below {path} are blocked until it is fixed or removed")
+        if any(a != "cn" for a, _ in rel[:-1]):
+            raise ValidationError("container RDNs are cn=NAME; move or delete this entry")
+        kind = field(attrs, "statelessKind", _container_kind)
+        block = field(attrs, "statelessBlockInheritance", parse_bool, "FALSE")
+        self.containers[path] = (kind, block, dn)
+
+    def _add_named(self, dn: str, attrs: Attrs, classes: set[str]) -> None:
         name = one(attrs, "cn")
         if "statelesspolicy" in classes:
             self.policies[name] = policy_from(dn, attrs)
@@ -236,7 +318,7 @@ class _Builder:
         elif "statelessippool" in classes:
             self.pools[name] = pool_from(dn, attrs)
         elif "statelesssite" in classes:
-            self.sites[name] = Site(name, tuple(attrs.get("statelessSubnet", ())),
+            self.sites[name] = Site(name, tuple(fields(attrs, "statelessSubnet", cidr)),
                                     one(attrs, "description"), dn=dn)
         elif "statelesssitelink" in classes:
             self.site_links.append(site_link_from(attrs))
@@ -255,39 +337,86 @@ class _Builder:
             self.servers[name] = Server(
                 name, one(attrs, "statelessSite"), one(attrs, "statelessUrl"),
                 tuple(attrs.get("statelessVCenterName", ())),
-                parse_int(one(attrs, "statelessPriority", "0")),
-                parse_int(one(attrs, "statelessWeight", "100")), dn=dn)
+                field(attrs, "statelessPriority", parse_int, "0"),
+                field(attrs, "statelessWeight", parse_int, "100"), dn=dn)
 
-    def _links_of(self, dn: str) -> tuple[Link, ...]:
+    def _links_of(self, dn: str) -> tuple[tuple[Link, ...], list[Problem]]:
         key = dn_key(dn)
-        self.problems.extend(self.link_problems.pop(key, ()))
-        return tuple(sorted(self.links.pop(key, ()), key=lambda link: link.order))
+        links = tuple(sorted(self.links.pop(key, ()), key=lambda link: link.order))
+        return links, self.link_problems.pop(key, [])
 
     def snapshot(self) -> Snapshot:
         containers: dict[str, Container] = {}
         for path, (kind, block, dn) in sorted(self.containers.items()):
-            containers[path] = Container(path, kind, self._links_of(dn), block, dn)
+            links, problems = self._links_of(dn)
+            for problem in problems:  # a link that cannot be read blocks every host below
+                self.problems.append(problem)
+                self.blocking.setdefault((Scope.PATH, path), []).append(problem)
+            containers[path] = Container(path, kind, links, block, dn)
         hosts: dict[str, HostRecord] = {}
         for dn, attrs in self.host_entries:
+            links, problems = self._links_of(dn)
             try:
-                host = host_from(dn, attrs, self._links_of(dn))
+                host = host_from(dn, attrs, links, problems)
             except StatelessError as exc:
-                attribute, value = _blame(str(exc), attrs)
+                attribute, value = _blame(exc, attrs)
                 self.problem(dn, attribute, value, str(exc))
+                self.problems.extend(problems)
                 continue
             hosts[host.uuid] = host
-        for problems in self.link_problems.values():  # links whose owner did not load
-            self.problems.extend(problems)
+        self._orphan_links()
         rules: list[Rule] = sorted(self.rules, key=lambda r: (r.order, r.name))
         return Snapshot(containers=containers, policies=self.policies, hosts=hosts,
                         pools=self.pools, sites=self.sites, site_links=self.site_links,
-                        rules=rules,
-                        images=self.images, vcenters=self.vcenters, servers=self.servers,
-                        problems=self.problems)
+                        rules=rules, images=self.images, vcenters=self.vcenters,
+                        servers=self.servers, problems=self.problems, blocking=self.blocking)
+
+    def _orphan_links(self) -> None:
+        """Links (read or not) whose container or host did not load: problems of their own
+        (the owner's own problem already blocks what depends on it)."""
+        for problems in self.link_problems.values():
+            self.problems.extend(problems)
+        self.link_problems.clear()
 
 
-def _blame(message: str, attrs: Attrs) -> tuple[str, str]:
-    """Best guess of the attribute and value a model error is about (for the Problem)."""
+def _container_kind(text: str) -> ContainerKind:
+    if text.lower() not in set(ContainerKind) or text.lower() == ContainerKind.ROOT:
+        raise ValidationError(f"container kind {text!r}: expected datacenter, folder or cluster "
+                              "(only ou=inventory is the root)")
+    return ContainerKind(text.lower())
+
+
+_CLASS_NAMES = {c: n for n in ("statelessPolicy", "statelessHost", "statelessIpPool", "statelessSite",
+                               "statelessSiteLink", "statelessRule", "statelessImage",
+                               "statelessVCenter", "statelessServer", "statelessContainer")
+                for c in (n.lower(),)}
+
+
+def _inventory_path(rel: list[RDN]) -> str:
+    """The inventory path of an entry below ou=inventory (rel is leaf first, branch last)."""
+    return "/" + "/".join(v for _, v in reversed(rel[:-1]))
+
+
+def _scope_of(rel: list[RDN], attrs: Attrs) -> BlockKey | None:
+    """What an entry that could not be read blocks."""
+    branch = rel[-1][1].lower() if rel[-1][0] == "ou" else ""
+    if branch == "inventory":
+        # The entry itself or, for a stray link, the container it hangs below.
+        classes = {c.lower() for c in attrs.get("objectClass", ())}
+        below = rel[1:] if "statelesspolicylink" in classes else rel
+        return (Scope.PATH, _inventory_path(below) if len(below) > 1 else "/")
+    scope = _BRANCH_SCOPE.get(branch)
+    if scope is None or len(rel) != 2:
+        return None
+    return (scope, "" if scope == Scope.RULES else rel[0][1] if rel[0][0] == "cn" else one(attrs, "cn"))
+
+
+def _blame(exc: StatelessError, attrs: Attrs) -> tuple[str, str]:
+    """The attribute and value a model error is about (for the Problem): named by the error,
+    else the best guess from its message (checks across attributes, e.g. a reversed range)."""
+    if isinstance(exc, EntryValueError):
+        return exc.attribute, exc.value
+    message = str(exc)
     candidates = [(n, v) for n, values in attrs.items() if n not in ("objectClass", "cn")
                   for v in values if v]
     tests: list[Callable[[str], bool]] = [
@@ -344,6 +473,7 @@ def _changed_host(snapshot: Snapshot, base: tuple[RDN, ...], failed: Collection[
     if key in failed or not _is_host_entry(dn, after, base):
         return None
     links: tuple[Link, ...] = ()
+    link_problems: tuple[Problem, ...] = ()
     old_uuid = ""
     if before is not None:
         if not _is_host_entry(dn, before, base):
@@ -356,8 +486,10 @@ def _changed_host(snapshot: Snapshot, base: tuple[RDN, ...], failed: Collection[
         if old is None or dn_key(old.dn) != key:
             return None
         links = old.links
+        # Problems of its links (entries of their own, below it) stay with it.
+        link_problems = tuple(p for p in old.problems if dn_key(p.dn) != key)
     try:
-        record = host_from(dn, after, links)
+        record = host_from(dn, after, links, link_problems)
     except StatelessError:
         return None
     return record if before is None or record.uuid == old_uuid else None
@@ -407,9 +539,10 @@ def update_hosts(snapshot: Snapshot, base: str, changes: Iterable[HostChange],
 
 
 def link_from(attrs: Attrs) -> Link:
-    return Link(one(attrs, "statelessLinkPolicy"), parse_int(one(attrs, "statelessOrder", "1")),
-                parse_bool(one(attrs, "statelessEnforced", "FALSE")),
-                parse_bool(one(attrs, "statelessDisabled", "FALSE")))
+    return Link(field(attrs, "statelessLinkPolicy", lambda t: check_name(t, "policy")),
+                field(attrs, "statelessOrder", positive_int, "1"),
+                field(attrs, "statelessEnforced", parse_bool, "FALSE"),
+                field(attrs, "statelessDisabled", parse_bool, "FALSE"))
 
 
 def link_attrs(link: Link) -> dict[str, list[str]]:
@@ -435,8 +568,10 @@ def policy_attrs(policy: Policy) -> dict[str, list[str]]:
 
 
 def pool_from(dn: str, attrs: Attrs) -> IpPool:
-    return IpPool(one(attrs, "cn"), one(attrs, "statelessRangeStart"), one(attrs, "statelessRangeEnd"),
-                  one(attrs, "statelessNetmask"), one(attrs, "statelessGateway") or None, dn=dn)
+    gateway = field(attrs, "statelessGateway", ipv4_address) if one(attrs, "statelessGateway") else None
+    return IpPool(one(attrs, "cn"), field(attrs, "statelessRangeStart", ipv4_address),
+                  field(attrs, "statelessRangeEnd", ipv4_address),
+                  field(attrs, "statelessNetmask", ipv4_address), gateway, dn=dn)
 
 
 def pool_attrs(pool: IpPool) -> dict[str, list[str]]:
@@ -453,18 +588,26 @@ def site_link_from(attrs: Attrs) -> SiteLink:
     if len(sites) != 2:
         raise ValidationError(f"site link {one(attrs, 'cn')!r}: needs exactly two statelessSiteList "
                               "values")
-    return SiteLink(sites[0], sites[1], parse_int(one(attrs, "statelessCost", "100")))
+    return SiteLink(sites[0], sites[1], field(attrs, "statelessCost", positive_int, "100"))
+
+
+def _match_pattern(text: str) -> tuple[str, str]:
+    name, pattern = syntax.parse_match(text)
+    if name not in RULE_FIELDS:
+        raise ValidationError(f"rule field {name!r}: expected one of {', '.join(RULE_FIELDS)}")
+    return name, pattern
 
 
 def rule_from(dn: str, attrs: Attrs) -> Rule:
     match: dict[str, list[str]] = {}
-    for text in attrs.get("statelessMatch", ()):
-        field, pattern = syntax.parse_match(text)
-        match.setdefault(field, []).append(pattern)
-    return Rule(one(attrs, "cn"), parse_int(one(attrs, "statelessOrder", "100")),
-                {k: tuple(v) for k, v in match.items()}, one(attrs, "statelessLocation") or None,
-                one(attrs, "statelessImageName") or None, tuple(attrs.get("statelessPolicyName", ())),
-                dn=dn)
+    for name, pattern in fields(attrs, "statelessMatch", _match_pattern):
+        match.setdefault(name, []).append(pattern)
+    location = field(attrs, "statelessLocation", normalize_path) if one(attrs, "statelessLocation") else None
+    policies = fields(attrs, "statelessPolicyName", lambda t: check_name(t, "policy"))
+    image = field(attrs, "statelessImageName", lambda t: check_name(t, "image")) \
+        if one(attrs, "statelessImageName") else None
+    return Rule(one(attrs, "cn"), field(attrs, "statelessOrder", parse_int, "100"),
+                {k: tuple(v) for k, v in match.items()}, location, image, tuple(policies), dn=dn)
 
 
 def rule_attrs(rule: Rule) -> dict[str, list[str]]:
@@ -501,9 +644,35 @@ def identity_attrs(identity: HostIdentity) -> dict[str, list[str]]:
     return out
 
 
-def host_from(dn: str, attrs: Attrs, links: tuple[Link, ...]) -> HostRecord:
+_MULTI_IDENTITY = {"oem_strings": "statelessOemString", "macs": "statelessMac"}
+
+
+def _identity(dn: str, uuid: str, attrs: Attrs) -> tuple[HostIdentity | None, list[Problem]]:
+    """The identity a host entry records, or the problems of each value that is not valid."""
+    given = {f: one(attrs, a) for f, a in _IDENTITY_ATTRS.items() if attrs.get(a)}
+    multi: dict[str, Any] = {f: tuple(attrs.get(a, ())) for f, a in _MULTI_IDENTITY.items()}
+    try:
+        return HostIdentity(uuid, **given, **multi), []
+    except StatelessError as exc:
+        failure = exc
+    problems = []
+    for name, value in [*given.items(), *((f, v) for f, vs in multi.items() for v in vs)]:
+        attr = _IDENTITY_ATTRS.get(name) or _MULTI_IDENTITY[name]
+        one_field: dict[str, Any] = {name: (value,) if name in _MULTI_IDENTITY else value}
+        try:  # one value at a time, to name the one at fault
+            HostIdentity(uuid, **one_field)
+        except StatelessError as exc:
+            problems.append(Problem(dn, attr, value, str(exc)))
+    if not problems:
+        problems.append(Problem(dn, *_blame(failure, attrs), str(failure)))
+    return None, problems
+
+
+def host_from(dn: str, attrs: Attrs, links: tuple[Link, ...],
+              link_problems: Iterable[Problem] = ()) -> HostRecord:
+    """A host record; `link_problems` (links below it that could not be read) block it."""
     uuid = one(attrs, "statelessUuid")
-    problems: list[Problem] = []
+    problems: list[Problem] = list(link_problems)
     answers: dict[str, SettingValue] = {}
     for text in attrs.get("statelessAnswer", ()):
         try:
@@ -517,22 +686,21 @@ def host_from(dn: str, attrs: Attrs, links: tuple[Link, ...]) -> HostRecord:
             allocations.append(syntax.parse_allocation(text))
         except StatelessError as exc:
             problems.append(Problem(dn, "statelessAllocation", text, str(exc)))
-    identity = None
+    identity, bad = _identity(dn, uuid, attrs)
+    problems += bad
+    location = None
     try:
-        fields = {f: one(attrs, a) for f, a in _IDENTITY_ATTRS.items() if one(attrs, a)}
-        identity = HostIdentity(uuid, oem_strings=tuple(attrs.get("statelessOemString", ())),
-                                macs=tuple(attrs.get("statelessMac", ())), **fields)
-    except StatelessError as exc:
-        attribute, value = _blame(str(exc), attrs)
-        problems.append(Problem(dn, attribute, value, str(exc)))
+        location = field(attrs, "statelessLocation", normalize_path) if one(attrs, "statelessLocation") \
+            else None
+    except EntryValueError as exc:
+        problems.append(Problem(dn, exc.attribute, exc.value, str(exc)))
     state = None
-    if one(attrs, "statelessState"):
+    if attrs.get("statelessState"):
         try:
             state = HostState(one(attrs, "statelessState").lower())
         except ValueError:
             problems.append(Problem(dn, "statelessState", one(attrs, "statelessState"),
                                     f"expected one of {', '.join(s.value for s in HostState)}"))
-    location = one(attrs, "statelessLocation") or None
     return HostRecord(uuid, location, links, answers, allocations, identity, state,
                       one(attrs, "statelessStateReason"), one(attrs, "statelessAppliedDigest"),
                       problems, dn, one(attrs, "statelessOwner"),

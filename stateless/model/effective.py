@@ -23,6 +23,10 @@ def _overridden(values: Iterable[Overridden]) -> tuple[Overridden, ...]:
     return tuple(values)
 
 
+def _pairs(values: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    return tuple(values)
+
+
 def _removals(values: Iterable[Removal]) -> tuple[Removal, ...]:
     return tuple(values)
 
@@ -69,6 +73,13 @@ class EffectiveConfig:
     settings: Mapping[str, EffectiveSetting] = attrs.field(factory=dict, converter=frozen_map)
     errors: tuple[Problem, ...] = attrs.field(default=(), converter=problem_tuple)
     removed: tuple[Removal, ...] = attrs.field(default=(), converter=_removals)
+    # (vmknic.<pg>, pool) of every VMkernel NIC whose address comes from a pool allocation.
+    pools: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_pairs)
+
+    def missing_allocations(self, held: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+        """The (item, pool) pairs the host still needs an address for, given what it holds."""
+        have = set(held)
+        return [want for want in self.pools if want not in have]
 
     def values(self) -> dict[str, SettingValue]:
         return {k: s.value for k, s in self.settings.items()}

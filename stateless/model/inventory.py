@@ -181,7 +181,7 @@ class HostRecord:
     thumbprint: str | None = None  # of the host's TLS certificate, as its last birth said
 
 
-def _ipv4(value: str) -> str:
+def ipv4_address(value: str) -> str:
     try:
         return str(ipaddress.IPv4Address(value))
     except ValueError:
@@ -191,9 +191,9 @@ def _ipv4(value: str) -> str:
 @attrs.frozen
 class IpPool:
     name: str = attrs.field(validator=lambda _s, _a, v: check_name(v, "pool"))
-    start: str = attrs.field(converter=_ipv4)
-    end: str = attrs.field(converter=_ipv4)
-    netmask: str = attrs.field(converter=_ipv4)
+    start: str = attrs.field(converter=ipv4_address)
+    end: str = attrs.field(converter=ipv4_address)
+    netmask: str = attrs.field(converter=ipv4_address)
     gateway: str | None = None
     dn: str = ""
 
@@ -208,7 +208,7 @@ class IpPool:
         if ipaddress.IPv4Address(self.end) not in net:
             raise ValidationError(f"pool {self.name}: {self.start}-{self.end} spans more than one "
                                   f"{self.netmask} network")
-        if self.gateway is not None and ipaddress.IPv4Address(_ipv4(self.gateway)) not in net:
+        if self.gateway is not None and ipaddress.IPv4Address(ipv4_address(self.gateway)) not in net:
             raise ValidationError(f"pool {self.name}: gateway {self.gateway} is outside {net}")
 
     @property
@@ -216,14 +216,15 @@ class IpPool:
         return int(ipaddress.IPv4Address(self.end)) - int(ipaddress.IPv4Address(self.start)) + 1
 
 
+def cidr(value: str) -> str:
+    try:
+        return str(ipaddress.ip_network(value, strict=False))
+    except ValueError:
+        raise ValidationError(f"subnet {value!r}: expected CIDR such as 10.1.0.0/16") from None
+
+
 def _cidrs(values: tuple[str, ...] | list[str]) -> tuple[str, ...]:
-    out = []
-    for value in values:
-        try:
-            out.append(str(ipaddress.ip_network(value, strict=False)))
-        except ValueError:
-            raise ValidationError(f"subnet {value!r}: expected CIDR such as 10.1.0.0/16") from None
-    return tuple(out)
+    return tuple(cidr(value) for value in values)
 
 
 @attrs.frozen
@@ -312,9 +313,31 @@ class Rule:
     dn: str = ""
 
 
+class Scope(enum.StrEnum):
+    """What a directory problem can block: the hosts that depend on the unreadable entry."""
+
+    PATH = "path"  # hosts at or below an inventory path (a container or one of its links)
+    POLICY = "policy"  # hosts linking a policy whose entry could not be read
+    POOL = "pool"  # hosts taking addresses from a pool whose entry could not be read
+    RULES = "rules"  # every host deploy rules are evaluated for (a rule could not be read)
+
+
+BlockKey = tuple[Scope, str]
+
+
+def _blocking(value: Mapping[BlockKey, Iterable[Problem]] | None) -> Mapping[BlockKey, tuple[Problem, ...]]:
+    return MappingProxyType({k: tuple(v) for k, v in (value or {}).items() if v})
+
+
 @attrs.frozen
 class Snapshot:
-    """Everything under `ou=stateless` at one moment."""
+    """Everything under `ou=stateless` at one moment.
+
+    `problems` lists every entry or value that could not be turned into the model and is not
+    carried by a policy or host of its own; `blocking` files the same problems under what they
+    may affect, so resolution fails closed for exactly those hosts (an unreadable enforced link
+    must never loosen a host's configuration).
+    """
 
     containers: Mapping[str, Container] = attrs.field(factory=dict, converter=frozen_map)
     policies: Mapping[str, Policy] = attrs.field(factory=dict, converter=frozen_map)
@@ -327,3 +350,4 @@ class Snapshot:
     vcenters: Mapping[str, VCenter] = attrs.field(factory=dict, converter=frozen_map)
     servers: Mapping[str, Server] = attrs.field(factory=dict, converter=frozen_map)
     problems: tuple[Problem, ...] = attrs.field(default=(), converter=problem_tuple)
+    blocking: Mapping[BlockKey, tuple[Problem, ...]] = attrs.field(factory=dict, converter=_blocking)

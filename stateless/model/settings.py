@@ -201,7 +201,15 @@ HOSTNAME = _text(_LABEL, "a host name (one DNS label)")
 SERVICE_POLICY = _enum("on", "off", "automatic")
 TEAMING_POLICY = _enum("loadbalance_srcid", "loadbalance_ip", "loadbalance_srcmac", "failover_explicit")
 VMK_SERVICES = ("management", "vmotion", "vsan", "ft", "provisioning", "iscsi")
-VMK_IP = _text(r"dhcp|static|pool:" + _NAME, "dhcp, static or pool:NAME")
+POOL_PREFIX = "pool:"
+VMK_IP = _text(r"dhcp|static|" + POOL_PREFIX + _NAME, "dhcp, static or pool:NAME")
+
+
+def pool_name(value: object) -> str | None:
+    """The pool a `vmknic.<pg>.ip` value takes its address from (`pool:NAME`), or None."""
+    if isinstance(value, str) and value.startswith(POOL_PREFIX):
+        return value[len(POOL_PREFIX):]
+    return None
 MTU = _int(1280, 9000)
 
 

@@ -24,11 +24,12 @@ from stateless.model.inventory import (
     Link,
     Policy,
     Problem,
+    Scope,
     Snapshot,
     parent_path,
     path_chain,
 )
-from stateless.model.settings import SettingValue, format_value, parse_item_ref, parse_key
+from stateless.model.settings import SettingValue, format_value, parse_item_ref, parse_key, pool_name
 from stateless.policy.pools import Span, span
 from stateless.rules import CompiledRules, RuleError, RuleResult, compile_rules
 
@@ -119,6 +120,7 @@ class Resolver:
         self._at: dict[str, set[str]] = {}  # chain path -> uuids
         self._host_names: dict[str, frozenset[str]] = {}  # uuid -> policies of host/rule links
         self._linking: dict[str, set[str]] = {}  # policy -> uuids linking it at host level
+        self._claims: dict[str, dict[str, str]] | None = None  # address -> {uuid: how held}
 
     @property
     def snapshot(self) -> Snapshot:
@@ -171,7 +173,8 @@ class Resolver:
             return cached
         policy = self._snap.policies.get(name)
         if policy is None:
-            layer = _Layer({}, errors=(_missing(name, linked_at, dn),))
+            unread = self._snap.blocking.get((Scope.POLICY, name))
+            layer = _Layer({}, errors=unread or (_missing(name, linked_at, dn),))
         elif problems := self._problems(policy):
             layer = _Layer({}, errors=problems)
         else:
@@ -274,6 +277,12 @@ class Resolver:
     def _rules(self, host: HostRecord) -> tuple[RuleResult, Problem | None]:
         if host.identity is None:
             return NO_RULES, None
+        unread = self._snap.blocking.get((Scope.RULES, ""))
+        if unread:
+            # A rule that cannot be read might have matched first: no rule applies until then.
+            first = unread[0]
+            return NO_RULES, Problem(first.dn, first.attribute, first.value,
+                                     f"{first.reason}; no deploy rule applies until it is fixed")
         if self._compiled is None and self._rule_error is None:
             try:
                 self._compiled = compile_rules(self._snap.rules)
@@ -368,7 +377,8 @@ class Resolver:
         for lk, at, dn in order:
             policy = self._snap.policies.get(lk.policy)
             if policy is None:
-                errors.append(_missing(lk.policy, at, dn))
+                errors += self._snap.blocking.get((Scope.POLICY, lk.policy)) or (
+                    _missing(lk.policy, at, dn),)
                 continue
             if problems := self._problems(policy):
                 errors += problems
@@ -393,6 +403,10 @@ class Resolver:
     def _resolve(self, host: HostRecord, once: bool = False) -> EffectiveConfig:
         location, rules, problems = self._placement(host)
         path = location or "/"
+        if self._snap.blocking:  # an unreadable container or link above the host
+            for at in path_chain(path):
+                problems += self._snap.blocking.get((Scope.PATH, at), ())
+        problems += self._duplicates(host)
         here = f"host:{host.uuid}"
         links = _sorted_links(host.links) if host.links else []
         rule_key = (rules.matched["policies"], rules.policies) if rules.policies else None
@@ -413,11 +427,67 @@ class Resolver:
         else:
             layer = self._full_layer(path)
         settings = layer.settings.copy()
-        problems += self._pools_and_answers(host, layer, settings)
+        pooled: list[tuple[str, str]] = []
+        problems += self._pools_and_answers(host, layer, settings, pooled)
         errors = _dedupe((*layer.errors, *host.problems, *problems)) if problems or host.problems \
             else layer.errors
         return EffectiveConfig(host=host.uuid, location=location, settings=settings,
-                               errors=errors, removed=layer.removals)
+                               errors=errors, removed=layer.removals, pools=pooled)
+
+    # --- addresses -------------------------------------------------------------------------
+
+    def _reclaim(self, uuid: str, previous: HostRecord | None, record: HostRecord | None) -> set[str]:
+        """Move one host's addresses in the index; the hosts sharing them may have changed."""
+        before = held_addresses(previous) if previous is not None else {}
+        after = held_addresses(record) if record is not None else {}
+        if before == after:
+            return set()
+        assert self._claims is not None
+        affected = {u for a in before.keys() | after.keys() for u in self._claims.get(a, {})}
+        self._unclaim(uuid, before)
+        self._claim(uuid, after)
+        return affected | {u for a in after for u in self._claims.get(a, {})}
+
+    def _claims_index(self) -> dict[str, dict[str, str]]:
+        """address -> {uuid: how that host holds it}, over every host of the snapshot."""
+        if self._claims is None:
+            self._claims = {}
+            for host in self._snap.hosts.values():
+                self._claim(host.uuid, held_addresses(host))
+        return self._claims
+
+    def _claim(self, uuid: str, held: Mapping[str, str]) -> None:
+        assert self._claims is not None
+        for address, how in held.items():
+            self._claims.setdefault(address, {})[uuid] = how
+
+    def _unclaim(self, uuid: str, held: Mapping[str, str]) -> None:
+        assert self._claims is not None
+        for address in held:
+            holders = self._claims.get(address)
+            if holders is not None:
+                holders.pop(uuid, None)
+                if not holders:
+                    del self._claims[address]
+
+    def _duplicates(self, host: HostRecord) -> list[Problem]:
+        """An address is used by one host only: both holders of a duplicate are blocked."""
+        held = held_addresses(host)
+        if not held:
+            return []
+        claims = self._claims_index()
+        problems = []
+        for address, how in held.items():
+            others = sorted((u, h) for u, h in claims.get(address, {}).items() if u != host.uuid)
+            if others:
+                who = "; ".join(f"host {u} ({h})" for u, h in others)
+                problems.append(Problem(
+                    dn=host.dn, attribute="statelessAnswer" if how.startswith("answer") else
+                    "statelessAllocation", value=address,
+                    reason=f"address {address} ({how}) is also held by {who}: an address belongs "
+                           "to one host; change one of the answers or remove the duplicate "
+                           "allocation, and neither host is applied until then"))
+        return problems
 
     def _rule_layer(self, rule: str, policies: tuple[str, ...]) -> _Layer:
         """The links one deploy rule adds at host level (shared by every host it matches)."""
@@ -456,8 +526,14 @@ class Resolver:
         return _Layer(settings, full.removals, full.targets, errors, ips)
 
     def _pools_and_answers(self, host: HostRecord, layer: _Layer,
-                           settings: dict[str, EffectiveSetting]) -> list[Problem]:
-        """Add host-specific keys: pool allocations, then host answers (which win)."""
+                           settings: dict[str, EffectiveSetting],
+                           pooled: list[tuple[str, str]]) -> list[Problem]:
+        """Add host-specific keys: pool allocations, then host answers (which win).
+
+        `pooled` receives the (vmknic.PG, pool) pairs whose address comes from a pool; a
+        VMkernel NIC whose address the host answers takes nothing from its pool (the pool still
+        gives the netmask and gateway the answers do not).
+        """
         problems: list[Problem] = []
         here = f"host:{host.uuid}"
         for ip_key in layer.ips:
@@ -475,8 +551,11 @@ class Resolver:
                                f"{source.linked_at}) but the host has no answer for "
                                f"{' and '.join(missing)}: set them with "
                                f"`stateless host add {host.uuid} --path {host.location or 'PATH'} {args}`"))
-            elif value.startswith("pool:"):
-                problems += self._pool_values(host, pg, value[len("pool:"):], source, settings)
+            elif (pool := pool_name(value)) is not None:
+                answered = f"vmknic.{pg}.address" in host.answers
+                if not answered:
+                    pooled.append((f"vmknic.{pg}", pool))
+                problems += self._pool_values(host, pg, pool, source, settings, answered)
         for key, answer in host.answers.items():  # values were validated when the host was read
             try:
                 if not self._key(key)[1]:
@@ -487,16 +566,18 @@ class Resolver:
                 problems.append(Problem(dn=host.dn, attribute="statelessAnswer",
                                         value=f"{key}={format_value(answer, key)}", reason=exc.reason))
                 continue
-            pooled = settings.get(key)
-            overridden = (Overridden(pooled.policy, pooled.linked_at, pooled.value),) if pooled else ()
+            below = settings.get(key)
+            overridden = (Overridden(below.policy, below.linked_at, below.value),) if below else ()
             settings[key] = EffectiveSetting(key, answer, ANSWER, here, False,
                                              overridden)
         return problems
 
     def _pool_values(self, host: HostRecord, pg: str, name: str, source: EffectiveSetting,
-                     settings: dict[str, EffectiveSetting]) -> list[Problem]:
+                     settings: dict[str, EffectiveSetting], answered: bool) -> list[Problem]:
         pool = self._snap.pools.get(name)
         item = f"vmknic.{pg}"
+        if pool is None and (unread := self._snap.blocking.get((Scope.POOL, name))):
+            return list(unread)
         if pool is None:
             policy = self._snap.policies.get(source.policy)
             return [Problem(dn=policy.dn if policy else "", attribute="statelessSetting",
@@ -504,7 +585,7 @@ class Resolver:
                             reason=f"IP pool {name} does not exist (used by policy {source.policy} "
                                    f"linked at {source.linked_at}): create it or fix the policy")]
         allocation = next((a for a in host.allocations if a.item == item and a.pool == name), None)
-        if allocation is None:
+        if allocation is None and not answered:
             return [Problem(dn=host.dn, attribute="statelessAllocation", value=item,
                             reason=f"no address from pool {name} is allocated to {item} yet; the "
                                    "server allocates one when it registers the host, or run "
@@ -517,6 +598,9 @@ class Resolver:
                 EffectiveSetting(f"{item}.{field}", value, POOL.format(name), f"pool:{name}")
                 for field, value in shared))
         _, bounds, common = cached
+        if allocation is None:  # the host answers the address: the pool gives the rest
+            settings.update((setting.key, setting) for setting in common)
+            return []
         if allocation.address not in bounds:
             return [Problem(dn=host.dn, attribute="statelessAllocation", value=item,
                             reason=f"allocated address {allocation.address} is outside pool {name} "
@@ -598,12 +682,22 @@ class Resolver:
         hosts = _changed(old.hosts, snapshot.hosts)
         pools = _changed(old.pools, snapshot.pools)
         rules_changed = old.rules != snapshot.rules
+        if old.blocking != snapshot.blocking:  # unreadable entries came, went or changed
+            for scope, name in old.blocking.keys() ^ snapshot.blocking.keys() | {
+                    k for k, v in snapshot.blocking.items() if old.blocking.get(k, v) != v}:
+                if scope == Scope.PATH:
+                    containers.add(name)
+                elif scope == Scope.POLICY:
+                    policies.add(name)
+                elif scope == Scope.POOL:
+                    pools.add(name)
+                else:
+                    rules_changed = True
         touched = set(policies)
         pooled: set[str] = set()
         if pools:  # policies naming a changed pool, and hosts holding its addresses
             touched |= {p.name for s in (old, snapshot) for p in s.policies.values()
-                        if any(isinstance(v, str) and v.startswith("pool:") and v[5:] in pools
-                               for v in p.settings.values())}
+                        if any(pool_name(v) in pools for v in p.settings.values())}
             pooled = {h.uuid for s in (old, snapshot) for h in s.hosts.values()
                       if any(a.pool in pools for a in h.allocations)}
 
@@ -645,6 +739,8 @@ class Resolver:
                     and record.identity == previous.identity and not rules_changed:
                 continue  # state, digest, owner: bookkeeping that resolution never reads
             self._rule_results.pop(uuid, None)
+            if self._claims is not None:
+                affected |= self._reclaim(uuid, previous, record)
             before = self._placed.get(uuid)
             self._index_remove(uuid)
             if record is not None:
@@ -660,6 +756,18 @@ class Resolver:
         for uuid in hosts - snapshot.hosts.keys():
             self._hosts.pop(uuid, None)
         return affected
+
+
+def held_addresses(host: HostRecord) -> dict[str, str]:
+    """The addresses a host holds (answered or allocated from a pool), and how."""
+    out: dict[str, str] = {}
+    for key, value in host.answers.items():
+        if key.startswith("vmknic.") and key.endswith(".address") and isinstance(value, str):
+            out.setdefault(value, f"answer {key}")
+    for allocation in host.allocations:
+        out.setdefault(allocation.address, f"allocated from pool {allocation.pool} to "
+                                           f"{allocation.item}")
+    return out
 
 
 def _inputs(host: HostRecord) -> tuple[object, ...]:
@@ -689,4 +797,4 @@ def resolve(snapshot: Snapshot, uuid: str) -> EffectiveConfig:
     return resolver._resolve(resolver._host(uuid), once=True)
 
 
-__all__ = ["Resolver", "resolve"]
+__all__ = ["Resolver", "held_addresses", "resolve"]
