@@ -35,19 +35,10 @@ def allocate_needed(directory: Directory, uuid: str) -> list[str]:
 
     snapshot = directory.snapshot()
     host = _host(snapshot, uuid)
-    config = resolve(snapshot, host.uuid)
-    have = {a.item for a in host.allocations}
-    done = []
-    for key, setting in sorted(config.settings.items()):
-        if not (key.startswith("vmknic.") and key.endswith(".ip")):
-            continue
-        value = setting.value
-        if isinstance(value, str) and value.startswith("pool:"):
-            item = key.removesuffix(".ip")
-            if item not in have:
-                allocation = directory.allocate(host.uuid, item, value[5:])
-                done.append(f"{allocation.item} {allocation.address} from pool {allocation.pool}")
-    return done
+    missing = resolve(snapshot, host.uuid).missing_allocations(
+        (a.item, a.pool) for a in host.allocations)
+    made = directory.allocate_all(host.uuid, missing, snapshot.pools) if missing else []
+    return [f"{a.item} {a.address} from pool {a.pool}" for a in made]
 
 
 def cmd_host_add(args: argparse.Namespace, out: TextIO) -> int:

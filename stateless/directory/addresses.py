@@ -18,8 +18,8 @@ from ldap3.utils.conv import escape_filter_chars
 from stateless.directory import mapping, syntax
 from stateless.errors import ConflictError, NotFoundError, StatelessError
 from stateless.model.inventory import IpPool
+from stateless.policy.addresses import held_addresses
 from stateless.policy.pools import in_pool, ipv4_number
-from stateless.policy.resolve import held_addresses
 
 if TYPE_CHECKING:
     from stateless.directory.client import Directory

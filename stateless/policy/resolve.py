@@ -30,6 +30,7 @@ from stateless.model.inventory import (
     path_chain,
 )
 from stateless.model.settings import SettingValue, format_value, parse_item_ref, parse_key, pool_name
+from stateless.policy.addresses import AddressIndex
 from stateless.policy.pools import Span, span
 from stateless.rules import CompiledRules, RuleError, RuleResult, compile_rules
 
@@ -120,7 +121,7 @@ class Resolver:
         self._at: dict[str, set[str]] = {}  # chain path -> uuids
         self._host_names: dict[str, frozenset[str]] = {}  # uuid -> policies of host/rule links
         self._linking: dict[str, set[str]] = {}  # policy -> uuids linking it at host level
-        self._claims: dict[str, dict[str, str]] | None = None  # address -> {uuid: how held}
+        self._addresses: AddressIndex | None = None
 
     @property
     def snapshot(self) -> Snapshot:
@@ -434,60 +435,10 @@ class Resolver:
         return EffectiveConfig(host=host.uuid, location=location, settings=settings,
                                errors=errors, removed=layer.removals, pools=pooled)
 
-    # --- addresses -------------------------------------------------------------------------
-
-    def _reclaim(self, uuid: str, previous: HostRecord | None, record: HostRecord | None) -> set[str]:
-        """Move one host's addresses in the index; the hosts sharing them may have changed."""
-        before = held_addresses(previous) if previous is not None else {}
-        after = held_addresses(record) if record is not None else {}
-        if before == after:
-            return set()
-        assert self._claims is not None
-        affected = {u for a in before.keys() | after.keys() for u in self._claims.get(a, {})}
-        self._unclaim(uuid, before)
-        self._claim(uuid, after)
-        return affected | {u for a in after for u in self._claims.get(a, {})}
-
-    def _claims_index(self) -> dict[str, dict[str, str]]:
-        """address -> {uuid: how that host holds it}, over every host of the snapshot."""
-        if self._claims is None:
-            self._claims = {}
-            for host in self._snap.hosts.values():
-                self._claim(host.uuid, held_addresses(host))
-        return self._claims
-
-    def _claim(self, uuid: str, held: Mapping[str, str]) -> None:
-        assert self._claims is not None
-        for address, how in held.items():
-            self._claims.setdefault(address, {})[uuid] = how
-
-    def _unclaim(self, uuid: str, held: Mapping[str, str]) -> None:
-        assert self._claims is not None
-        for address in held:
-            holders = self._claims.get(address)
-            if holders is not None:
-                holders.pop(uuid, None)
-                if not holders:
-                    del self._claims[address]
-
     def _duplicates(self, host: HostRecord) -> list[Problem]:
-        """An address is used by one host only: both holders of a duplicate are blocked."""
-        held = held_addresses(host)
-        if not held:
-            return []
-        claims = self._claims_index()
-        problems = []
-        for address, how in held.items():
-            others = sorted((u, h) for u, h in claims.get(address, {}).items() if u != host.uuid)
-            if others:
-                who = "; ".join(f"host {u} ({h})" for u, h in others)
-                problems.append(Problem(
-                    dn=host.dn, attribute="statelessAnswer" if how.startswith("answer") else
-                    "statelessAllocation", value=address,
-                    reason=f"address {address} ({how}) is also held by {who}: an address belongs "
-                           "to one host; change one of the answers or remove the duplicate "
-                           "allocation, and neither host is applied until then"))
-        return problems
+        if self._addresses is None:  # built on first use: a one-shot resolve needs it too
+            self._addresses = AddressIndex(self._snap.hosts.values())
+        return self._addresses.duplicates(host)
 
     def _rule_layer(self, rule: str, policies: tuple[str, ...]) -> _Layer:
         """The links one deploy rule adds at host level (shared by every host it matches)."""
@@ -739,8 +690,8 @@ class Resolver:
                     and record.identity == previous.identity and not rules_changed:
                 continue  # state, digest, owner: bookkeeping that resolution never reads
             self._rule_results.pop(uuid, None)
-            if self._claims is not None:
-                affected |= self._reclaim(uuid, previous, record)
+            if self._addresses is not None:
+                affected |= self._addresses.move(uuid, previous, record)
             before = self._placed.get(uuid)
             self._index_remove(uuid)
             if record is not None:
@@ -756,18 +707,6 @@ class Resolver:
         for uuid in hosts - snapshot.hosts.keys():
             self._hosts.pop(uuid, None)
         return affected
-
-
-def held_addresses(host: HostRecord) -> dict[str, str]:
-    """The addresses a host holds (answered or allocated from a pool), and how."""
-    out: dict[str, str] = {}
-    for key, value in host.answers.items():
-        if key.startswith("vmknic.") and key.endswith(".address") and isinstance(value, str):
-            out.setdefault(value, f"answer {key}")
-    for allocation in host.allocations:
-        out.setdefault(allocation.address, f"allocated from pool {allocation.pool} to "
-                                           f"{allocation.item}")
-    return out
 
 
 def _inputs(host: HostRecord) -> tuple[object, ...]:
@@ -797,4 +736,4 @@ def resolve(snapshot: Snapshot, uuid: str) -> EffectiveConfig:
     return resolver._resolve(resolver._host(uuid), once=True)
 
 
-__all__ = ["Resolver", "held_addresses", "resolve"]
+__all__ = ["Resolver", "resolve"]
