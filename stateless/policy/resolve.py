@@ -140,6 +140,10 @@ class Resolver:
     def _item(self, key: str) -> str:
         return self._key(key)[0]
 
+    def policy_problems(self, policy: Policy) -> tuple[Problem, ...]:
+        """Why `policy` must not contribute at all (empty when it is good)."""
+        return self._problems(policy)
+
     def _problems(self, policy: Policy) -> tuple[Problem, ...]:
         """Why `policy` must not contribute at all (empty when it is good)."""
         cached = self._checked.get(policy.name)

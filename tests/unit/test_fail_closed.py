@@ -206,3 +206,23 @@ def test_every_kind_has_a_refused_value(kind: str) -> None:
     entries[case.dn] = {**entries[case.dn], case.attribute: [bad]}
     snap = snapshot(entries)
     assert blocked(snap) == case.affected
+
+
+def test_directory_problems_lists_each_problem_once() -> None:
+    from stateless.policy.problems import directory_problems
+
+    entries = estate()
+    link = f"statelessLinkPolicy=Security,{DC1}"
+    entries[link] = {**entries[link], "statelessOrder": ["0"]}
+    entries.update([_link(LAB_DN, "Nowhere")])
+    host = f"statelessUuid={BARE},ou=hosts,{BASE}"
+    entries[host] = {**entries[host], "statelessAnswer": ["vmknic.Storage.address=10.9.0.4"]}
+    problems = directory_problems(snapshot(entries))
+    where = [(p.dn.split(",")[0], p.attribute, p.value) for p in problems]
+    assert where == [
+        ("statelessLinkPolicy=Nowhere", "statelessLinkPolicy", "Nowhere"),
+        ("statelessLinkPolicy=Security", "statelessOrder", "0"),
+        (f"statelessUuid={LINKED}", "statelessAnswer", "10.9.0.4"),
+        (f"statelessUuid={BARE}", "statelessAnswer", "10.9.0.4"),
+    ], where
+    assert directory_problems(snapshot(estate())) == []
