@@ -34,7 +34,8 @@ def vmk_addresses(si: Any) -> list[str]:
 
 
 def test_the_example_estate_gives_every_vmkernel_nic_its_own_address(
-        estate: Estate, sim: Vcsim, tmp_path: Path, daemons: Callable[..., Daemon]) -> None:
+        estate: Estate, sim: Vcsim,  # noqa: F811  (fixtures imported above)
+        tmp_path: Path, daemons: Callable[..., Daemon]) -> None:
     d = daemons(tmp_path / "d", estate.slapd, estate.base, estate.key_file, name="sd1", site="siteA")
     prestaged = {"uuid": PRESTAGED_A, "vendor": "Dell Inc.", "model": "PowerEdge R650",
                  "ipv4": "10.1.0.9", "hostname": "esx-a01", "domain": "example.com"}
@@ -47,7 +48,8 @@ def test_the_example_estate_gives_every_vmkernel_nic_its_own_address(
 
 
 def test_an_unreadable_enforced_link_blocks_the_hosts_below_it(
-        estate: Estate, sim: Vcsim, tmp_path: Path, daemons: Callable[..., Daemon]) -> None:
+        estate: Estate, sim: Vcsim,  # noqa: F811  (fixtures imported above)
+        tmp_path: Path, daemons: Callable[..., Daemon]) -> None:
     d = daemons(tmp_path / "d", estate.slapd, estate.base, estate.key_file, name="sd1", site="siteA")
     lab = [identity(n, "siteB") for n in range(11, 13)]  # no site B server: applied here
     assert births(d, lab) == [202] * len(lab)
