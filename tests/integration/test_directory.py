@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import threading
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -362,8 +361,8 @@ def test_unreachable_and_bad_credentials(slapd: Slapd, base: str) -> None:
         Directory([slapd.url], slapd.bind_dn, "wrong", base=base).snapshot()
 
 
-def test_snapshot_speed(directory: Directory) -> None:
-    """One paged search maps a few hundred entries quickly."""
+def test_snapshot_of_a_few_hundred_entries(directory: Directory) -> None:
+    """One paged search maps every entry (its speed: tests/bench/mirror.py)."""
     inventory(directory)
     for i in range(60):
         directory.create_policy(Policy(f"P{i}", {"portgroup.vMotion.vlan": i, "ntp.servers": "10.0.0.1"}))
@@ -371,11 +370,9 @@ def test_snapshot_speed(directory: Directory) -> None:
     for i in range(150):
         directory.add_host(f"4c4c4544-0042-3510-8052-{i:012x}", "/DC1/Prod/ClusterA",
                            {"dns.hostname": f"esx{i}"})
-    start = time.perf_counter()
     snap = directory.snapshot()
-    elapsed = time.perf_counter() - start
     assert len(snap.hosts) == 150 and len(snap.containers["/DC1/Prod/ClusterA"].links) == 60
-    assert elapsed < 2.0, elapsed
+    assert [lk.order for lk in snap.containers["/DC1/Prod/ClusterA"].links] == list(range(1, 61))
 
 
 def test_embedded_restart_keeps_data(tmp_path: Path) -> None:
