@@ -27,6 +27,7 @@ from stateless.cli import (
     load,
     policy,
     pool,
+    problems,
     rsop,
     rules,
     server,
@@ -66,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     dns.register(sub)
     agent.register(sub)
     rsop.register(sub)
+    problems.register(sub)
     settings.register(sub)
     load.register(sub)
     return p

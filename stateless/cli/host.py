@@ -8,7 +8,7 @@ from typing import Any, TextIO
 
 import attrs
 
-from stateless.cli._common import _connect, _emit, _host, _pairs, _table, cmd, group
+from stateless.cli._common import UsageError, _connect, _emit, _host, _pairs, _table, cmd, group
 from stateless.directory.client import Directory
 from stateless.model.effective import json_value
 from stateless.model.identity import normalize_uuid
@@ -47,6 +47,23 @@ def cmd_host_add(args: argparse.Namespace, out: TextIO) -> int:
     with _connect(args) as d:
         dn = d.add_host(uuid, args.path, answers)
         out.write(f"added host {uuid} at {normalize_path(args.path)} ({dn})\n")
+        for line in allocate_needed(d, uuid):
+            out.write(f"allocated {line}\n")
+    return 0
+
+
+def cmd_host_set(args: argparse.Namespace, out: TextIO) -> int:
+    if not args.answer and not args.path:
+        raise UsageError("host set: nothing to change; give --answer KEY=VALUE and/or --path PATH")
+    uuid = normalize_uuid(args.uuid)
+    with _connect(args) as d:
+        if args.path:
+            d.set_location(uuid, args.path)
+            out.write(f"host {uuid} now at {normalize_path(args.path)}\n")
+        if args.answer:
+            answers = {k: coerce(k, v, answer=True) for k, v in _pairs(args.answer, "--answer").items()}
+            d.set_answers(uuid, answers)
+            out.write(f"host {uuid}: set {', '.join(sorted(answers))}\n")
         for line in allocate_needed(d, uuid):
             out.write(f"allocated {line}\n")
     return 0
@@ -91,6 +108,11 @@ def register(sub: Any) -> None:
     sp = cmd(g, "add", cmd_host_add, "add a host at a location, allocating pool addresses")
     sp.add_argument("uuid", metavar="UUID")
     sp.add_argument("--path", required=True, metavar="PATH")
+    sp.add_argument("--answer", action="append", metavar="KEY=VALUE")
+    sp = cmd(g, "set", cmd_host_set, "change a host's answers or location; an address another host "
+             "holds is refused")
+    sp.add_argument("uuid", metavar="UUID")
+    sp.add_argument("--path", metavar="PATH")
     sp.add_argument("--answer", action="append", metavar="KEY=VALUE")
     sp = cmd(g, "allocate", cmd_host_allocate, "allocate pool addresses the host now needs")
     sp.add_argument("uuid", metavar="UUID")

@@ -25,7 +25,8 @@ def render_rsop(config: EffectiveConfig, out: TextIO) -> None:
     if config.removed:
         out.write("\n")
     if config.errors:
-        out.write("\nerrors (these values are not applied):\n")
+        out.write("\nerrors (the host is not applied until they are fixed; it keeps its last applied "
+                  "configuration):\n")
         for problem in config.errors:
             out.write(f"  {problem}\n")
 

@@ -500,8 +500,11 @@ class Directory:
                                  if in_pool(p, a)])
 
     def set_location(self, uuid: str, location: str) -> None:
-        self.modify(self.host_dn(uuid),
-                    {"statelessLocation": [(ldap3.MODIFY_REPLACE, [normalize_path(location)])]},
+        location = normalize_path(location)
+        if location != "/" and self.read(self.container_dn(location), "read", ["objectClass"]) is None:
+            raise NotFoundError(f"host {uuid}: location {location} does not exist; add it with "
+                                "`stateless container add`")
+        self.modify(self.host_dn(uuid), {"statelessLocation": [(ldap3.MODIFY_REPLACE, [location])]},
                     f"set location of host {uuid}")
 
     def record_identity(self, identity: HostIdentity, when: datetime) -> None:

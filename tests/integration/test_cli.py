@@ -133,7 +133,7 @@ def test_semantically_bad_value_is_reported_and_not_applied(cli: Run, slapd: Sla
     assert s["portgroup.vMotion.vlan"]["value"] == 20 and s["portgroup.vMotion.vlan"]["policy"] == "Network"
     assert "portgroup.Storage.vlan" not in s and "portgroup.Backup.vlan" not in s
     _, text, _ = cli("rsop", H1)
-    assert "errors (these values are not applied)" in text and "Backup; vlan=5000" in text
+    assert "errors (the host is not applied until they are fixed" in text and "Backup; vlan=5000" in text
     _, shown, _ = cli("policy", "show", "ClusterA-Net", "--json")
     assert json.loads(shown)["problems"][0]["attribute"] == "statelessPortGroup"
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from stateless.directory.client import Directory
@@ -85,3 +87,32 @@ def test_a_duplicate_written_with_ldapmodify_blocks_both_hosts(run: Run, slapd: 
     for uuid, other in ((H1, H2), (H2, H1)):
         errors = rsop(run, uuid)["errors"]
         assert [e["value"] for e in errors] == ["10.0.20.10"] and other in errors[0]["reason"]
+
+
+def test_host_set_refuses_an_address_another_host_holds(run: Run) -> None:
+    build(run)  # H1 holds 10.0.20.10 from pool vmo
+    run("host", "add", H2, "--path", "/DC1/Prod/ClusterA", "--answer", "vmknic.Storage.address=10.9.0.2")
+    status, _, err = run("host", "set", H2, "--answer", "vmknic.Storage.address=10.0.20.10", ok=False)
+    assert status == 1 and H1 in err and "10.0.20.10" in err
+    run("host", "set", H2, "--answer", "vmknic.Storage.address=10.0.20.12", "--path", "/DC1/Prod")
+    run("host", "add", H3, "--path", "/DC1/Prod/ClusterA")  # H2 has 11 from vmo, 12 as its answer
+    assert rsop(run, H3)["settings"]["vmknic.vMotion.address"]["value"] == "10.0.20.13"
+    run("host", "set", H2, "--answer", "vmknic.Storage.address=10.9.0.3")  # 12 goes back to vmo
+    run("host", "set", H3, "--answer", "vmknic.Storage.address=10.0.20.12")
+    status, _, err = run("host", "set", H2, "--path", "/Nowhere", ok=False)
+    assert status == 1 and "does not exist" in err
+
+
+def test_problems_lists_every_problem_of_the_directory(run: Run, slapd: Slapd, directory: Directory) -> None:
+    build(run)
+    status, out, _ = run("problems")
+    assert (status, out) == (0, "no problems\n")
+    link = directory.link_dn("Security", directory.container_dn("/"))
+    assert ldapmodify(slapd, f"dn: {link}\nchangetype: modify\nreplace: statelessOrder\n"
+                             "statelessOrder: 0\n").returncode == 0
+    status, out, _ = run("problems", "--json", ok=False)
+    doc = json.loads(out)
+    assert status == 3 and [(p["dn"], p["attribute"], p["value"]) for p in doc["problems"]] == [
+        (link, "statelessOrder", "0")]
+    status, out, _ = run("problems", ok=False)
+    assert status == 3 and link in out and "statelessOrder" in out
