@@ -28,8 +28,7 @@ func long(key string, min, max, def int64, summary string) optionSpec {
 }
 
 // intOpt is for hostd's integer options, which ESXi declares as IntOption
-// (written as xsd:int); their bounds are not published, so the full int32
-// range stands in for them.
+// (written as xsd:int); their bounds are not published, so 0..2^31-1 stands in.
 func intOpt(key string, def int32, summary string) optionSpec {
 	return optionSpec{key: key, summary: summary, kind: &types.IntOption{Min: 0, Max: 1<<31 - 1, DefaultValue: def}}
 }
