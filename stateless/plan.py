@@ -1,22 +1,27 @@
 """The difference between a host's current and desired configuration, as ordered changes.
 
-Pure: `plan` and `compliance` only compare `HostConfig` values.  A change carries the full
-target item (current overlaid with what is managed), because vSphere specs must be complete
-even when policy manages one field.  The order respects dependencies: vSwitches before port
-groups before VMkernel NICs before NIC-type tagging (removals in the reverse order), and
-lockdown last, since it can cut the service's own access.
+Pure: `plan` and `compliance` only compare `HostConfig` values, and `check_options` checks
+desired advanced options against the catalogue a host declares (its `supportedOption`).  A
+change carries the full target item (current overlaid with what is managed), because vSphere
+specs must be complete even when policy manages one field.  The order respects dependencies:
+vSwitches before port groups before VMkernel NICs before NIC-type tagging (removals in the
+reverse order), and lockdown last, since it can cut the service's own access.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import difflib
+import re
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import attrs
 
+from stateless.errors import ValidationError
 from stateless.model.config import (
     NTP_SERVICE,
     SECRET_SET,
+    SYSLOG_OPTION,
     Dns,
     HostConfig,
     Iscsi,
@@ -27,7 +32,7 @@ from stateless.model.config import (
     VmkNic,
     VSwitch,
 )
-from stateless.model.settings import SettingValue, format_value
+from stateless.model.settings import BOOL, SettingValue, format_value
 
 # Kinds in apply order; `KIND_ORDER[kind]` sorts a plan.
 KINDS = ("vswitch", "portgroup", "vmknic-remove", "vmknic", "portgroup-remove", "vswitch-remove",
@@ -300,4 +305,131 @@ def _lockdown(current: Lockdown, desired: Lockdown) -> list[Change]:
     return _global("lockdown", "lockdown", current, desired)
 
 
-__all__ = ["Change", "KeyDiff", "Plan", "compliance", "plan", "same_value"]
+# --- advanced options against the host's catalogue ---------------------------------------
+
+# vSphere's option types (vim.option.*Option) by the short kind used here.
+OPTION_TYPES = {"long": "LongOption", "int": "IntOption", "float": "FloatOption",
+                "bool": "BoolOption", "string": "StringOption", "choice": "ChoiceOption"}
+_INTEGER = re.compile(r"\s*-?\d+\s*")
+
+
+@attrs.frozen
+class OptionType:
+    """One advanced option as a host declares it in its `supportedOption` catalogue."""
+
+    key: str
+    kind: str  # a key of OPTION_TYPES, or anything else for a type this code does not know
+    min: int | None = None  # long and int options
+    max: int | None = None
+    choices: tuple[str, ...] = ()  # choice options: the keys of choiceInfo
+    valid_characters: str = ""  # string options: every character must be one of these
+    readonly: bool = False
+
+    def describe(self) -> str:
+        """What a value must be, in the words of an error message."""
+        name = OPTION_TYPES.get(self.kind, self.kind)
+        if self.kind in ("long", "int"):
+            return f"an integer {self.min}..{self.max} ({name})"
+        if self.kind == "bool":
+            return f"true or false ({name})"
+        if self.kind == "choice":
+            return f"one of {', '.join(self.choices)} ({name})"
+        return f"a string ({name})" if self.kind == "string" else name
+
+
+OptionCatalogue = Mapping[str, OptionType]
+
+
+class UnsupportedOptionError(ValidationError):
+    """A host does not accept some advanced options of its desired configuration.
+
+    Permanent for that host until the policy changes: `problems` lists (setting key, reason),
+    and nothing was written to the host.
+    """
+
+    def __init__(self, where: str, problems: Iterable[tuple[str, str]]) -> None:
+        self.where = where
+        self.problems = tuple(problems)
+        details = "; ".join(f"{key}: {reason}" for key, reason in self.problems)
+        super().__init__(f"{where}: {len(self.problems)} advanced option(s) not accepted by "
+                         f"this host, so nothing was written: {details}")
+
+
+class _Refused(ValueError):
+    """A value an option does not take; the message is the reason."""
+
+
+def coerce_option(option: OptionType, value: SettingValue) -> SettingValue:
+    """`value` in the option's own type, or `_Refused` saying what the option takes.
+
+    Values from the directory are text or loosely typed: `"1"` is fine for an integer option,
+    `1` for a string option, `"yes"` for a boolean one; `"yes"` for an integer is not.
+    """
+    if option.readonly:
+        raise _Refused("read-only on this host; remove it from the policy")
+    if isinstance(value, tuple):
+        raise _Refused(f"a list; expected {option.describe()}")
+    if option.kind in ("long", "int"):
+        if isinstance(value, bool) or not (isinstance(value, int) or _INTEGER.fullmatch(value)):
+            raise _Refused(f"expected {option.describe()}; set a value of that type in the policy")
+        number = int(value)
+        if (option.min is not None and number < option.min) or (
+                option.max is not None and number > option.max):
+            raise _Refused(f"{number} is outside {option.min}..{option.max} "
+                           f"({OPTION_TYPES[option.kind]}); set a value in range in the policy")
+        return number
+    if option.kind == "bool":
+        try:
+            return BOOL(value if isinstance(value, bool) else str(value))
+        except ValueError:
+            raise _Refused(f"expected {option.describe()}; set a value of that type in the "
+                           "policy") from None
+    if option.kind in ("string", "choice"):
+        text = value if isinstance(value, str) else format_value(value)
+        if option.kind == "choice" and text not in option.choices:
+            raise _Refused(f"expected {option.describe()}; set one of those in the policy")
+        if option.valid_characters and any(c not in option.valid_characters for c in text):
+            raise _Refused(f"may only contain the characters {option.valid_characters!r}")
+        return text
+    raise _Refused(f"a {OPTION_TYPES.get(option.kind, option.kind)}, which stateless does not "
+                   "set; remove it from the policy")
+
+
+def _unsupported(key: str, catalogue: OptionCatalogue) -> str:
+    close = difflib.get_close_matches(key, list(catalogue), n=1, cutoff=0.8)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    return (f"not supported by this host; remove it from the policy or check its "
+            f"spelling{hint}")
+
+
+def check_options(catalogue: OptionCatalogue,
+                  desired: HostConfig) -> tuple[HostConfig, list[tuple[str, str]]]:
+    """`desired` with its advanced values in their options' types, and every problem.
+
+    A problem is (setting key, reason): a key the host does not declare, a value of the
+    wrong type or out of range.  syslog.targets is written as Syslog.global.logHost, so that
+    option must exist too.
+    """
+    problems: list[tuple[str, str]] = []
+    if desired.syslog is not None and SYSLOG_OPTION not in catalogue:
+        problems.append(("syslog.targets", f"this host has no {SYSLOG_OPTION} option; remove "
+                                           "syslog.targets from the policy"))
+    coerced: dict[str, SettingValue] = {}
+    for key in sorted(desired.advanced):
+        value = desired.advanced[key]
+        option = catalogue.get(key)
+        if option is None:
+            problems.append((f"advanced.{key}", _unsupported(key, catalogue)))
+            continue
+        try:
+            coerced[key] = coerce_option(option, value)
+        except _Refused as exc:
+            problems.append((f"advanced.{key}", f"{format_value(value, 'advanced.' + key)!r}: "
+                                                f"{exc}"))
+    if problems or not coerced:
+        return desired, problems
+    return attrs.evolve(desired, advanced=coerced), problems
+
+
+__all__ = ["Change", "KeyDiff", "OptionType", "Plan", "UnsupportedOptionError", "check_options",
+           "coerce_option", "compliance", "plan", "same_value"]

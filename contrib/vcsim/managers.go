@@ -7,99 +7,11 @@ import (
 	"time"
 
 	"github.com/vmware/govmomi/simulator"
-	"github.com/vmware/govmomi/simulator/esx"
 	"github.com/vmware/govmomi/vim25/methods"
 	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25/soap"
 	"github.com/vmware/govmomi/vim25/types"
 )
-
-// OptionManager is a per-host advanced-option list that accepts any key, keeps
-// the typed value, and mirrors itself into host.config.option.
-type OptionManager struct {
-	mo.OptionManager
-	host *mo.HostSystem
-}
-
-func newOptionManager(host *mo.HostSystem) *OptionManager {
-	m := &OptionManager{host: host}
-	for _, o := range esx.Setting {
-		v := *o.GetOptionValue()
-		m.Setting = append(m.Setting, &v)
-	}
-	defaults := []types.OptionValue{
-		{Key: "Syslog.global.logHost", Value: ""},
-		{Key: "Syslog.global.logDir", Value: "[] /scratch/log"},
-		{Key: "Net.TcpipHeapSize", Value: int64(0)},
-		{Key: "Net.TcpipHeapMax", Value: int64(512)},
-		{Key: "UserVars.SuppressShellWarning", Value: int64(0)},
-		{Key: "UserVars.ESXiShellTimeOut", Value: int64(0)},
-		{Key: "Mem.ShareForceSalting", Value: int64(2)},
-		{Key: "Security.AccountLockFailures", Value: int64(5)},
-	}
-	for i := range defaults {
-		if m.find(defaults[i].Key) == nil {
-			v := defaults[i]
-			m.Setting = append(m.Setting, &v)
-		}
-	}
-	m.mirror()
-	return m
-}
-
-func (m *OptionManager) find(key string) *types.OptionValue {
-	for _, o := range m.Setting {
-		if v := o.GetOptionValue(); v.Key == key {
-			return v
-		}
-	}
-	return nil
-}
-
-func (m *OptionManager) mirror() {
-	list := append([]types.BaseOptionValue{}, m.Setting...)
-	simulator.Map.WithLock(m.host, func() { m.host.Config.Option = list })
-}
-
-func (m *OptionManager) QueryOptions(req *types.QueryOptions) soap.HasFault {
-	body := &methods.QueryOptionsBody{}
-	res := &types.QueryOptionsResponse{}
-	for _, o := range m.Setting {
-		if strings.HasPrefix(o.GetOptionValue().Key, req.Name) {
-			res.Returnval = append(res.Returnval, o)
-		}
-	}
-	if len(res.Returnval) == 0 {
-		body.Fault_ = simulator.Fault("no option named "+req.Name, &types.InvalidName{Name: req.Name})
-		return body
-	}
-	body.Res = res
-	return body
-}
-
-func (m *OptionManager) UpdateOptions(req *types.UpdateOptions) soap.HasFault {
-	body := &methods.UpdateOptionsBody{}
-	for _, c := range req.ChangedValue {
-		if c.GetOptionValue().Key == "" {
-			body.Fault_ = simulator.Fault("option key is empty", &types.InvalidName{})
-			return body
-		}
-	}
-	for _, c := range req.ChangedValue {
-		v := *c.GetOptionValue()
-		if cur := m.find(v.Key); cur != nil {
-			cur.Value = v.Value
-		} else {
-			m.Setting = append(m.Setting, &v)
-		}
-	}
-	sort.SliceStable(m.Setting, func(i, j int) bool {
-		return m.Setting[i].GetOptionValue().Key < m.Setting[j].GetOptionValue().Key
-	})
-	m.mirror()
-	body.Res = &types.UpdateOptionsResponse{}
-	return body
-}
 
 // DateTimeSystem keeps NTP servers and time zone, visible in config.dateTimeInfo.
 type DateTimeSystem struct {

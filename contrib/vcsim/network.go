@@ -217,24 +217,6 @@ func addVswitch(n *types.HostNetworkInfo, name string, spec *types.HostVirtualSw
 	return nil
 }
 
-func defaultPolicy(nics []string) *types.HostNetworkPolicy {
-	return &types.HostNetworkPolicy{
-		Security: &types.HostNetworkSecurityPolicy{
-			AllowPromiscuous: types.NewBool(false),
-			MacChanges:       types.NewBool(true),
-			ForgedTransmits:  types.NewBool(true),
-		},
-		NicTeaming: &types.HostNicTeamingPolicy{
-			Policy:         "loadbalance_srcid",
-			ReversePolicy:  types.NewBool(true),
-			NotifySwitches: types.NewBool(true),
-			RollingOrder:   types.NewBool(false),
-			NicOrder:       &types.HostNicOrderPolicy{ActiveNic: nics},
-		},
-		ShapingPolicy: &types.HostNetworkTrafficShapingPolicy{Enabled: types.NewBool(false)},
-	}
-}
-
 func updateVswitch(n *types.HostNetworkInfo, name string, spec *types.HostVirtualSwitchSpec) *netErr {
 	i := findVswitch(n, name)
 	if i < 0 {
@@ -477,60 +459,12 @@ func removeVnic(n *types.HostNetworkInfo, device string) *netErr {
 	return nil
 }
 
-// computedPolicy merges a port group's overrides over its vSwitch policy.
-func computedPolicy(vs *types.HostNetworkPolicy, pg *types.HostNetworkPolicy) types.HostNetworkPolicy {
-	out := types.HostNetworkPolicy{}
-	if vs != nil {
-		out = *clone(vs)
-	}
-	if pg == nil {
-		return out
-	}
-	if s := pg.Security; s != nil {
-		if out.Security == nil {
-			out.Security = &types.HostNetworkSecurityPolicy{}
-		}
-		if s.AllowPromiscuous != nil {
-			out.Security.AllowPromiscuous = s.AllowPromiscuous
-		}
-		if s.MacChanges != nil {
-			out.Security.MacChanges = s.MacChanges
-		}
-		if s.ForgedTransmits != nil {
-			out.Security.ForgedTransmits = s.ForgedTransmits
-		}
-	}
-	if t := pg.NicTeaming; t != nil {
-		if out.NicTeaming == nil {
-			out.NicTeaming = &types.HostNicTeamingPolicy{}
-		}
-		if t.Policy != "" {
-			out.NicTeaming.Policy = t.Policy
-		}
-		if t.ReversePolicy != nil {
-			out.NicTeaming.ReversePolicy = t.ReversePolicy
-		}
-		if t.NotifySwitches != nil {
-			out.NicTeaming.NotifySwitches = t.NotifySwitches
-		}
-		if t.RollingOrder != nil {
-			out.NicTeaming.RollingOrder = t.RollingOrder
-		}
-		if t.NicOrder != nil {
-			out.NicTeaming.NicOrder = t.NicOrder
-		}
-	}
-	if sh := pg.ShapingPolicy; sh != nil && sh.Enabled != nil {
-		out.ShapingPolicy = sh
-	}
-	return out
-}
-
 // recompute fills the derived fields (keys, uplinks, counts, computed policy)
 // from the specs, so every read shows values consistent with the last write.
 func recompute(n *types.HostNetworkInfo) {
 	for i := range n.Vswitch {
 		vs := &n.Vswitch[i]
+		vs.Spec.Policy = vswitchPolicy(vs.Spec.Policy, bridgeNics(&vs.Spec))
 		vs.Key = vswitchKeyPrefix + vs.Name
 		vs.NumPorts = vs.Spec.NumPorts
 		vs.Mtu = vs.Spec.Mtu
@@ -557,6 +491,7 @@ func recompute(n *types.HostNetworkInfo) {
 	}
 	for i := range n.Portgroup {
 		pg := &n.Portgroup[i]
+		noOverride(&pg.Spec.Policy)
 		pg.Key = portgroupKeyPrefix + pg.Spec.Name
 		pg.Vswitch = vswitchKeyPrefix + pg.Spec.VswitchName
 		var vsPolicy *types.HostNetworkPolicy

@@ -4,7 +4,8 @@ All network changes (vSwitches, port groups, VMkernel NICs, DNS) go in ONE
 HostNetworkSystem.UpdateNetworkConfig(config, "modify"); all advanced options and syslog in ONE
 OptionManager.UpdateOptions; NTP in one UpdateDateTimeConfig; then NIC-type tagging, services,
 NFS, iSCSI, SNMP and, last, lockdown.  A failure in the network batch leaves the host as it
-was, so a retry simply plans again.
+was, so a retry simply plans again.  Advanced options are checked against the host's
+catalogue before the first write: one the host does not accept stops the whole apply.
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ from pyVmomi import VmomiSupport, vim
 
 from stateless.errors import VCenterError
 from stateless.model.config import NIC_TYPES, SYSLOG_OPTION, HostConfig, PortGroup, Teaming, VmkNic, VSwitch
-from stateless.plan import Change, KeyDiff, Plan, compliance, plan
+from stateless.plan import Change, KeyDiff, OptionCatalogue, Plan, compliance, plan
 from stateless.vcenter.faults import Where
+from stateless.vcenter.options import checked, needs_catalogue
 from stateless.vcenter.read import HostView
 from stateless.vcenter.session import Session
 
 LONG = VmomiSupport.GetVmodlType("long")
+INT = VmomiSupport.GetVmodlType("int")
 LOCKDOWN_MODES = {"disabled": "lockdownDisabled", "normal": "lockdownNormal",
                   "strict": "lockdownStrict"}
 NFS_TYPES = {"3": "NFS", "4.1": "NFS41"}
@@ -32,6 +35,7 @@ MAINTENANCE_KINDS = {("vswitch", "remove"), ("vmknic", "remove"), ("nfs", "remov
 
 Secrets = Callable[[str], str]
 Reader = Callable[[], HostView]
+CatalogueOf = Callable[[HostView], OptionCatalogue]
 
 
 @attrs.frozen
@@ -52,11 +56,13 @@ def needs_maintenance(changes: Iterable[Change]) -> bool:
 class Applier:
     """Carries out one plan on one host (one instance per apply)."""
 
-    def __init__(self, session: Session, view: HostView, secrets: Secrets | None = None) -> None:
+    def __init__(self, session: Session, view: HostView, secrets: Secrets | None = None,
+                 catalogue: OptionCatalogue | None = None) -> None:
         self.session = session
         self.view = view
         self.where: Where = view.ref.where(session.name)
         self.secrets = secrets
+        self.catalogue = catalogue or {}
 
     def _call(self, operation: str, manager: str, *args: Any) -> Any:
         mo = self.view.managers.get(manager)
@@ -182,12 +188,17 @@ class Applier:
             if change.name == "syslog":
                 values.append(vim.option.OptionValue(key=SYSLOG_OPTION, value=",".join(change.after)))
             else:
-                value = change.after
-                if isinstance(value, int) and not isinstance(value, bool):
-                    value = LONG(value)
-                values.append(vim.option.OptionValue(key=change.name, value=value))
+                values.append(vim.option.OptionValue(key=change.name,
+                                                     value=self._wire(change.name, change.after)))
         if values:
             self._call("UpdateOptions", "advancedOption", values)
+
+    def _wire(self, key: str, value: Any) -> Any:
+        """The value with the XML type the option takes: ESXi refuses xsd:int for a long."""
+        if isinstance(value, int) and not isinstance(value, bool):
+            option = self.catalogue.get(key)
+            return INT(value) if option is not None and option.kind == "int" else LONG(value)
+        return value
 
     def _service(self, key: str, policy: str) -> None:
         self._call("UpdateServicePolicy", "serviceSystem", key, policy)
@@ -289,12 +300,21 @@ def _target(text: str) -> Any:
 
 def apply_config(session: Session, read: Reader, desired: HostConfig, *, host: Any = None,
                  secrets: Secrets | None = None, maintenance: bool = True,
-                 first: HostView | None = None) -> ApplyResult:
-    """Read, plan, apply, verify; raise VCenterError if the host is still non-compliant."""
+                 first: HostView | None = None,
+                 catalogue_of: CatalogueOf | None = None) -> ApplyResult:
+    """Read, check, plan, apply, verify; raise VCenterError if still non-compliant.
+
+    With `catalogue_of`, advanced options are checked against the host's catalogue (and put
+    in their options' types) before anything is written; UnsupportedOptionError otherwise.
+    """
     start = session.calls
     view = first or read()
-    the_plan = plan(view.config, desired)
     where = view.ref.where(session.name)
+    catalogue: OptionCatalogue = {}
+    if catalogue_of is not None and needs_catalogue(desired):
+        catalogue = catalogue_of(view)
+        desired = checked(desired, catalogue, where)
+    the_plan = plan(view.config, desired)
     if not the_plan:
         return ApplyResult(view.ref.name, the_plan, session.calls - start, True)
     enter = maintenance and needs_maintenance(the_plan) and not view.maintenance
@@ -302,7 +322,7 @@ def apply_config(session: Session, read: Reader, desired: HostConfig, *, host: A
         session.wait(where, "EnterMaintenanceMode",
                      session.call(where, "EnterMaintenanceMode", host.EnterMaintenanceMode_Task, 0))
     try:
-        Applier(session, view, secrets).run(the_plan)
+        Applier(session, view, secrets, catalogue).run(the_plan)
     finally:
         if enter and host is not None:
             session.wait(where, "ExitMaintenanceMode",

@@ -15,10 +15,11 @@ from typing import Any
 from stateless.errors import NotFoundError
 from stateless.model.config import HostConfig, Snmp
 from stateless.model.identity import HostIdentity
-from stateless.plan import KeyDiff, compliance
+from stateless.plan import KeyDiff, OptionCatalogue, compliance
 from stateless.vcenter import lifecycle
 from stateless.vcenter.apply import ApplyResult, Secrets, apply_config
 from stateless.vcenter.faults import Where
+from stateless.vcenter.options import Catalogues, checked, needs_catalogue, read_catalogue
 from stateless.vcenter.read import HostRef, HostView, host_object, paths_for, read_host
 from stateless.vcenter.session import Session
 
@@ -37,6 +38,7 @@ class VCenterClient:
         self._lock = threading.Lock()
         self._refs: dict[str, HostRef] = {}
         self._managers: dict[str, Mapping[str, Any]] = {}
+        self._catalogues = Catalogues()
 
     @property
     def name(self) -> str:
@@ -100,17 +102,33 @@ class VCenterClient:
         """The host's current configuration."""
         return self.view(host, desired).config
 
+    def catalogue(self, view: HostView) -> OptionCatalogue:
+        """The advanced options the host declares: read at first use, then kept per host."""
+        cached = self._catalogues.get(view.ref.moid)
+        if cached is None:
+            options = read_catalogue(self.session, view.ref.where(self.name),
+                                     view.managers.get("advancedOption"))
+            cached = self._catalogues.put(view.ref.moid, options)
+        return cached
+
     def compliance(self, host: Host, desired: HostConfig) -> list[KeyDiff]:
-        """Desired vs actual per key (the keys of `rsop`); empty when compliant."""
-        return compliance(self.read(host, desired), desired)
+        """Desired vs actual per key (the keys of `rsop`); empty when compliant.
+
+        Raises UnsupportedOptionError, as `apply` does, for advanced options the host does
+        not accept.
+        """
+        view = self.view(host, desired)
+        if needs_catalogue(desired):
+            desired = checked(desired, self.catalogue(view), view.ref.where(self.name))
+        return compliance(view.config, desired)
 
     def apply(self, host: Host, desired: HostConfig, *, maintenance: bool = True) -> ApplyResult:
-        """Read, plan, apply, verify; ApplyResult.calls counts every SOAP call made."""
+        """Check, plan, apply, verify; ApplyResult.calls counts every SOAP call made."""
         start = self.session.calls
         ref = self.resolve(host)
         result = apply_config(self.session, lambda: self.view(ref, desired), desired,
                               host=host_object(self.session, ref.moid), secrets=self.secrets,
-                              maintenance=maintenance)
+                              maintenance=maintenance, catalogue_of=self.catalogue)
         return ApplyResult(result.host, result.plan, self.session.calls - start, result.verified,
                            result.diffs)
 
@@ -124,6 +142,7 @@ class VCenterClient:
             thumbprint=thumbprint, user=user, password=password)
         with self._lock:
             self._refs[name] = ref
+        self._catalogues.drop(ref.moid)  # a host placed again may run another build
         return ref
 
     def remove_host(self, host: Host) -> None:
@@ -133,3 +152,4 @@ class VCenterClient:
         with self._lock:
             self._refs.pop(ref.name, None)
             self._managers.pop(ref.moid, None)
+        self._catalogues.drop(ref.moid)

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from pyVim.task import WaitForTask
-from pyVmomi import vim, vmodl
+from pyVmomi import VmomiSupport, vim, vmodl
 
-from tests.integration.fixtures_vcsim import Vcsim
+from tests.integration.fixtures_vcsim import ROOT, Vcsim
 
 HostPair = tuple[Any, Any]
+LONG = VmomiSupport.GetVmodlType("long")
 
 
 def hosts_of(si: Any) -> list[Any]:
@@ -353,17 +356,70 @@ def test_date_time_services_lockdown_options_per_host(pair: HostPair) -> None:
     om.UpdateOptions(
         [
             vim.option.OptionValue(key="Syslog.global.logHost", value="udp://192.0.2.1:514"),
-            vim.option.OptionValue(key="Net.TcpipHeapSize", value=32),
-            vim.option.OptionValue(key="Custom.Unknown.Key", value="kept"),
+            vim.option.OptionValue(key="Net.TcpipHeapSize", value=LONG(32)),
         ]
     )
     assert om.QueryOptions("Syslog.global.logHost")[0].value == "udp://192.0.2.1:514"
     assert om.QueryOptions("Net.TcpipHeapSize")[0].value == 32
-    assert om.QueryOptions("Custom.")[0].value == "kept"
     assert {o.key: o.value for o in a.config.option}["Syslog.global.logHost"] == "udp://192.0.2.1:514"
     assert b.configManager.advancedOption.QueryOptions("Syslog.global.logHost")[0].value == ""
+    assert b.configManager.advancedOption.QueryOptions("Net.TcpipHeapSize")[0].value == 0
+
+
+def test_advanced_options_follow_each_host_catalogue(pair: HostPair) -> None:
+    for host in pair:  # the inventory's host and one added later
+        om = host.configManager.advancedOption
+        declared = {d.key: d.optionType for d in om.supportedOption}
+        heap = declared["Net.TcpipHeapMax"]
+        assert isinstance(heap, vim.option.LongOption)
+        assert (heap.min, heap.max, heap.defaultValue) == (32, 1536, 512)
+        assert isinstance(declared["Security.AccountLockFailures"], vim.option.IntOption)
+        assert isinstance(declared["Syslog.global.logHost"], vim.option.StringOption)
+        assert isinstance(declared["Config.HostAgent.plugins.solo.enableMob"], vim.option.BoolOption)
+        # Every declared option has a value; never-written ones report the default.
+        assert {o.key for o in om.QueryOptions()} == set(declared)
+        assert {o.key for o in om.QueryOptions("Net.")} == {
+            "Net.BlockGuestBPDU", "Net.TcpipHeapMax", "Net.TcpipHeapSize"}
+        assert om.QueryOptions("Security.AccountLockFailures")[0].value == 5
+    om = pair[1].configManager.advancedOption
+    refused = [
+        (vim.fault.InvalidName, vim.option.OptionValue(key="Custom.Unknown.Key", value="x")),
+        (vmodl.fault.InvalidArgument, vim.option.OptionValue(key="Net.TcpipHeapMax", value=32)),
+        (vmodl.fault.InvalidArgument, vim.option.OptionValue(key="Net.TcpipHeapMax", value=LONG(4096))),
+        (vmodl.fault.InvalidArgument, vim.option.OptionValue(key="Security.AccountLockFailures",
+                                                             value=LONG(3))),
+    ]
+    for fault, bad in refused:
+        good = vim.option.OptionValue(key="Mem.ShareForceSalting", value=LONG(0))
+        with pytest.raises(fault):
+            om.UpdateOptions([good, bad])
+        assert om.QueryOptions("Mem.ShareForceSalting")[0].value == 2  # nothing half-applied
     with pytest.raises(vim.fault.InvalidName):
-        b.configManager.advancedOption.QueryOptions("Custom.")
+        om.QueryOptions("Custom.")
+    om.UpdateOptions([vim.option.OptionValue(key="Security.AccountLockFailures", value=3)])
+    assert om.QueryOptions("Security.AccountLockFailures")[0].value == 3
+
+
+def test_port_groups_without_override_report_unset_policies(pair: HostPair) -> None:
+    a, _ = pair
+    a.configManager.networkSystem.AddPortGroup(
+        vim.host.PortGroup.Specification(name="NoOverride", vswitchName="vSwitch0", vlanId=5,
+                                         policy=vim.host.NetworkPolicy()))
+    pg = portgroup(a, "NoOverride")
+    assert pg is not None
+    policy = pg.spec.policy
+    assert policy.security is not None and policy.security.allowPromiscuous is None
+    assert policy.nicTeaming is not None and policy.nicTeaming.policy is None
+    assert policy.nicTeaming.nicOrder is None and policy.nicTeaming.notifySwitches is None
+    assert policy.nicTeaming.failureCriteria is not None
+    assert policy.nicTeaming.failureCriteria.checkBeacon is None
+    assert policy.offloadPolicy is not None and policy.offloadPolicy.csumOffload is None
+    assert policy.shapingPolicy is not None and policy.shapingPolicy.enabled is None
+    inherited = vswitch(a, "vSwitch0").spec.policy
+    assert pg.computedPolicy.nicTeaming.policy == inherited.nicTeaming.policy == "loadbalance_srcid"
+    assert pg.computedPolicy.security.forgedTransmits is inherited.security.forgedTransmits
+    assert pg.computedPolicy.offloadPolicy.tcpSegmentation is True
+    a.configManager.networkSystem.RemovePortGroup("NoOverride")
 
 
 def test_iscsi_nas_and_snmp(pair: HostPair, si: Any) -> None:
@@ -468,3 +524,12 @@ def test_fault_fraction_and_call_delay(vcsim_factory: Callable[..., Vcsim]) -> N
     elapsed = time.monotonic() - start
     assert 2 <= failures <= 18
     assert elapsed >= 20 * 0.04
+
+
+def test_launcher_go_tests_pass() -> None:
+    """The launcher's own Go tests (catalogue, option checks, policies, faults) run here too."""
+    env = {**os.environ, "GOPATH": "/usr/share/gocode", "GO111MODULE": "off", "GOFLAGS": "",
+           "GOCACHE": os.environ.get("GOCACHE", str(ROOT / ".gocache"))}
+    result = subprocess.run(["go", "test", "-count=1", "."], cwd=ROOT / "contrib" / "vcsim",
+                            env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
