@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import ssl
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -17,6 +16,7 @@ from stateless.model.config import HostConfig
 from stateless.model.identity import HostIdentity
 from stateless.vcenter import HostRef, VCenterClient
 from stateless.vcenter.lifecycle import _create, split_path
+from tests.integration.fixtures_daemon import wait_for
 from tests.integration.test_vcenter import STANDARD
 
 
@@ -163,13 +163,15 @@ def test_slow_add_host_is_a_clear_timeout_and_retry_finds_the_host(
         vcsim_factory: Callable[..., Any]) -> None:
     sim = vcsim_factory("-cluster", "1", "-host", "1", "-standalone", "0",
                         "-fault", "AddHost_Task:1:delay=1500ms")
-    with VCenterClient(sim.url, sim.user, sim.password, name="vc1", timeout=0.5) as c:
+    with VCenterClient(sim.url, sim.user, sim.password, name="vc1", timeout=0.5) as slow, \
+            VCenterClient(sim.url, sim.user, sim.password, name="vc1", timeout=8) as c:
         with pytest.raises(TransientVCenterError) as info:
-            c.ensure_host("esx-slow-1.example.com", "/DC0/ClusterSlow", "cluster")
+            slow.ensure_host("esx-slow-1.example.com", "/DC0/ClusterSlow", "cluster")
         assert "vCenter vc1: AddHost on host esx-slow-1.example.com" in str(info.value)
-    with VCenterClient(sim.url, sim.user, sim.password, name="vc1", timeout=8) as c:
-        # Give the late add time to land, then retry: one host, no second add.
-        time.sleep(1.5)
+        # The timed-out add still lands (its session is alive); a retry finds that host and
+        # does not add a second one.
+        wait_for(lambda: hosts_named(c, "esx-slow-1.example.com"), timeout=30,
+                 what="the delayed AddHost to land")
         ref = c.ensure_host("esx-slow-1.example.com", "/DC0/ClusterSlow", "cluster")
         assert len(hosts_named(c, "esx-slow-1.example.com")) == 1
         assert ref.name == "esx-slow-1.example.com"
