@@ -2,7 +2,7 @@
 
 Responses (POST {url}/v1/birth):
   202 {host, status_url}             accepted: done (then optionally wait on status_url)
-  200/307 {"referral": {site, servers}}  go to that site's servers, at most once per run
+  200 {"referral": {site, servers}}  go to that site's servers, at most once per run
   429 + Retry-After                  wait as told, then try the same server again
   other 4xx                          fatal: the message itself is wrong, print the server's error
   5xx, no connection, bad reply      next target; after a full round, sleep and start again
@@ -161,7 +161,7 @@ class _PinnedHTTP(urllib.request.HTTPHandler):
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """A 307 carries a referral document that the agent reads itself."""
+    """Redirects are not followed: the agent goes only where DNS, --server or a referral says."""
 
     def redirect_request(self, *args: Any, **kwargs: Any) -> None:
         return None
@@ -314,10 +314,14 @@ class Agent:
 
     @staticmethod
     def _error_text(reply: _Reply) -> str:
+        """The server's `error`, with the per-field reasons of a rejected birth message."""
         if isinstance(reply.doc, dict):
+            fields = reply.doc.get("fields")
+            detail = "; ".join(f"{k}: {v}" for k, v in sorted(fields.items())) \
+                if isinstance(fields, dict) else ""
             for key in ("error", "message", "detail"):
                 if reply.doc.get(key):
-                    return str(reply.doc[key])[:1000]
+                    return (f"{reply.doc[key]} ({detail})" if detail else str(reply.doc[key]))[:1000]
         return reply.text.strip()[:1000] or http.client.responses.get(reply.status, "")
 
     def birth(self) -> Accepted:
@@ -347,7 +351,7 @@ class Agent:
                     save_state(self.settings.state_file, self.state)
                     self.log(f"{target.url} accepted host {accepted.host}")
                     return accepted
-                if reply.status in (200, 307):
+                if reply.status == 200:
                     referral = self._referral(reply, target)
                     if referral is None:
                         self.log(f"{target.url}: unexpected {reply.status} reply; trying the next server")
