@@ -12,9 +12,9 @@
 # text as /proc/cmdline on Linux), for example:
 #     BOOTIF=01-00-50-56-aa-bb-cc stateless.server=http://10.0.0.5:8080
 #     stateless.site=paris stateless.domain=example.com stateless.nameserver=10.0.0.53
-# The agent takes stateless.site=, stateless.server=, stateless.domain= and
-# stateless.nameserver= from it (see docs/discovery.md). Without stateless.domain= the first
-# DNS search domain of the host is used.
+# The agent takes stateless.site=, stateless.server=, stateless.domain=,
+# stateless.nameserver= and stateless.dns-timeout= from it (see docs/discovery.md). Without
+# stateless.domain= the first DNS search domain of the host is used.
 
 AGENT=${STATELESS_AGENT:-/opt/stateless/agent.pyz}
 PYTHON=${STATELESS_PYTHON:-/bin/python}

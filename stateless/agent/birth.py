@@ -2,7 +2,7 @@
 
 Responses (POST {url}/v1/birth):
   202 {host, status_url}             accepted: done (then optionally wait on status_url)
-  200/307 {"referral": {site, servers}}  go to that site's servers, at most once per run
+  200 {"referral": {site, servers}}  go to that site's servers, at most once per run
   429 + Retry-After                  wait as told, then try the same server again
   other 4xx                          fatal: the message itself is wrong, print the server's error
   5xx, no connection, bad reply      next target; after a full round, sleep and start again
@@ -31,7 +31,7 @@ from urllib.parse import urljoin, urlsplit
 import dns.resolver
 
 from stateless.agent import __version__
-from stateless.agent.locate import Target, locate, make_resolver, order_targets, resolve_address
+from stateless.agent.locate import Lookups, Target, locate, make_resolver, order_targets
 
 BIRTH_PATH = "/v1/birth"
 FIELDS = ("uuid", "serial", "vendor", "model", "asset", "oem_strings", "macs", "boot_mac", "ipv4",
@@ -78,6 +78,7 @@ class Settings:
     backoff_base: float = 1.0
     backoff_cap: float = 60.0
     request_timeout: float = 10.0
+    dns_timeout: float = 2.0
     timeout: float | None = None
     poll_interval: float = 5.0
     state_file: str | None = None
@@ -160,7 +161,7 @@ class _PinnedHTTP(urllib.request.HTTPHandler):
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """A 307 carries a referral document that the agent reads itself."""
+    """Redirects are not followed: the agent goes only where DNS, --server or a referral says."""
 
     def redirect_request(self, *args: Any, **kwargs: Any) -> None:
         return None
@@ -194,6 +195,7 @@ class Agent:
         self.clock = clock
         self.log = log or (lambda text: print(f"stateless-agent: {text}", file=sys.stderr))
         self._resolver = resolver
+        self.lookups: Lookups | None = None  # this round's DNS answers
         self.state = load_state(settings.state_file)
         self.site = settings.site or self.state.get("site") or None
         self.addresses: dict[str, str] = {}
@@ -222,8 +224,19 @@ class Agent:
     @property
     def resolver(self) -> dns.resolver.Resolver:
         if self._resolver is None:
-            self._resolver = make_resolver(self.settings.nameservers, self.settings.request_timeout)
+            self._resolver = make_resolver(self.settings.nameservers, self.settings.dns_timeout)
         return self._resolver
+
+    def _new_round(self) -> Lookups | None:
+        """Fresh DNS answers for a round: each name is asked once in it, and not at all once the
+        name servers have failed in it (see `Lookups`)."""
+        self.lookups = None
+        if self.settings.domain or self.settings.nameservers or self._resolver is not None:
+            try:
+                self.lookups = Lookups(self.resolver, log=self.log)
+            except dns.resolver.NoResolverConfiguration:
+                self.log("no DNS resolver configured; use --nameserver")
+        return self.lookups
 
     def _remember(self, target: Target) -> Target:
         if target.address:
@@ -233,19 +246,19 @@ class Agent:
     def _url_target(self, url: str, source: str, priority: int = 0, weight: int = 0) -> Target:
         host = urlsplit(url).hostname or ""
         address = None
-        if host and (self.settings.nameservers or self._resolver is not None):
-            address = resolve_address(self.resolver, host, log=self.log)
+        if host and self.lookups and (self.settings.nameservers or self._resolver is not None):
+            address = self.lookups.address(host)
         return self._remember(Target(url.rstrip("/"), priority, weight, address, source))
 
     def targets(self) -> list[Target]:
-        """SRV targets (site, then domain), then the --server fallbacks; no repeats."""
+        """SRV targets (site, then domain), then the --server fallbacks; no repeats.
+
+        Called once per round; a round whose name servers fail goes straight to --server.
+        """
         found: list[Target] = []
-        if self.settings.domain:
-            try:
-                found = locate(self.resolver, self.settings.domain, self.site,
-                               scheme=self.settings.scheme, log=self.log)
-            except dns.resolver.NoResolverConfiguration:
-                self.log("no DNS resolver configured; use --nameserver")
+        lookups = self._new_round()
+        if self.settings.domain and lookups is not None:
+            found = locate(lookups, self.settings.domain, self.site, scheme=self.settings.scheme)
         for url in self.settings.servers:
             found.append(self._url_target(url, "--server"))
         unique: dict[str, Target] = {}
@@ -301,10 +314,14 @@ class Agent:
 
     @staticmethod
     def _error_text(reply: _Reply) -> str:
+        """The server's `error`, with the per-field reasons of a rejected birth message."""
         if isinstance(reply.doc, dict):
+            fields = reply.doc.get("fields")
+            detail = "; ".join(f"{k}: {v}" for k, v in sorted(fields.items())) \
+                if isinstance(fields, dict) else ""
             for key in ("error", "message", "detail"):
                 if reply.doc.get(key):
-                    return str(reply.doc[key])[:1000]
+                    return (f"{reply.doc[key]} ({detail})" if detail else str(reply.doc[key]))[:1000]
         return reply.text.strip()[:1000] or http.client.responses.get(reply.status, "")
 
     def birth(self) -> Accepted:
@@ -334,7 +351,7 @@ class Agent:
                     save_state(self.settings.state_file, self.state)
                     self.log(f"{target.url} accepted host {accepted.host}")
                     return accepted
-                if reply.status in (200, 307):
+                if reply.status == 200:
                     referral = self._referral(reply, target)
                     if referral is None:
                         self.log(f"{target.url}: unexpected {reply.status} reply; trying the next server")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import random
 import sys
 import time
@@ -14,12 +15,13 @@ from stateless.agent.birth import Settings, run
 from stateless.agent.locate import parse_nameserver
 
 DEFAULT_STATE = "/var/lib/stateless/agent-state.json"
+DEFAULT_DNS_TIMEOUT = 2.0
 
 
 def _positive(text: str) -> float:
     value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text}: must be > 0")
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"{text}: must be a number > 0")
     return value
 
 
@@ -43,10 +45,14 @@ def parser() -> argparse.ArgumentParser:
                    help="server to try after the SRV targets (the one PXE passed); repeatable")
     p.add_argument("--nameserver", action="append", default=[], type=_nameserver,
                    metavar="IP[:PORT]", help="DNS server to ask (default: the system's)")
+    p.add_argument("--dns-timeout", type=_positive, default=None, metavar="S",
+                   help=f"give one SRV lookup S seconds in all, every name server and retry "
+                        f"included (default {DEFAULT_DNS_TIMEOUT:g}); a refused name server fails "
+                        "at once")
     p.add_argument("--cmdline", metavar="TEXT", default=None,
                    help="kernel command line to read stateless.site=, stateless.server=, "
-                        "stateless.domain=, stateless.nameserver= and BOOTIF= from "
-                        "(explicit options win)")
+                        "stateless.domain=, stateless.nameserver=, stateless.dns-timeout= and "
+                        "BOOTIF= from (explicit options win)")
     p.add_argument("--scheme", choices=("http", "https"), default="http",
                    help="URL scheme for SRV targets (default http)")
     p.add_argument("--wait-compliant", action="store_true",
@@ -80,6 +86,14 @@ def main(argv: Sequence[str] | None = None, *, rng: random.Random | None = None,
         print(f"stateless-agent: {exc}", file=sys.stderr)
         return 2
     boot_ns = [v for v in boot.get("stateless.nameserver", "").split(",") if v]
+    dns_timeout = args.dns_timeout
+    if dns_timeout is None:
+        try:
+            dns_timeout = _positive(boot.get("stateless.dns-timeout") or str(DEFAULT_DNS_TIMEOUT))
+        except (ValueError, argparse.ArgumentTypeError):
+            print(f"stateless-agent: stateless.dns-timeout={boot['stateless.dns-timeout']} on the "
+                  "kernel command line: expected seconds > 0, such as 2", file=sys.stderr)
+            return 2
     if args.attempts < 1:
         print("stateless-agent: --attempts must be >= 1", file=sys.stderr)
         return 2
@@ -93,6 +107,7 @@ def main(argv: Sequence[str] | None = None, *, rng: random.Random | None = None,
         backoff_base=args.backoff,
         backoff_cap=args.backoff_cap,
         request_timeout=args.request_timeout,
+        dns_timeout=dns_timeout,
         timeout=args.timeout,
         poll_interval=args.poll_interval,
         state_file=args.state or None,

@@ -8,13 +8,17 @@ making SRV rdata of them. The daemon's `stateless.dns.lookup` shares these funct
 from __future__ import annotations
 
 import ipaddress
+import socket
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import dns.exception
+import dns.inet
+import dns.message
 import dns.name
 import dns.nameserver
+import dns.query
 import dns.rdataclass
 import dns.rdataset
 import dns.rdatatype
@@ -62,19 +66,60 @@ def parse_nameserver(text: str) -> tuple[str, int]:
     return host, port
 
 
-def make_resolver(nameservers: Sequence[str] = (), timeout: float = 5.0) -> dns.resolver.Resolver:
-    """A resolver for the given 'IP[:PORT]' servers, or the system's (resolv.conf) when none."""
+class ConnectedDo53(dns.nameserver.Do53Nameserver):
+    """Do53 over a connected UDP socket, so a name server that is down fails the query at once.
+
+    dnspython sends from an unconnected socket, to which the kernel reports no ICMP errors, so
+    a closed port or an unreachable host is waited on for the whole timeout, like a silent
+    server.  A connected socket receives `ConnectionRefusedError` (or another `OSError`), which
+    the resolver takes as "this name server is no good" and goes on to the next one.
+    """
+
+    def query(self, request: dns.message.QueryMessage, timeout: float, source: str | None,
+              source_port: int, max_size: bool, one_rr_per_rrset: bool = False,
+              ignore_trailing: bool = False) -> dns.message.Message:
+        if max_size:  # TCP: a refused connection fails at once anyway
+            return super().query(request, timeout, source, source_port, max_size,
+                                 one_rr_per_rrset, ignore_trailing)
+        family = socket.AF_INET6 if ":" in self.address else socket.AF_INET
+        with socket.socket(family, socket.SOCK_DGRAM) as sock:
+            sock.setblocking(False)
+            if source or source_port:
+                sock.bind((source or ("::" if family == socket.AF_INET6 else "0.0.0.0"), source_port))
+            sock.connect((self.address, self.port))
+            return dns.query.udp(request, self.address, timeout=timeout, port=self.port,
+                                 raise_on_truncation=True, one_rr_per_rrset=one_rr_per_rrset,
+                                 ignore_trailing=ignore_trailing, ignore_errors=True,
+                                 ignore_unexpected=True, sock=sock)
+
+
+def _connected(resolver: dns.resolver.Resolver) -> list[str | dns.nameserver.Nameserver]:
+    """The resolver's plain UDP name servers as `ConnectedDo53`; others (DoH, ...) as they are."""
+    servers: list[str | dns.nameserver.Nameserver] = []
+    for server in resolver.nameservers:
+        if isinstance(server, str) and dns.inet.is_address(server):
+            servers.append(ConnectedDo53(server, resolver.nameserver_ports.get(server, resolver.port)))
+        elif type(server) is dns.nameserver.Do53Nameserver:
+            servers.append(ConnectedDo53(server.address, server.port))
+        else:
+            servers.append(server)
+    return servers
+
+
+def make_resolver(nameservers: Sequence[str] = (), timeout: float = 2.0) -> dns.resolver.Resolver:
+    """A resolver for the given 'IP[:PORT]' servers, or the system's (resolv.conf) when none.
+
+    `timeout` is the lifetime of one lookup, all name servers and retries included; each name
+    server gets an equal share of it, so a silent first server leaves time to ask the next.
+    """
     if nameservers:
         resolver = dns.resolver.Resolver(configure=False)
-        servers: list[str | dns.nameserver.Nameserver] = []
-        for text in nameservers:
-            host, port = parse_nameserver(text)
-            servers.append(dns.nameserver.Do53Nameserver(host, port))
-        resolver.nameservers = servers
+        resolver.nameservers = [ConnectedDo53(*parse_nameserver(text)) for text in nameservers]
     else:
         resolver = dns.resolver.Resolver()
+        resolver.nameservers = _connected(resolver)
     resolver.lifetime = timeout
-    resolver.timeout = min(timeout, 2.0)
+    resolver.timeout = timeout / max(1, len(resolver.nameservers))
     return resolver
 
 
@@ -96,6 +141,78 @@ def order_targets(targets: Iterable[Target]) -> list[Target]:
 Log = Callable[[str], None]
 
 
+def _unanswered(exc: dns.exception.DNSException) -> bool:
+    """No name server answered at all: every one refused, was unreachable or stayed silent."""
+    if isinstance(exc, dns.resolver.LifetimeTimeout):
+        return True
+    if isinstance(exc, dns.resolver.NoNameservers):
+        errors = exc.kwargs.get("errors") or []
+        return bool(errors) and all(error[4] is None for error in errors)
+    return False
+
+
+class Lookups:
+    """One round's DNS questions: each asked at most once, and none once DNS is down.
+
+    DNS is down for the round when no name server answered a lookup at all (each refused,
+    was unreachable or stayed silent for the whole lifetime).  The round's other names are
+    then not asked, so the agent goes straight to its next source (the --server URLs) instead
+    of waiting once more per name.  A name server that answers, even with SERVFAIL, only
+    fails that name.  With `strict`, a failed SRV lookup raises instead.
+    """
+
+    def __init__(self, resolver: dns.resolver.Resolver, *, log: Log | None = None,
+                 strict: bool = False) -> None:
+        self.resolver = resolver
+        self.log = log
+        self.strict = strict
+        self.down: str | None = None
+        self._answers: dict[tuple[str, dns.rdatatype.RdataType], dns.resolver.Answer | None] = {}
+
+    def _ask(self, name: str, rdtype: dns.rdatatype.RdataType, *, strict: bool,
+             what: str) -> dns.resolver.Answer | None:
+        key = (name.lower().rstrip("."), rdtype)
+        if key in self._answers:
+            return self._answers[key]
+        if self.down is not None:
+            return None
+        answer = None
+        try:
+            answer = self.resolver.resolve(name, rdtype, search=False)
+        except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
+            pass
+        except dns.exception.DNSException as exc:
+            if strict:
+                raise
+            if _unanswered(exc):
+                self.down = str(exc)
+                if self.log:
+                    self.log(f"{what} failed, no name server answered: {exc}; "
+                             "skipping DNS for the rest of this round")
+            elif self.log:
+                self.log(f"{what} failed: {exc}")
+        self._answers[key] = answer
+        return answer
+
+    def srv(self, name: str) -> dns.resolver.Answer | None:
+        """The SRV answer for `name`; None when it has none or the lookup failed."""
+        return self._ask(name, dns.rdatatype.SRV, strict=self.strict, what=f"SRV lookup of {name}")
+
+    def address(self, host: str) -> str | None:
+        """IPv4 address of `host` from DNS, or None to leave it to the system resolver."""
+        try:
+            ipaddress.ip_address(host)
+            return None
+        except ValueError:
+            pass
+        answer = self._ask(host, dns.rdatatype.A, strict=False, what=f"address lookup of {host}")
+        if answer is None or answer.rrset is None:
+            if self.log:
+                self.log(f"no address for {host} from DNS; using the system resolver")
+            return None
+        return str(answer.rrset[0].address)
+
+
 def _addresses(answer: dns.resolver.Answer) -> dict[str, str]:
     """A records the server put in the additional section, so no second query is needed."""
     found: dict[str, str] = {}
@@ -105,60 +222,37 @@ def _addresses(answer: dns.resolver.Answer) -> dict[str, str]:
     return found
 
 
-def lookup_srv(resolver: dns.resolver.Resolver, name: str, *, scheme: str = "http",
-               log: Log | None = None, strict: bool = False) -> list[Target]:
+def lookup_srv(lookups: Lookups, name: str, *, scheme: str = "http") -> list[Target]:
     """The targets of one SRV name in processing order; empty when the name has none.
 
     Target names are resolved with the same resolver, so a host whose system resolver does not
     know the zone still connects to the right address (the URL keeps the name for Host/SNI).
-    With `strict`, a failed lookup (timeout, SERVFAIL) raises instead of counting as empty.
     """
-    try:
-        answer = resolver.resolve(name, dns.rdatatype.SRV, search=False)
-    except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
-        return []
-    except dns.exception.DNSException as exc:
-        if strict:
-            raise
-        if log:
-            log(f"SRV lookup of {name} failed: {exc}")
+    answer = lookups.srv(name)
+    rrset = answer.rrset if answer is not None else None
+    if answer is None or rrset is None:
         return []
     extra = _addresses(answer)
-    rrset = answer.rrset
-    if rrset is None:
-        return []
     targets = []
     for rdata in _order(rrset):
         host = rdata.target.to_text()
         if host == ".":  # RFC 2782: the service is decidedly not available here
             continue
-        address = extra.get(host.lower()) or resolve_address(resolver, host, log=log)
+        address = extra.get(host.lower()) or lookups.address(host)
         targets.append(Target(f"{scheme}://{host.rstrip('.')}:{rdata.port}", rdata.priority,
                               rdata.weight, address, source=name))
     return targets
 
 
-def resolve_address(resolver: dns.resolver.Resolver, host: str, *, log: Log | None = None) -> str | None:
-    """IPv4 address of `host` from `resolver`, or None to leave it to the system resolver."""
-    try:
-        ipaddress.ip_address(host)
-        return None
-    except ValueError:
-        pass
-    try:
-        answer = resolver.resolve(host, dns.rdatatype.A, search=False)
-    except dns.exception.DNSException as exc:
-        if log:
-            log(f"no address for {host} from DNS ({type(exc).__name__}); using the system resolver")
-        return None
-    return str(answer[0].address) if answer.rrset else None
-
-
-def locate(resolver: dns.resolver.Resolver, domain: str, site: str | None = None, *,
+def locate(resolver: dns.resolver.Resolver | Lookups, domain: str, site: str | None = None, *,
            scheme: str = "http", log: Log | None = None, strict: bool = False) -> list[Target]:
-    """Site servers first, then the rest of the domain's, each group in RFC 2782 order, no repeats."""
+    """Site servers first, then the rest of the domain's, each group in RFC 2782 order, no repeats.
+
+    Given a `Lookups`, its round's answers are shared (and `log`/`strict` are its own).
+    """
+    lookups = resolver if isinstance(resolver, Lookups) else Lookups(resolver, log=log, strict=strict)
     seen: dict[str, Target] = {}
     for name in srv_names(domain, site):
-        for target in lookup_srv(resolver, name, scheme=scheme, log=log, strict=strict):
+        for target in lookup_srv(lookups, name, scheme=scheme):
             seen.setdefault(target.url, target)
     return list(seen.values())

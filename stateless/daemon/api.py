@@ -1,24 +1,36 @@
 """HTTP API: decode requests, hand them to the controller, encode its answers as JSON.
 
 Nothing here decides anything; the controller owns policy, so the same decisions can be
-tested without HTTP.
+tested without HTTP.  One leaf resource dispatches through a table of routes, so every answer,
+errors included, is JSON (except /metrics, which is Prometheus text): an unknown path, a
+method the path does not serve, a malformed UUID, oversized request headers and an exception
+in a handler all get `{"error": ...}`, never a Twisted HTML page.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import json
+from collections.abc import Callable, Mapping
+from http import HTTPStatus
 from typing import Any, Protocol
 
 import attrs
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from twisted.internet import defer
+from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
-from twisted.web import resource, server
+from twisted.web import http, resource, server
 
 from stateless.errors import NotFoundError, StatelessError
 from stateless.model.birth import MAX_BODY, BirthError, BirthMessage, parse_birth
 from stateless.model.identity import normalize_uuid
+
+log = Logger()
+
+MAX_HEADER_BYTES = 16384  # request line and header fields together, as Twisted counts them
+MAX_HEADERS = 100  # header fields in one request
+MAX_WAIT = 300.0  # seconds a status request may be held (?wait=)
 
 
 @attrs.frozen
@@ -50,36 +62,135 @@ class Controller(Protocol):
     def health(self) -> dict[str, Any]: ...
 
 
+def _encode(doc: Any) -> bytes:
+    return json.dumps(doc, indent=1, sort_keys=True).encode() + b"\n"
+
+
 def _json(request: server.Request, code: int, doc: Any, headers: dict[str, str] | None = None) -> bytes:
     request.setResponseCode(code)
     request.setHeader(b"content-type", b"application/json")
     for name, value in (headers or {}).items():
         request.setHeader(name.encode(), value.encode())
-    return json.dumps(doc, indent=1, sort_keys=True).encode() + b"\n"
+    return _encode(doc)
 
 
 def _error(request: server.Request, code: int, message: str, **extra: Any) -> bytes:
     return _json(request, code, {"error": message, **extra})
 
 
-class _Leaf(resource.Resource):
+def _finish(request: Any, body: bytes) -> None:
+    """Answer a request that was left open (NOT_DONE_YET), unless the client went away."""
+    if not request.finished and not getattr(request, "_disconnected", False):
+        request.setHeader(b"content-length", b"%d" % len(body))
+        request.write(body)  # a HEAD request's body is dropped by Twisted
+        request.finish()
+
+
+def _internal(request: Any, failure: Failure, what: str) -> None:
+    """An unexpected failure: its traceback to the log, a 500 JSON answer to the client."""
+    log.failure("{what} failed", failure=failure, level=LogLevel.error, what=what)
+    _finish(request, _error(request, 500, "internal error; see the server log"))
+
+
+Params = dict[str, str]
+Handler = Callable[[server.Request, Params], bytes | int]  # bytes, or NOT_DONE_YET
+PARAMETERS: Mapping[str, Callable[[object], str]] = {"uuid": normalize_uuid}
+
+
+@attrs.frozen
+class Route:
+    """A path template such as `/v1/hosts/{uuid}` and the handler of each method it serves.
+
+    `{name}` segments are checked and normalized by `PARAMETERS[name]`; HEAD is served
+    wherever GET is, as GET without the body.
+    """
+
+    template: str
+    methods: Mapping[str, Handler]
+
+    @property
+    def segments(self) -> tuple[str, ...]:
+        return tuple(part for part in self.template.split("/") if part)
+
+    def allowed(self) -> list[str]:
+        names = list(self.methods)
+        return [*names, "HEAD"] if "GET" in names and "HEAD" not in names else names
+
+    def handler(self, method: str) -> Handler | None:
+        return self.methods.get(method) or (self.methods.get("GET") if method == "HEAD" else None)
+
+    def match(self, parts: list[str]) -> Params | None:
+        """The raw `{name}` values when `parts` has this route's shape, else None."""
+        segments = self.segments
+        if len(parts) != len(segments):
+            return None
+        params: Params = {}
+        for segment, part in zip(segments, parts, strict=True):
+            if segment.startswith("{") and segment.endswith("}"):
+                params[segment[1:-1]] = part
+            elif segment != part:
+                return None
+        return params
+
+
+class Api(resource.Resource):
+    """The one resource of the site: finds the route, checks the method and parameters."""
+
     isLeaf = True
 
-    def __init__(self, controller: Controller) -> None:
+    def __init__(self, routes: list[Route]) -> None:
         super().__init__()
-        self.controller = controller
+        self.routes = routes
 
     def render(self, request: server.Request) -> bytes | int:
+        segments = [p.decode("utf-8", "replace") for p in request.postpath or ()]
+        path = ("/" + "/".join(segments))[:200]  # as decoded, for messages
+        method = (request.method or b"").decode("ascii", "replace")
         try:
-            return super().render(request)
+            body = self._dispatch(request, [p for p in segments if p], path, method)
         except NotFoundError as exc:
-            return _error(request, 404, str(exc))
+            body = _error(request, 404, str(exc))
         except StatelessError as exc:
-            return _error(request, 400, str(exc))
+            body = _error(request, 400, str(exc))
+        except Exception:
+            log.failure("{method} {path} failed", level=LogLevel.error, method=method, path=path)
+            body = _error(request, 500, "internal error; see the server log")
+        if method == "HEAD" and isinstance(body, bytes):
+            request.setHeader(b"content-length", b"%d" % len(body))
+            return b""
+        return body
+
+    def _dispatch(self, request: server.Request, parts: list[str], path: str,
+                  method: str) -> bytes | int:
+        for route in self.routes:
+            raw = route.match(parts)
+            if raw is None:
+                continue
+            handler = route.handler(method)
+            if handler is None:
+                allowed = ", ".join(route.allowed())
+                return _json(request, 405, {"error": f"{method} {path}: method not allowed; "
+                                                     f"this path serves {allowed}"},
+                             {"Allow": allowed})
+            params: Params = {}
+            for name, value in raw.items():
+                try:
+                    params[name] = PARAMETERS[name](value)
+                except StatelessError as exc:
+                    return _error(request, 400, f"{path}: {exc}")
+            return handler(request, params)
+        known = ", ".join(route.template for route in self.routes)
+        return _error(request, 404, f"no such path {path}; the API serves {known}")
 
 
-class Birth(_Leaf):
-    def render_POST(self, request: server.Request) -> bytes | int:
+class Handlers:
+    """What each route does: decode the request, ask the controller, encode its answer."""
+
+    def __init__(self, controller: Controller, registry: CollectorRegistry) -> None:
+        self.controller = controller
+        self.registry = registry
+
+    def birth(self, request: server.Request, params: Params) -> bytes | int:
         length = request.getHeader(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
             return _error(request, 413, f"birth message larger than {MAX_BODY} bytes")
@@ -94,10 +205,11 @@ class Birth(_Leaf):
         peer = request.getClientAddress()
         d = self.controller.birth(message, getattr(peer, "host", ""))
         d.addCallback(self._answer, request, message)
-        d.addErrback(self._failed, request)
+        d.addErrback(self._birth_failed, request)
         return server.NOT_DONE_YET
 
-    def _answer(self, outcome: BirthOutcome, request: Any, message: BirthMessage) -> None:
+    @staticmethod
+    def _answer(outcome: BirthOutcome, request: Any, message: BirthMessage) -> None:
         uuid = message.identity.uuid
         if isinstance(outcome, Accepted):
             body = _json(request, 202, {"host": uuid, "status_url": f"/v1/hosts/{uuid}"})
@@ -110,51 +222,30 @@ class Birth(_Leaf):
                          {"Retry-After": str(outcome.retry_after)})
         _finish(request, body)
 
-    def _failed(self, failure: Failure, request: Any) -> None:
+    @staticmethod
+    def _birth_failed(failure: Failure, request: Any) -> None:
         if failure.check(StatelessError):
-            body = _error(request, 503, f"birth not recorded: {failure.value}")
+            _finish(request, _error(request, 503, f"birth not recorded: {failure.value}"))
         else:
-            body = _error(request, 500, "internal error; see the server log")
-            failure.printTraceback()
-        _finish(request, body)
+            _internal(request, failure, "POST /v1/birth")
 
+    def hosts(self, request: server.Request, params: Params) -> bytes:
+        return _json(request, 200, {"hosts": self.controller.hosts()})
 
-def _finish(request: Any, body: bytes) -> None:
-    if not request.finished and not getattr(request, "_disconnected", False):
-        request.write(body)
-        request.finish()
-
-
-MAX_WAIT = 300.0  # seconds a status request may be held (?wait=)
-
-
-class Hosts(_Leaf):
-    """/v1/hosts, /v1/hosts/{uuid}[?wait=SECONDS], /v1/hosts/{uuid}/effective"""
-
-    def render_GET(self, request: server.Request) -> bytes | int:
-        parts = [p.decode("utf-8", "replace") for p in request.postpath or () if p]
-        if not parts:
-            return _json(request, 200, {"hosts": self.controller.hosts()})
+    def host(self, request: server.Request, params: Params) -> bytes | int:
+        """/v1/hosts/{uuid}[?wait=SECONDS]"""
+        uuid = params["uuid"]
+        values = request.args.get(b"wait") if request.args else None
+        if not values:
+            return _json(request, 200, self.controller.host(uuid))
+        text = values[0].decode("utf-8", "replace")
         try:
-            uuid = normalize_uuid(parts[0])
-        except StatelessError as exc:
-            return _error(request, 404, str(exc))
-        if len(parts) == 1:
-            values = request.args.get(b"wait") if request.args else None
-            if not values:
-                return _json(request, 200, self.controller.host(uuid))
-            text = values[0].decode("utf-8", "replace")
-            try:
-                wait = float(text)
-            except ValueError:
-                wait = -1.0
-            if not 0 <= wait <= MAX_WAIT:  # also NaN
-                return _error(request, 400, f"wait {text!r}: expected seconds from 0 to "
-                              f"{MAX_WAIT:.0f}")
-            return self._wait(request, uuid, wait)
-        if parts[1:] == ["effective"]:
-            return _json(request, 200, self.controller.effective(uuid))
-        return _error(request, 404, "no such resource; see /v1/hosts/{uuid}[/effective]")
+            wait = float(text)
+        except ValueError:
+            wait = -1.0
+        if not 0 <= wait <= MAX_WAIT:  # also NaN
+            return _error(request, 400, f"wait {text!r}: expected seconds from 0 to {MAX_WAIT:.0f}")
+        return self._wait(request, uuid, wait)
 
     def _wait(self, request: server.Request, uuid: str, wait: float) -> int:
         """Hold the answer until the host is no longer pending or applying (a long poll)."""
@@ -167,15 +258,15 @@ class Hosts(_Leaf):
             if failure.check(NotFoundError):
                 _finish(request, _error(request, 404, str(failure.value)))
                 return
-            failure.printTraceback()
-            _finish(request, _error(request, 500, "internal error; see the server log"))
+            _internal(request, failure, f"GET /v1/hosts/{uuid}?wait")
 
         d.addCallbacks(lambda doc: _finish(request, _json(request, 200, doc)), failed)
         return server.NOT_DONE_YET
 
+    def effective(self, request: server.Request, params: Params) -> bytes:
+        return _json(request, 200, self.controller.effective(params["uuid"]))
 
-class Locate(_Leaf):
-    def render_GET(self, request: server.Request) -> bytes:
+    def locate(self, request: server.Request, params: Params) -> bytes:
         values = request.args.get(b"ip") if request.args else None
         if not values:
             return _error(request, 400, "missing ?ip=ADDRESS")
@@ -186,38 +277,99 @@ class Locate(_Leaf):
             return _error(request, 400, f"ip {text!r}: not an IP address")
         return _json(request, 200, {"ip": text, "servers": self.controller.locate(text)})
 
-
-class Health(_Leaf):
-    def render_GET(self, request: server.Request) -> bytes:
+    def health(self, request: server.Request, params: Params) -> bytes:
         doc = self.controller.health()
         return _json(request, 200 if doc.get("ok") else 503, doc)
 
-
-class Metrics(resource.Resource):
-    isLeaf = True
-
-    def __init__(self, registry: CollectorRegistry) -> None:
-        super().__init__()
-        self.registry = registry
-
-    def render_GET(self, request: server.Request) -> bytes:
+    def metrics(self, request: server.Request, params: Params) -> bytes:
         request.setHeader(b"content-type", CONTENT_TYPE_LATEST.encode())
         return generate_latest(self.registry)
 
 
-def build_site(controller: Controller, registry: CollectorRegistry) -> server.Site:
-    root = resource.Resource()
-    v1 = resource.Resource()
-    children: list[tuple[resource.Resource, bytes, resource.Resource]] = [
-        (root, b"v1", v1),
-        (v1, b"birth", Birth(controller)),
-        (v1, b"hosts", Hosts(controller)),
-        (v1, b"locate", Locate(controller)),
-        (root, b"healthz", Health(controller)),
-        (root, b"metrics", Metrics(registry)),
+def routes(controller: Controller, registry: CollectorRegistry) -> list[Route]:
+    """The API: one row per path, literal paths before templated ones of the same shape."""
+    h = Handlers(controller, registry)
+    return [
+        Route("/v1/birth", {"POST": h.birth}),
+        Route("/v1/hosts", {"GET": h.hosts}),
+        Route("/v1/hosts/{uuid}", {"GET": h.host}),
+        Route("/v1/hosts/{uuid}/effective", {"GET": h.effective}),
+        Route("/v1/locate", {"GET": h.locate}),
+        Route("/healthz", {"GET": h.health}),
+        Route("/metrics", {"GET": h.metrics}),
     ]
-    for parent, name, child in children:
-        parent.putChild(name, child)  # type: ignore[arg-type]  # zope interfaces are opaque to mypy
-    site = server.Site(root)
-    site.displayTracebacks = False
-    return site
+
+
+class Channel(http.HTTPChannel):
+    """HTTP/1.1 whose header limits answer 431 (a malformed request 400) in JSON.
+
+    Twisted's channel checks the same limits (`totalHeadersSize`, `maxHeaders`) but answers
+    a bare 400, and LineReceiver drops a single line longer than `MAX_LENGTH` without any
+    answer.  These checks run first with the same arithmetic, so Twisted's never fire.
+    """
+
+    totalHeadersSize = MAX_HEADER_BYTES
+    maxHeaders = MAX_HEADERS
+    MAX_LENGTH = MAX_HEADER_BYTES
+
+    def lineReceived(self, line: bytes) -> None:
+        if self._receivedHeaderSize + len(line) > self.totalHeadersSize:
+            self._refuse(431, f"request headers larger than {self.totalHeadersSize} bytes")
+            return
+        super().lineReceived(line)
+
+    def headerReceived(self, line: bytes) -> bool:
+        if self._receivedHeaderCount >= self.maxHeaders:
+            self._refuse(431, f"more than {self.maxHeaders} request header fields")
+            return False
+        return bool(super().headerReceived(line))
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        if self._receivedHeaderSize == 0:  # nothing of this request counted yet: its first line
+            self._refuse(414, f"request line longer than {self.MAX_LENGTH} bytes")
+        else:
+            self._refuse(431, f"request headers larger than {self.totalHeadersSize} bytes")
+
+    def _respondToBadRequestAndDisconnect(self) -> None:
+        """Twisted's answer to a request it cannot parse, in JSON."""
+        self._refuse(400, "malformed HTTP request")
+
+    def _refuse(self, code: int, message: str) -> None:
+        """Answer before any Request exists, then close: the rest of the input is not read."""
+        body = _encode({"error": message})
+        head = (f"HTTP/1.1 {code} {HTTPStatus(code).phrase}\r\ncontent-type: application/json\r\n"
+                f"content-length: {len(body)}\r\nconnection: close\r\n\r\n")
+        transport: Any = self.transport  # zope's ITransport.write confuses mypy
+        if transport is not None:
+            transport.write(head.encode() + body)
+        self.loseConnection()
+
+
+class Request(server.Request):
+    """A failure that escapes the API (none should) still answers JSON; its traceback is logged."""
+
+    def processingFailed(self, reason: Failure) -> Failure:
+        log.failure("answering {uri} failed", failure=reason, level=LogLevel.error, uri=self.uri)
+        if not self.startedWriting and not self.finished:
+            body = _error(self, 500, "internal error; see the server log")
+            self.setHeader(b"content-length", b"%d" % len(body))
+            self.write(body)
+        if not self.finished:
+            self.finish()
+        return reason
+
+
+class Site(server.Site):
+    """The API's site: JSON for every answer, Twisted's own included."""
+
+    # The channel itself, without Twisted's wrapper that only matters for HTTP/2 over TLS
+    # (ALPN), which this site does not serve.
+    protocol = Channel  # type: ignore[assignment]
+    requestFactory = Request
+    displayTracebacks = False
+
+
+def build_site(controller: Controller, registry: CollectorRegistry, *,
+               reactor: Any = None) -> server.Site:
+    """The API site; `reactor` runs its connection timeouts (default: the global reactor)."""
+    return Site(Api(routes(controller, registry)), reactor=reactor)

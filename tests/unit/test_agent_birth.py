@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import email.utils
+import json
 import random
+from pathlib import Path
 
 import pytest
 
+from stateless.agent import cli
 from stateless.agent.birth import Agent, Fatal, Settings, birth_document, retry_after
 from stateless.agent.identity import bootif_mac, parse_cmdline, parse_colon_fields, smbios_uuid
 from stateless.model.birth import FIELDS
@@ -111,3 +114,34 @@ def test_identity_from_esxi_commands() -> None:
                      "macs": ["00:50:56:aa:bb:cc", "00:50:56:aa:bb:cd"], "ipv4": "10.0.0.21",
                      "hostname": "esx01", "domain": "example.com",
                      "thumbprint": ":".join(["AB"] * 20), "boot_mac": "00:50:56:aa:bb:cc"}
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    ([], 2.0),
+    (["--dns-timeout", "0.5"], 0.5),
+    (["--cmdline", "stateless.dns-timeout=1.5"], 1.5),
+    (["--cmdline", "stateless.dns-timeout=1.5", "--dns-timeout", "3"], 3.0),  # the option wins
+])
+def test_dns_timeout_from_option_or_boot_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                              argv: list[str], expected: float) -> None:
+    seen: list[Settings] = []
+    monkeypatch.setattr(cli, "run", lambda identity, settings, **kw: seen.append(settings) or 0)
+    ident = tmp_path / "id.json"
+    ident.write_text(json.dumps({"uuid": UUID}))
+    assert cli.main(["--identity", str(ident), "--server", "http://127.0.0.1:1", *argv]) == 0
+    assert [s.dns_timeout for s in seen] == [expected]
+
+
+@pytest.mark.parametrize("argv", [["--dns-timeout", "0"], ["--dns-timeout", "nan"],
+                                  ["--cmdline", "stateless.dns-timeout=soon"],
+                                  ["--cmdline", "stateless.dns-timeout=-1"]])
+def test_bad_dns_timeout_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                    argv: list[str]) -> None:
+    ident = tmp_path / "id.json"
+    ident.write_text(json.dumps({"uuid": UUID}))
+    try:
+        code = cli.main(["--identity", str(ident), "--server", "http://127.0.0.1:1", *argv])
+    except SystemExit as exc:  # argparse exits itself
+        code = int(exc.code or 0)
+    assert code == 2
+    assert "dns-timeout" in capsys.readouterr().err

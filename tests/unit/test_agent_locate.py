@@ -4,10 +4,24 @@ from __future__ import annotations
 
 import collections
 import random
+from collections.abc import Callable
 
+import dns.exception
+import dns.message
+import dns.rcode
+import dns.resolver
 import pytest
 
-from stateless.agent.locate import Target, make_resolver, order_targets, parse_nameserver, srv_names
+from stateless.agent.locate import (
+    ConnectedDo53,
+    Lookups,
+    Target,
+    locate,
+    make_resolver,
+    order_targets,
+    parse_nameserver,
+    srv_names,
+)
 
 
 @pytest.mark.parametrize(
@@ -41,7 +55,89 @@ def test_make_resolver_uses_the_given_ports() -> None:
     resolver = make_resolver(["127.0.0.1:5353", "127.0.0.2"], timeout=3)
     assert [(ns.address, ns.port) for ns in resolver.nameservers] == [  # type: ignore[union-attr]
         ("127.0.0.1", 5353), ("127.0.0.2", 53)]
-    assert resolver.lifetime == 3
+    assert all(isinstance(ns, ConnectedDo53) for ns in resolver.nameservers)
+
+
+@pytest.mark.parametrize(("servers", "per_server"), [(1, 2.0), (2, 1.0), (4, 0.5)])
+def test_dns_timeout_is_the_lookups_lifetime_shared_by_the_servers(servers: int,
+                                                                   per_server: float) -> None:
+    """Each server can be tried once before the lifetime runs out, the last one included."""
+    resolver = make_resolver([f"127.0.0.{i + 1}" for i in range(servers)], timeout=2)
+    assert resolver.lifetime == 2 and resolver.timeout == per_server
+
+
+# -- one round's lookups ------------------------------------------------------------------------
+
+QUERY = dns.message.make_query("_stateless._tcp.example.com.", "SRV")
+
+
+def unanswered() -> dns.exception.DNSException:
+    return dns.resolver.NoNameservers(request=QUERY, errors=[
+        ("127.0.0.1", False, 53, ConnectionRefusedError(111, "refused"), None),
+        ("127.0.0.2", False, 53, dns.exception.Timeout(), None)])
+
+
+def servfail() -> dns.exception.DNSException:
+    response = dns.message.make_response(QUERY)
+    response.set_rcode(dns.rcode.SERVFAIL)
+    return dns.resolver.NoNameservers(request=QUERY,
+                                      errors=[("127.0.0.1", False, 53, "SERVFAIL", response)])
+
+
+class Resolver:
+    """Scripted results per name (an exception is raised); records every name asked."""
+
+    def __init__(self, results: dict[str, object]) -> None:
+        self.results = results
+        self.asked: list[str] = []
+
+    def resolve(self, name: str, rdtype: object, search: bool = False) -> object:
+        self.asked.append(name)
+        result = self.results.get(name, dns.resolver.NXDOMAIN())
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+
+SITE, DOMAIN = srv_names("example.com", "paris")
+
+
+def expired() -> dns.exception.DNSException:
+    return dns.resolver.LifetimeTimeout(timeout=2.0, errors=[])
+
+
+@pytest.mark.parametrize("failure", [unanswered, expired])
+def test_dns_down_skips_the_rest_of_the_round(failure: Callable[[], Exception]) -> None:
+    resolver = Resolver({SITE: failure()})
+    logs: list[str] = []
+    lookups = Lookups(resolver, log=logs.append)  # type: ignore[arg-type]
+    assert locate(lookups, "example.com", "paris") == []
+    assert lookups.address("pxe.example.com") is None
+    assert resolver.asked == [SITE]  # neither the domain-wide name nor the address
+    assert lookups.down is not None and "no name server answered" in logs[0]
+
+
+def test_a_name_server_that_answers_fails_only_that_name() -> None:
+    resolver = Resolver({SITE: servfail()})
+    lookups = Lookups(resolver)  # type: ignore[arg-type]
+    assert locate(lookups, "example.com", "paris") == []
+    assert resolver.asked == [SITE, DOMAIN] and lookups.down is None
+
+
+def test_each_name_is_asked_once() -> None:
+    resolver = Resolver({})
+    lookups = Lookups(resolver)  # type: ignore[arg-type]
+    for _ in range(3):
+        assert locate(lookups, "example.com", "paris") == []
+        assert lookups.address("pxe.example.com.") is None
+        assert lookups.address("PXE.example.com") is None
+    assert resolver.asked == [SITE, DOMAIN, "pxe.example.com."]
+
+
+def test_strict_raises_instead_of_skipping() -> None:
+    with pytest.raises(dns.resolver.NoNameservers):
+        locate(Resolver({SITE: unanswered()}), "example.com", "paris",  # type: ignore[arg-type]
+               strict=True)
 
 
 def test_order_respects_priority_always() -> None:
