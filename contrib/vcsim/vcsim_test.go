@@ -194,7 +194,13 @@ func TestHostsAddedLaterAreEquipped(t *testing.T) {
 		t.Fatal(err)
 	}
 	late := simulator.Map.Get(info.Result.(types.ManagedObjectReference)).(*simulator.HostSystem)
-	early := simulator.Map.Any("HostSystem").(*simulator.HostSystem)
+	var early *simulator.HostSystem // any host of the initial inventory (Any may pick late)
+	for _, e := range simulator.Map.All("HostSystem") {
+		if h := e.(*simulator.HostSystem); h.Self != late.Self {
+			early = h
+			break
+		}
+	}
 	for _, h := range []*simulator.HostSystem{early, late} {
 		if _, ok := simulator.Map.Get(*h.ConfigManager.NetworkSystem).(*NetworkSystem); !ok {
 			t.Fatalf("%s has no extended network system", h.Name)
