@@ -40,6 +40,20 @@ class Busy:
 BirthOutcome = Accepted | Referral | Busy
 
 
+@attrs.frozen
+class Reapplying:
+    host: str
+
+
+@attrs.frozen
+class OwnedElsewhere:
+    owner: str
+    url: str | None
+
+
+ReapplyOutcome = Reapplying | OwnedElsewhere
+
+
 class Controller(Protocol):
     def birth(self, message: BirthMessage, peer: str) -> defer.Deferred[BirthOutcome]: ...
     def hosts(self) -> list[dict[str, Any]]: ...
@@ -48,6 +62,7 @@ class Controller(Protocol):
     def effective(self, uuid: str) -> dict[str, Any]: ...
     def locate(self, address: str) -> list[dict[str, Any]]: ...
     def health(self) -> dict[str, Any]: ...
+    def reapply(self, uuid: str) -> defer.Deferred[ReapplyOutcome]: ...
 
 
 def _json(request: server.Request, code: int, doc: Any, headers: dict[str, str] | None = None) -> bytes:
@@ -129,7 +144,8 @@ MAX_WAIT = 300.0  # seconds a status request may be held (?wait=)
 
 
 class Hosts(_Leaf):
-    """/v1/hosts, /v1/hosts/{uuid}[?wait=SECONDS], /v1/hosts/{uuid}/effective"""
+    """/v1/hosts, /v1/hosts/{uuid}[?wait=SECONDS], /v1/hosts/{uuid}/effective; POST
+    /v1/hosts/{uuid}/apply"""
 
     def render_GET(self, request: server.Request) -> bytes | int:
         parts = [p.decode("utf-8", "replace") for p in request.postpath or () if p]
@@ -155,6 +171,34 @@ class Hosts(_Leaf):
         if parts[1:] == ["effective"]:
             return _json(request, 200, self.controller.effective(uuid))
         return _error(request, 404, "no such resource; see /v1/hosts/{uuid}[/effective]")
+
+    def render_POST(self, request: server.Request) -> bytes | int:
+        parts = [p.decode("utf-8", "replace") for p in request.postpath or () if p]
+        if len(parts) != 2 or parts[1] != "apply":
+            return _error(request, 404, "no such resource; see POST /v1/hosts/{uuid}/apply")
+        try:
+            uuid = normalize_uuid(parts[0])
+        except StatelessError as exc:
+            return _error(request, 404, str(exc))
+        d = self.controller.reapply(uuid)  # NotFoundError (404) when unknown
+
+        def answer(outcome: ReapplyOutcome) -> None:
+            if isinstance(outcome, Reapplying):
+                body = _json(request, 202, {"host": uuid, "status_url": f"/v1/hosts/{uuid}"})
+            else:
+                body = _error(request, 409, f"host {uuid} is owned by server {outcome.owner}; "
+                              "ask that server", owner=outcome.owner, owner_url=outcome.url)
+            _finish(request, body)
+
+        def failed(failure: Failure) -> None:
+            if failure.check(StatelessError):
+                _finish(request, _error(request, 503, f"re-apply not recorded: {failure.value}"))
+                return
+            failure.printTraceback()
+            _finish(request, _error(request, 500, "internal error; see the server log"))
+
+        d.addCallbacks(answer, failed)
+        return server.NOT_DONE_YET
 
     def _wait(self, request: server.Request, uuid: str, wait: float) -> int:
         """Hold the answer until the host is no longer pending or applying (a long poll)."""
