@@ -378,6 +378,8 @@ class Engine:
         return self.blocking(self.vcenters.check, serving_vcenter(snap, self.config.name), target)
 
     def vcenter_drift(self, uuid: str, reason: str) -> None:
+        """The scan found the host differing in vCenter: apply it, or report it once (a host
+        already drifted keeps the reason it was first marked with)."""
         status = self.states.get(uuid)
         if status is None:
             return
@@ -385,7 +387,7 @@ class Engine:
             self.metrics.drift.labels(source="vcenter").inc()
         if self.config.mode == "enforce":
             self.queue.add(uuid)
-        elif (status.state, status.reason) != (HostState.DRIFTED, reason):
+        elif status.state == HostState.COMPLIANT:
             self._mark(uuid, HostState.DRIFTED, reason)
 
     def vcenter_matches(self, uuid: str) -> None:

@@ -18,6 +18,7 @@ from stateless.daemon.births import FEED_TIMEOUT
 from stateless.errors import DirectoryError, NotFoundError, TransientVCenterError
 from stateless.model import HostIdentity
 from stateless.model.inventory import HostState, IpPool
+from stateless.plan import KeyDiff
 from tests.unit.engine_world import ME, estate, message, metric, record, uuid_of, world
 
 
@@ -138,9 +139,8 @@ def test_a_full_pool_is_tried_again_once_it_is_widened(tmp_path: Path) -> None:
     from stateless.policy.pools import PoolExhaustedError
 
     snap = estate([record(1)], pool=True)
-    w = world(tmp_path, snap)
-    w.directory.fail = PoolExhaustedError(snap.pools["vmo"], 3)
-    w.engine.birth(message(1), "")
+    w = world(tmp_path, snap)  # the host was left pending: taken back at once
+    w.directory.fail = PoolExhaustedError(snap.pools["vmo"], 3)  # what allocation raises
     w.settle(600.0)
     assert (w.doc(1)["state"], w.doc(1)["next_try"], w.doc(1)["attempts"]) == ("failed", None, 1)
     w.directory.fail = None
@@ -219,6 +219,10 @@ def test_directory_edits_mark_drift_in_report_mode(tmp_path: Path) -> None:
     w.change(estate([record(1)], ntp="10.0.0.2"))
     w.settle()
     assert len(w.vcenters.applied) == 1 and w.doc(1)["state"] == "drifted"
+    w.vcenters.drift[uuid_of(1)] = [KeyDiff("ntp.servers", ("10.0.0.2",), ("10.0.0.1",))]
+    w.engine.scan()  # vCenter differs from the new configuration, of course
+    assert "directory" in w.doc(1)["reason"] and len(w.vcenters.applied) == 1
+    w.vcenters.drift.clear()
     w.change(estate([record(1)], ntp="10.0.0.1"))  # reverted: the scan finds it compliant
     w.engine.scan()
     assert w.doc(1)["state"] == "compliant"
