@@ -186,8 +186,10 @@ class Hosts(_Leaf):
             if isinstance(outcome, Reapplying):
                 body = _json(request, 202, {"host": uuid, "status_url": f"/v1/hosts/{uuid}"})
             else:
+                where = f" at {outcome.url}/v1/hosts/{uuid}/apply" if outcome.url else ""
                 body = _error(request, 409, f"host {uuid} is owned by server {outcome.owner}; "
-                              "ask that server", owner=outcome.owner, owner_url=outcome.url)
+                              f"ask that server{where}", owner=outcome.owner,
+                              owner_url=outcome.url)
             _finish(request, body)
 
         def failed(failure: Failure) -> None:

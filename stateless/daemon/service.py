@@ -297,7 +297,7 @@ class StatelessService(service.MultiService):
     def stopService(self) -> Any:
         self._stopping = True
         for loop in self._loops:
-            yield loop.stop()
+            loop.stop()  # a scan waiting on vCenter must not hold the shutdown up
         if self.engine is not None:
             self.engine.stop()
         if self.port is not None:
