@@ -90,7 +90,6 @@ class Engine:
         self._slots: dict[str, defer.DeferredSemaphore] = {}
         self._timer: Delayed | None = None
         self._woken = False
-        self._idle: list[defer.Deferred[None]] = []
 
     # --- the directory -----------------------------------------------------------------------
 
@@ -180,18 +179,6 @@ class Engine:
         for uuid in self.queue.take(limit):
             self._run(uuid).addErrback(lambda f: log.failure("applying a host", f))
         self.metrics.queue.set(self.backlog)
-        if not self.backlog:
-            waiting, self._idle = self._idle, []
-            for d in waiting:
-                d.callback(None)
-
-    def idle(self) -> defer.Deferred[None]:
-        """Fires when nothing is queued or running (hosts waiting for a retry aside)."""
-        if not self.backlog:
-            return defer.succeed(None)
-        d: defer.Deferred[None] = defer.Deferred()
-        self._idle.append(d)
-        return d
 
     @defer.inlineCallbacks
     def _run(self, uuid: str) -> Any:

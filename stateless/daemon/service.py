@@ -134,9 +134,6 @@ class StatelessService(service.MultiService):
     @defer.inlineCallbacks
     def _start(self) -> Any:
         from stateless.directory import Directory
-        from stateless.directory.mapping import MODEL_ATTRIBUTES
-        from stateless.directory.mirror import Mirror
-        from stateless.directory.syncrepl import SyncConsumer
 
         cfg = self.config
         cfg.state_dir.mkdir(parents=True, exist_ok=True)
@@ -165,14 +162,7 @@ class StatelessService(service.MultiService):
                              self.vcenters, self.registry)
 
         # The change feed: a complete first view before anything is decided.
-        self.mirror = Mirror(on_batch=lambda _batch: self.reactor.callFromThread(self._changed))
-        self.consumer = SyncConsumer(list(urls), base, self.mirror.on_change,
-                                     self._feed_refreshed,
-                                     on_refresh_start=self.mirror.on_refresh_start,
-                                     on_lost=self._feed_lost, bind_dn=bind_dn, password=password,
-                                     attributes=MODEL_ATTRIBUTES, retry_delay=FEED_RETRY[0],
-                                     max_retry_delay=FEED_RETRY[1])
-        self.consumer.start()
+        self._follow(urls, base, bind_dn, password)
         refreshed = yield self._thread(self.consumer.wait_refreshed, 120.0)
         if not refreshed:
             raise StatelessError(f"directory {', '.join(urls)}: no complete view after 120 s; "
@@ -199,6 +189,21 @@ class StatelessService(service.MultiService):
         scan.start()
         log.info("statelessd {name} (site {site}) serving {url}", name=cfg.name, site=cfg.site,
                  url=self.api_url)
+
+    def _follow(self, urls: tuple[str, ...], base: str, bind_dn: str, password: str) -> None:
+        """Start the change feed: the mirror the engine resolves from, and its health."""
+        from stateless.directory.mapping import MODEL_ATTRIBUTES
+        from stateless.directory.mirror import Mirror
+        from stateless.directory.syncrepl import SyncConsumer
+
+        self.mirror = Mirror(on_batch=lambda _batch: self.reactor.callFromThread(self._changed))
+        self.consumer = SyncConsumer(list(urls), base, self.mirror.on_change,
+                                     self._feed_refreshed,
+                                     on_refresh_start=self.mirror.on_refresh_start,
+                                     on_lost=self._feed_lost, bind_dn=bind_dn, password=password,
+                                     attributes=MODEL_ATTRIBUTES, retry_delay=FEED_RETRY[0],
+                                     max_retry_delay=FEED_RETRY[1])
+        self.consumer.start()
 
     def _served_vcenters(self, snapshot: Any) -> tuple[str, ...]:
         existing = snapshot.servers.get(self.config.name)
