@@ -184,6 +184,10 @@ class Engine:
     def _run(self, uuid: str) -> Any:
         """One apply and its outcome; nothing it raises escapes, nothing wedges the queue."""
         started = self.reactor.seconds()
+        status = self.states.get(uuid)
+        if status is not None and status.attempts:
+            log.info("host {uuid}: try {attempt} after {reason}", uuid=uuid,
+                     attempt=status.attempts + 1, reason=status.reason, attempts=status.attempts)
         outcome: Failure | tuple[Target, Converged]
         try:
             outcome = yield self._apply(uuid)

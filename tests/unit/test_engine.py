@@ -81,7 +81,17 @@ def test_transient_faults_are_retried_with_capped_backoff(tmp_path: Path) -> Non
     doc = w.doc(1)
     assert (doc["state"], doc["attempts"], doc["next_try"]) == ("compliant", 0, None)
     assert metric(w, "stateless_apply_retries_total") == 8
-    assert metric(w, "stateless_applies_total", result="failed") == 8
+    with capturedLogs() as events:  # every failure, retry and apply is logged, with its fields
+        w.vcenters.faults = [TransientVCenterError("vCenter vc1: busy")]
+        w.engine.reapply(uuid_of(1))
+        w.settle()
+        w.settle(w.engine.states.get(uuid_of(1)).next_try - w.clock.seconds())  # type: ignore[operator,union-attr]
+    fields = [{k: e.get(k) for k in ("uuid", "reason", "attempts", "next_try", "calls")}
+              for e in events if e.get("uuid") == uuid_of(1)]
+    assert fields[0]["reason"] == "vCenter vc1: busy" and fields[0]["next_try"]
+    assert fields[1]["attempts"] == 1 and "busy" in str(fields[1]["reason"])  # try 2
+    assert fields[-1]["calls"] == 5  # compliant, in 5 calls
+    assert metric(w, "stateless_applies_total", result="failed") == 9
 
 
 def test_a_bug_is_logged_with_its_traceback_and_retried(tmp_path: Path) -> None:
