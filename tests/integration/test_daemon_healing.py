@@ -19,6 +19,8 @@ from typing import Any
 import ldap3
 import pytest
 
+from stateless.directory.client import Directory
+from stateless.errors import NotFoundError
 from tests.integration.fixtures_daemon import (
     Daemon,
     Estate,
@@ -253,3 +255,15 @@ def test_apply_endpoint(estate: Estate, sim: Vcsim, tmp_path: Path,
     status, _, body = d.request("POST", "/v1/hosts/4c4c4544-0000-4000-8000-00000000beef/apply")
     assert status == 404 and "error" in json.loads(body)
     assert d.request("POST", f"/v1/hosts/{host['uuid']}/other")[0] == 404
+
+
+def test_claim_owner_takes_a_host_once(directory: Directory) -> None:
+    """The re-apply of an unowned host claims it with one add of a single-valued attribute:
+    slapd refuses a second owner, so two servers never both take the host."""
+    directory.add_host(UNOWNED)
+    assert directory.claim_owner(UNOWNED, "sd1") == "sd1"
+    assert directory.claim_owner(UNOWNED, "sd2") == "sd1"
+    assert directory.claim_owner(UNOWNED, "sd1") == "sd1"
+    assert directory.snapshot().hosts[UNOWNED].owner == "sd1"
+    with pytest.raises(NotFoundError):
+        directory.claim_owner(OTHERS, "sd1")
