@@ -4,7 +4,7 @@
 simulator as the estate's vCenter (password stored encrypted, as the CLI does); `daemons`
 starts `statelessd` subprocesses on free ports and kills whatever is left at the end;
 `private_slapd` is a slapd of the test's own, for tests that stop and start the directory.
-The helpers at the end build birth messages and read the simulator directly with pyvmomi.
+The functions at the end build birth messages and read the simulator directly with pyvmomi.
 """
 
 from __future__ import annotations
