@@ -37,6 +37,7 @@ class Options(usage.Options):
         ["mode", None, None, "enforce (re-apply on change) | report (mark drifted) [enforce]"],
         ["scan-interval", None, None, "seconds between compliance scans [600]"],
         ["max-pending", None, None, "births queued before answering 429 [2000]"],
+        ["retry-cap", None, None, "longest wait, seconds, between retries of a failed apply [300]"],
         ["vcenter-concurrency", None, None, "hosts applied at once per vCenter [8]"],
         ["threads", None, None, "size of the blocking-call thread pool [16]"],
         ["switch-interval", None, None, "Python thread switch interval, seconds [0.05]"],

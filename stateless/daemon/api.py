@@ -52,6 +52,20 @@ class Busy:
 BirthOutcome = Accepted | Referral | Busy
 
 
+@attrs.frozen
+class Reapplying:
+    host: str
+
+
+@attrs.frozen
+class OwnedElsewhere:
+    owner: str
+    url: str | None
+
+
+ReapplyOutcome = Reapplying | OwnedElsewhere
+
+
 class Controller(Protocol):
     def birth(self, message: BirthMessage, peer: str) -> defer.Deferred[BirthOutcome]: ...
     def hosts(self) -> list[dict[str, Any]]: ...
@@ -60,6 +74,7 @@ class Controller(Protocol):
     def effective(self, uuid: str) -> dict[str, Any]: ...
     def locate(self, address: str) -> list[dict[str, Any]]: ...
     def health(self) -> dict[str, Any]: ...
+    def reapply(self, uuid: str) -> defer.Deferred[ReapplyOutcome]: ...
 
 
 def _encode(doc: Any) -> bytes:
@@ -263,6 +278,31 @@ class Handlers:
         d.addCallbacks(lambda doc: _finish(request, _json(request, 200, doc)), failed)
         return server.NOT_DONE_YET
 
+    def apply(self, request: server.Request, params: Params) -> int:
+        """POST /v1/hosts/{uuid}/apply: an admin's re-apply, answered once it is recorded."""
+        uuid = params["uuid"]
+        d = self.controller.reapply(uuid)  # NotFoundError (404) when unknown
+
+        def answer(outcome: ReapplyOutcome) -> None:
+            if isinstance(outcome, Reapplying):
+                body = _json(request, 202, {"host": uuid, "status_url": f"/v1/hosts/{uuid}"})
+            else:
+                where = f" at {outcome.url}/v1/hosts/{uuid}/apply" if outcome.url else ""
+                body = _error(request, 409, f"host {uuid} is owned by server {outcome.owner}; "
+                              f"ask that server{where}", owner=outcome.owner, owner_url=outcome.url)
+            _finish(request, body)
+
+        def failed(failure: Failure) -> None:
+            if failure.check(NotFoundError):
+                _finish(request, _error(request, 404, str(failure.value)))
+            elif failure.check(StatelessError):
+                _finish(request, _error(request, 503, f"re-apply not recorded: {failure.value}"))
+            else:
+                _internal(request, failure, f"POST /v1/hosts/{uuid}/apply")
+
+        d.addCallbacks(answer, failed)
+        return server.NOT_DONE_YET
+
     def effective(self, request: server.Request, params: Params) -> bytes:
         return _json(request, 200, self.controller.effective(params["uuid"]))
 
@@ -294,6 +334,7 @@ def routes(controller: Controller, registry: CollectorRegistry) -> list[Route]:
         Route("/v1/hosts", {"GET": h.hosts}),
         Route("/v1/hosts/{uuid}", {"GET": h.host}),
         Route("/v1/hosts/{uuid}/effective", {"GET": h.effective}),
+        Route("/v1/hosts/{uuid}/apply", {"POST": h.apply}),
         Route("/v1/locate", {"GET": h.locate}),
         Route("/healthz", {"GET": h.health}),
         Route("/metrics", {"GET": h.metrics}),

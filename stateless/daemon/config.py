@@ -62,6 +62,9 @@ class DaemonConfig:
     mode: str = "enforce"  # enforce | report
     scan_interval: float = attrs.field(default=600.0, validator=_positive("scan interval"))
     max_pending: int = attrs.field(default=2000, validator=_positive("max pending"))
+    # Transient apply failures are retried forever, with full-jitter exponential backoff
+    # whose ceiling stops growing here.
+    retry_cap: float = attrs.field(default=300.0, validator=_positive("retry cap"))
     vcenter_concurrency: int = attrs.field(default=8, validator=_positive("vcenter concurrency"))
     threads: int = attrs.field(default=16, validator=_positive("threads"))
     # Python's thread switch interval.  The threads mostly wait on the network; what they do
@@ -131,7 +134,7 @@ def _coerce(name: str, value: Any) -> Any:
             return int(value)
         except (TypeError, ValueError):
             raise ValidationError(f"{name} {value!r}: expected an integer") from None
-    if name in ("dns_refresh", "scan_interval", "switch_interval"):
+    if name in ("dns_refresh", "scan_interval", "switch_interval", "retry_cap"):
         try:
             return float(value)
         except (TypeError, ValueError):

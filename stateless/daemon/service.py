@@ -4,20 +4,26 @@ Start order matters: the directory first (embedded or external), then the change
 its first refresh so the engine starts from a complete view, then the API (its port goes
 into this server's directory entry and SRV records), then discovery and the periodic scan.
 Stop runs the other way round and removes this server's SRV records.
+
+The change feed is also the daemon's directory health: when it loses the directory the
+engine says so (`/healthz` answers 503) and every directory connection is dropped; the feed
+tries again at least twice a second, and once it is synchronized the engine retries what
+waited for the directory.
 """
 
 from __future__ import annotations
 
+import random
 import socket
 import sys
-import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry
 from twisted.application import service
-from twisted.internet import defer, task, threads
+from twisted.internet import defer, threads
 from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -26,10 +32,34 @@ from twisted.python.threadpool import ThreadPool
 from stateless.daemon.api import build_site
 from stateless.daemon.config import DaemonConfig
 from stateless.daemon.engine import Engine
+from stateless.daemon.loops import Periodic
+from stateless.daemon.ports import Blocking, Clock
+from stateless.daemon.vcenters import VCenterClients
 from stateless.errors import StatelessError
 from stateless.model.inventory import Server
 
+T = TypeVar("T")
 log = Logger()
+
+FEED_RETRY = (0.05, 0.5)  # seconds: the change feed's reconnect backoff, first and longest
+SCAN_JITTER = 0.2  # scans run every scan interval times U(0.8, 1.2)
+
+
+class InPool:
+    """The `Blocking` runner of the engine: a call in the daemon's thread pool."""
+
+    def __init__(self, reactor: Any, pool: ThreadPool) -> None:
+        self._reactor = reactor
+        self._pool = pool
+
+    def __call__(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> defer.Deferred[T]:
+        return threads.deferToThreadPool(self._reactor, self._pool, fn, *args, **kwargs)
+
+
+def srv_refresh(clock: Clock, blocking: Blocking, refresh: Callable[[], None],
+                interval: float) -> Periodic:
+    """The loop that refreshes this server's SRV records; a failed refresh waits for the next."""
+    return Periodic(clock, interval, lambda: blocking(refresh), name="SRV refresh")
 
 
 def _free_udp_port(host: str) -> int:
@@ -71,10 +101,9 @@ class StatelessService(service.MultiService):
         self.dns_ports: tuple[Any, ...] = ()
         self.dns_port = 0
         self.registrar: Any = None
+        self.vcenters: VCenterClients | None = None
         self.started: defer.Deferred[None] = defer.Deferred()
-        self._loops: list[task.LoopingCall] = []
-        self._clients: dict[str, Any] = {}
-        self._clients_lock = threading.Lock()
+        self._loops: list[Periodic] = []
         self._rebuild_scheduled = False
         self._rebuilding = False
         self._rebuild_cost = 0.0  # seconds the last snapshot rebuild took
@@ -105,9 +134,6 @@ class StatelessService(service.MultiService):
     @defer.inlineCallbacks
     def _start(self) -> Any:
         from stateless.directory import Directory
-        from stateless.directory.mapping import MODEL_ATTRIBUTES
-        from stateless.directory.mirror import Mirror
-        from stateless.directory.syncrepl import SyncConsumer
 
         cfg = self.config
         cfg.state_dir.mkdir(parents=True, exist_ok=True)
@@ -129,17 +155,14 @@ class StatelessService(service.MultiService):
         host_password = ""
         if cfg.host_password_file is not None:
             host_password = read_secret(cfg.host_password_file, "host password file")
-        self.engine = Engine(cfg, self.reactor, self.pool, self.directory, self.registry,
-                             vcenter=self._vcenter, host_password=host_password)
+        self.vcenters = VCenterClients(self._registered_vcenter, cfg.secret_key,
+                                       pool_size=cfg.vcenter_concurrency,
+                                       host_password=host_password)
+        self.engine = Engine(cfg, self.reactor, InPool(self.reactor, self.pool), self.directory,
+                             self.vcenters, self.registry)
 
         # The change feed: a complete first view before anything is decided.
-        self.mirror = Mirror(on_batch=lambda _batch: self.reactor.callFromThread(self._changed))
-        self.consumer = SyncConsumer(list(urls), base, self.mirror.on_change,
-                                     self.mirror.on_refresh_done,
-                                     on_refresh_start=self.mirror.on_refresh_start,
-                                     bind_dn=bind_dn, password=password,
-                                     attributes=MODEL_ATTRIBUTES)
-        self.consumer.start()
+        self._follow(urls, base, bind_dn, password)
         refreshed = yield self._thread(self.consumer.wait_refreshed, 120.0)
         if not refreshed:
             raise StatelessError(f"directory {', '.join(urls)}: no complete view after 120 s; "
@@ -160,40 +183,49 @@ class StatelessService(service.MultiService):
             yield self._serve_zone(snapshot)
         elif cfg.dns == "update":
             yield self._register_dns(me)
-        scan = task.LoopingCall(self.engine.scan)
-        scan.clock = self.reactor
+        scan = Periodic(self.reactor, cfg.scan_interval, self.engine.scan, name="compliance scan",
+                        jitter=SCAN_JITTER, rng=random.Random())
         self._loops.append(scan)
-        scan.start(cfg.scan_interval, now=False)
+        scan.start()
         log.info("statelessd {name} (site {site}) serving {url}", name=cfg.name, site=cfg.site,
                  url=self.api_url)
+
+    def _follow(self, urls: tuple[str, ...], base: str, bind_dn: str, password: str) -> None:
+        """Start the change feed: the mirror the engine resolves from, and its health."""
+        from stateless.directory.mapping import MODEL_ATTRIBUTES
+        from stateless.directory.mirror import Mirror
+        from stateless.directory.syncrepl import SyncConsumer
+
+        self.mirror = Mirror(on_batch=lambda _batch: self.reactor.callFromThread(self._changed))
+        self.consumer = SyncConsumer(list(urls), base, self.mirror.on_change,
+                                     self._feed_refreshed,
+                                     on_refresh_start=self.mirror.on_refresh_start,
+                                     on_lost=self._feed_lost, bind_dn=bind_dn, password=password,
+                                     attributes=MODEL_ATTRIBUTES, retry_delay=FEED_RETRY[0],
+                                     max_retry_delay=FEED_RETRY[1])
+        self.consumer.start()
 
     def _served_vcenters(self, snapshot: Any) -> tuple[str, ...]:
         existing = snapshot.servers.get(self.config.name)
         return tuple(existing.vcenters) if existing is not None else ()
 
-    def _vcenter(self, name: str) -> Any:
-        """One long-lived client per vCenter, created on first use (in the pool: it logs in)."""
-        from stateless.vcenter import VCenterClient
-
-        with self._clients_lock:
-            client = self._clients.get(name)
-            if client is None:
-                assert self.engine is not None
-                vc = self.engine.snapshot.vcenters.get(name)
-                if vc is None:
-                    raise StatelessError(f"vCenter {name}: not registered in the directory")
-                client = VCenterClient(vc.url, vc.user, self._vcenter_password(vc), name=name,
-                                       thumbprint=vc.thumbprint,
-                                       pool_size=self.config.vcenter_concurrency)
-                self._clients[name] = client
-            return client
-
-    def _vcenter_password(self, vc: Any) -> str:
-        from stateless.directory.secrets import decrypt_password
-
-        return decrypt_password(vc.password, self.config.secret_key)
+    def _registered_vcenter(self, name: str) -> Any:
+        return self.engine.snapshot.vcenters.get(name) if self.engine is not None else None
 
     # --- directory changes -------------------------------------------------------------------
+
+    def _feed_refreshed(self) -> None:
+        """In the feed's thread: the mirror is complete, and the directory reachable."""
+        self.mirror.on_refresh_done()
+        if self.engine is not None:
+            self.reactor.callFromThread(self.engine.directory_back)
+
+    def _feed_lost(self, reason: str) -> None:
+        """In the feed's thread: no directory until the feed is synchronized again."""
+        if self.directory is not None:
+            self.directory.reset()
+        if self.engine is not None and not self._stopping:
+            self.reactor.callFromThread(self.engine.directory_lost, reason)
 
     def _changed(self) -> None:
         """Coalesce bursts of change notifications into one snapshot rebuild."""
@@ -259,10 +291,10 @@ class StatelessService(service.MultiService):
         self.registrar = Registrar(me, cfg.domain, nameserver=host, port=int(port), key=key,
                                    a_records=True)  # targets must resolve for the agents
         yield self._thread(self.registrar.register)
-        refresh = task.LoopingCall(lambda: self._thread(self.registrar.refresh))
-        refresh.clock = self.reactor
+        refresh = srv_refresh(self.reactor, InPool(self.reactor, self.pool), self.registrar.refresh,
+                              cfg.dns_refresh)
         self._loops.append(refresh)
-        refresh.start(cfg.dns_refresh, now=False)
+        refresh.start()
 
     # --- stop --------------------------------------------------------------------------------
 
@@ -270,8 +302,9 @@ class StatelessService(service.MultiService):
     def stopService(self) -> Any:
         self._stopping = True
         for loop in self._loops:
-            if loop.running:
-                loop.stop()
+            loop.stop()  # a scan waiting on vCenter must not hold the shutdown up
+        if self.engine is not None:
+            self.engine.stop()
         if self.port is not None:
             yield self.port.stopListening()
         for p in self.dns_ports:
@@ -283,8 +316,8 @@ class StatelessService(service.MultiService):
                 log.warn("removing SRV records: {error}", error=exc)
         if self.consumer is not None:
             yield self._thread(self.consumer.stop)
-        for client in list(self._clients.values()):
-            yield self._thread(client.close)
+        if self.vcenters is not None:
+            yield self._thread(self.vcenters.close)
         if self.directory is not None:
             yield self._thread(self.directory.close)
         if self.embedded is not None:

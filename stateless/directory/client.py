@@ -114,6 +114,9 @@ class Directory:
         self._local = threading.local()
         self._all: list[ldap3.Connection] = []
         self._lock = threading.Lock()
+        # Bumped when the directory went away: every thread drops its connection before its
+        # next operation instead of finding out, with a failed write, that it is dead.
+        self._generation = 0
         # Pool name -> addresses known taken (read, added or lost to another writer).
         self._taken: dict[str, Allocator] = {}
 
@@ -122,7 +125,16 @@ class Directory:
     def _conn(self) -> ldap3.Connection:
         conn: ldap3.Connection | None = getattr(self._local, "conn", None)
         if conn is not None and not conn.closed:
-            return conn
+            if getattr(self._local, "generation", None) == self._generation:
+                return conn
+            self._discard(conn)
+        self._local.conn = None
+        self._local.generation = self._generation
+        # ldap3 skips an address for 5 s after a failed connect: a directory that is back
+        # would stay "unavailable" that long for every thread.
+        for server in getattr(self._server, "servers", None) or [self._server]:
+            with suppress(TypeError):  # nothing resolved yet: nothing to forget
+                server.reset_availability()
         conn = ldap3.Connection(self._server, self.bind_dn, self._password,
                                 receive_timeout=int(self._receive_timeout), raise_exceptions=True,
                                 read_only=False, auto_referrals=False)
@@ -143,6 +155,19 @@ class Directory:
             with suppress(lx.LDAPException):
                 conn.unbind()
 
+    def reset(self) -> None:
+        """The directory went away (the change feed saw it): every thread reconnects before
+        its next operation rather than failing once on a dead connection."""
+        with self._lock:
+            self._generation += 1
+
+    def _discard(self, conn: ldap3.Connection) -> None:
+        with self._lock:
+            if conn in self._all:
+                self._all.remove(conn)
+        with suppress(Exception):  # it is dead or dying either way
+            conn.unbind()
+
     @contextmanager
     def _op(self, what: str, dn: str = "") -> Iterator[ldap3.Connection]:
         try:
@@ -150,6 +175,7 @@ class Directory:
         except lx.LDAPException as exc:
             if isinstance(exc, lx.LDAPCommunicationError | lx.LDAPSessionTerminatedByServerError):
                 self._local.conn = None
+                self.reset()  # the other threads' connections went the same way
             raise _translate(exc, what, dn) from exc
 
     def __enter__(self) -> Directory:
@@ -571,6 +597,25 @@ class Directory:
             changes["statelessAppliedDigest"] = [
                 (ldap3.MODIFY_REPLACE, [applied_digest] if applied_digest else [])]
         self.modify(self.host_dn(uuid), changes, f"set state of host {uuid}")
+
+    def claim_owner(self, uuid: str, owner: str) -> str:
+        """Make `owner` the host's owner if it has none; return the owner it has afterwards.
+
+        One add of the single-valued statelessOwner: the directory refuses it when another
+        server got there first, so two servers never both believe they own the host.
+        """
+        owner = check_name(owner, "server")
+        dn = self.host_dn(uuid)
+        try:
+            self.modify(dn, {"statelessOwner": [(ldap3.MODIFY_ADD, [owner])]},
+                        f"take ownership of host {uuid}")
+            return owner
+        except (ConflictError, ValidationError):  # already ours, or someone else's
+            raw = self.read(dn, f"read host {uuid}", ["statelessOwner"])
+            if raw is None:
+                raise NotFoundError(f"host {uuid}: not found; add it with `stateless host add`") \
+                    from None
+            return (raw.get("statelessOwner") or [""])[0]
 
     def delete_host(self, uuid: str) -> None:
         self.delete_entry(self.host_dn(uuid), f"delete host {uuid}", subtree=True)

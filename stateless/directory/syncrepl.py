@@ -408,7 +408,10 @@ class SyncConsumer:
 
     `run()` blocks (call it in a thread of its own, or use `start()`); callbacks run in that
     thread. After a lost connection the consumer moves to the next URL and resumes with the
-    stored cookie, so it receives only what changed meanwhile, deletes included. Exceptions
+    stored cookie, so it receives only what changed meanwhile, deletes included; `on_lost`
+    hears of every session that ended or could not start, with the reason, and
+    `on_refresh_done` of the next one that is synchronized again. Reconnection attempts are
+    spaced by full-jitter backoff between `retry_delay` and `max_retry_delay`. Exceptions
     raised by callbacks are logged and do not stop the feed.
 
     A `cookie` given at construction only makes sense together with the entries it stands
@@ -424,6 +427,7 @@ class SyncConsumer:
         on_refresh_done: Callable[[], None] | None = None,
         *,
         on_refresh_start: Callable[[], None] | None = None,
+        on_lost: Callable[[str], None] | None = None,
         bind_dn: str | None = None,
         password: str | None = None,
         search_filter: str = "(objectClass=*)",
@@ -446,6 +450,7 @@ class SyncConsumer:
         self.on_change = on_change
         self.on_refresh_done = on_refresh_done
         self.on_refresh_start = on_refresh_start
+        self.on_lost = on_lost
         self.bind_dn = bind_dn
         self.password = password
         self.search_filter = search_filter
@@ -524,7 +529,9 @@ class SyncConsumer:
                 if self._stop.is_set():
                     break
                 self.last_error = f"{url}: {e}"
-                log.warning("change feed from %s lost: %s", url, e)
+                # Once per outage, not once per attempt: attempts may come several a second.
+                (log.warning if self._session_was_good or not failures else log.debug)(
+                    "change feed from %s lost: %s", url, e)
             except Exception as e:  # a library surprise must not end the feed for good
                 self.last_error = f"{url}: {e!r}"
                 log.exception("change feed from %s failed", url)
@@ -534,11 +541,19 @@ class SyncConsumer:
                 self._close()
             if self._stop.is_set():
                 break
+            self._lost(self.last_error or f"{url}: connection closed")
             self._index += 1
             failures = 0 if self._session_was_good else failures + 1
             if failures and failures % len(self.urls) == 0:
                 ceiling = min(self.max_retry_delay, self.retry_delay * 2 ** (failures // len(self.urls) - 1))
                 self._stop.wait(self._rng.uniform(0, ceiling))
+
+    def _lost(self, reason: str) -> None:
+        if self.on_lost is not None:
+            try:
+                self.on_lost(reason)
+            except Exception:
+                log.exception("connection-lost callback failed")
 
     # --- one connection ----------------------------------------------------------------------
 

@@ -153,3 +153,35 @@ class VCenterClient:
             self._refs.pop(ref.name, None)
             self._managers.pop(ref.moid, None)
         self._catalogues.drop(ref.moid)
+
+    def find_host(self, name: str, location: str, leaf_kind: str = "cluster") -> HostRef | None:
+        """The host's reference, or None when vCenter does not have it; nothing is created.
+
+        By DNS name first (what vCenter indexes, and only for names hosts report
+        themselves), then by name inside the container at `location`, where `ensure_host`
+        puts it.
+        """
+        from pyVmomi import vim  # the facade's other methods leave pyVmomi to its modules
+
+        try:
+            return self.resolve(name)
+        except NotFoundError:
+            pass
+        session, where = self.session, Where(self.name, name)
+        search = session.content.searchIndex
+        dc, folders, cluster = lifecycle.split_path(location, leaf_kind)
+        segments = [dc, "host", *folders] + ([cluster] if cluster else [])
+        path = "/".join(s.replace("%", "%25").replace("/", "%2f") for s in segments)
+        container = session.call(where, "FindByInventoryPath", search.FindByInventoryPath, path)
+        if container is None:
+            return None
+        found = session.call(where, "FindChild", search.FindChild, container, name)
+        if isinstance(found, vim.ComputeResource) and not isinstance(found, vim.HostSystem):
+            hosts = session.call(where, "host", lambda: list(found.host))
+            found = hosts[0] if hosts else None
+        if not isinstance(found, vim.HostSystem):
+            return None
+        ref = HostRef(found._moId, name)
+        with self._lock:
+            self._refs[name] = ref
+        return ref

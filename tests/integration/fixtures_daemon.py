@@ -2,7 +2,9 @@
 
 `estate` loads contrib/examples/estate.stateless into the test's fresh base and registers a
 simulator as the estate's vCenter (password stored encrypted, as the CLI does); `daemons`
-starts `statelessd` subprocesses on free ports and kills whatever is left at the end.
+starts `statelessd` subprocesses on free ports and kills whatever is left at the end;
+`private_slapd` is a slapd of the test's own, for tests that stop and start the directory.
+The functions at the end build birth messages and read the simulator directly with pyvmomi.
 """
 
 from __future__ import annotations
@@ -18,17 +20,21 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import attrs
 import pytest
+from pyVmomi import vim
 
 from stateless.directory.client import Directory
+from stateless.directory.embedded import DEFAULT_BASE, EmbeddedDirectory
 from stateless.directory.secrets import encrypt_password
 from stateless.model.inventory import VCenter
 from tests.integration.fixtures_slapd import Slapd
 from tests.integration.fixtures_vcsim import Vcsim
+from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 STATELESSD = ROOT / ".venv" / "bin" / "statelessd"
@@ -207,3 +213,112 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: floa
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
+
+
+@attrs.frozen
+class PrivateSlapd:
+    """A slapd only this test uses: it may be stopped and started again on the same port."""
+
+    instance: EmbeddedDirectory
+    slapd: Slapd
+
+    def stop(self) -> None:
+        self.instance.stop()
+
+    def start(self) -> None:
+        self.instance.start()
+
+
+@pytest.fixture
+def private_slapd(tmp_path: Path) -> Iterator[PrivateSlapd]:
+    instance = EmbeddedDirectory(tmp_path / "slapd", port=free_port())
+    instance.start()
+    try:
+        yield PrivateSlapd(instance, Slapd(instance.url, instance.bind_dn, instance.password_file,
+                                           DEFAULT_BASE, tmp_path / "slapd"))
+    finally:
+        instance.stop()
+
+
+# --- birth messages, and the daemon's answers -----------------------------------------------------
+
+def uuid_of(n: int) -> str:
+    return f"4c4c4544-0000-4000-8000-{n:012x}"
+
+
+def identity(n: int, site: str) -> dict[str, Any]:
+    """A host that the estate's deploy rules place: site A -> ClusterA, site B -> ClusterB."""
+    octet = 10 + n % 200
+    third = n // 200
+    doc: dict[str, Any] = {"uuid": uuid_of(n), "serial": f"SN{n:06d}",
+                           "macs": [f"00:50:56:{n >> 16 & 255:02x}:{n >> 8 & 255:02x}:{n & 255:02x}"],
+                           "hostname": f"esx{n:04d}", "domain": "example.com"}
+    if site == "siteA":
+        doc.update(vendor="Dell Inc.", model="PowerEdge R650", ipv4=f"10.1.{third}.{octet}")
+    else:
+        doc.update(vendor="HPE", model="ProLiant DL380", ipv4=f"10.2.{third}.{octet}")
+    return doc
+
+
+def births(daemon: Daemon, idents: list[dict[str, Any]], threads: int = 16) -> list[int]:
+    with ThreadPoolExecutor(threads) as pool:
+        return [status for status, _ in pool.map(daemon.birth, idents)]
+
+
+def states(daemon: Daemon) -> dict[str, dict[str, Any]]:
+    return {h["host"]: h for h in daemon.get("/v1/hosts")["hosts"]}
+
+
+def wait_states(daemon: Daemon, uuids: list[str], state: str = "compliant",
+                timeout: float = 60.0) -> dict[str, dict[str, Any]]:
+    """Wait until every host is in `state`; a host that failed for good fails the wait at once
+    (a failed host with a `next_try` is still being retried)."""
+    def done() -> dict[str, dict[str, Any]] | None:
+        now = states(daemon)
+        bad = [now.get(u, {}) for u in uuids if now.get(u, {}).get("state") != state]
+        final = [h for h in bad if h.get("state") == "quarantined"
+                 or (h.get("state") == "failed" and h.get("next_try") is None)]
+        if final and state != "failed":
+            raise AssertionError(final)
+        return None if bad else now
+
+    return wait_for(done, timeout, what=f"{len(uuids)} hosts {state}")
+
+
+def applies(daemon: Daemon) -> float:
+    return daemon.metrics().get('stateless_applies_total{result="compliant"}', 0.0)
+
+
+# --- reading the simulator directly -------------------------------------------------------------
+
+def hosts_by_name(si: Any) -> dict[str, list[Any]]:
+    content = si.RetrieveContent()
+    view = content.viewManager.CreateContainerView(content.rootFolder, [vim.HostSystem], True)
+    try:
+        out: dict[str, list[Any]] = {}
+        for host in view.view:
+            out.setdefault(host.name, []).append(host)
+        return out
+    finally:
+        view.Destroy()
+
+
+def one_host(si: Any, ident: dict[str, Any]) -> Any:
+    found = hosts_by_name(si).get(f"{ident['hostname']}.example.com", [])
+    assert len(found) == 1, found
+    return found[0]
+
+
+def cluster_of(host: Any) -> str:
+    return str(host.parent.name)
+
+
+def vlan(host: Any, portgroup: str) -> int | None:
+    for pg in host.config.network.portgroup:
+        if pg.spec.name == portgroup:
+            return int(pg.spec.vlanId)
+    return None
+
+
+def ntp_servers(host: Any) -> list[str]:
+    return list(host.config.dateTimeInfo.ntpConfig.server)

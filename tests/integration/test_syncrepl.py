@@ -24,6 +24,7 @@ from stateless.directory.embedded import DEFAULT_BASE, ROOT_DN, EmbeddedDirector
 from stateless.directory.mapping import MODEL_ATTRIBUTES
 from stateless.directory.mirror import ChangeBatch, Mirror
 from stateless.directory.syncrepl import SyncConsumer, SyncCookie
+from stateless.errors import DirectoryError
 from stateless.model.inventory import IpPool, Policy
 from tests.integration.fixtures_slapd import Slapd
 from tests.ports import free_port
@@ -118,20 +119,14 @@ def test_refresh_then_live_changes(slapd: Slapd, directory: Directory, base: str
     assert feed.mirror.snapshot(base) == directory.snapshot()
     assert feed.consumer.cookie is not None and SyncCookie.parse(feed.consumer.cookie) is not None
 
-    # a write is reported within a second
+    # every write is reported (how fast: tests/bench/propagation.py)
     policy_dn = directory.policy_dn("baseline")
     w = writer(slapd.url, slapd.password)
-    latencies = []
     for i in range(5):
         mark = len(feed.changes)
-        start = time.monotonic()
         w.modify(policy_dn, {"description": [(ldap3.MODIFY_REPLACE, [f"edit {i}"])]})
         feed.wait_for(lambda m=mark: len(feed.changes) > m, "modify notification")  # type: ignore[misc]
-        latencies.append(feed.changes[mark][0] - start)
         assert feed.changes[mark][1:3] == ("modify", policy_dn)
-    print(f"\nchange feed latency, modify -> callback: median {sorted(latencies)[2] * 1000:.1f} ms, "
-          f"max {max(latencies) * 1000:.1f} ms")
-    assert max(latencies) < 1.0
     assert feed.batches[-1].modified == {policy_dn}
     assert feed.mirror.snapshot(base).policies["baseline"].description == "edit 4"
 
@@ -193,11 +188,19 @@ def test_bad_password_is_reported_and_retried(slapd: Slapd, feeds: list[Feed]) -
 # --- a restartable slapd: resume with the cookie --------------------------------------------------
 
 
-class _Slow(random.Random):
-    """Backoff waits its full ceiling, so a test knows how long the consumer stays away."""
+class _Gate(random.Random):
+    """A backoff that lasts until the test opens the gate, so the test decides when the
+    consumer comes back (no race with the test's own writes)."""
+
+    def __init__(self) -> None:
+        super().__init__(1)
+        self.open = threading.Event()
+        self.waits = 0
 
     def uniform(self, a: float, b: float) -> float:
-        return b
+        self.waits += 1
+        self.open.wait(60)
+        return 0.0
 
 
 @pytest.fixture(scope="module")
@@ -215,29 +218,30 @@ def test_resume_after_restart_gets_only_what_changed(own_slapd: EmbeddedDirector
     base = f"ou=restart,{DEFAULT_BASE}"
     names = [f"h{i}" for i in range(20)]
     ou_entries(writer(own_slapd.url, password), base, names)
-    feed = follow([own_slapd.url], base, password, retry_delay=3.0, rng=_Slow())
+    gate = _Gate()
+    lost: list[str] = []
+    feed = follow([own_slapd.url], base, password, rng=gate, on_lost=lost.append)
     feeds.append(feed)
     assert feed.consumer.wait_refreshed(WAIT)
     assert len(feed.mirror.view().entries) == 21
     cookie = feed.consumer.cookie
 
-    stopping = time.monotonic()
-    own_slapd.stop()
-    stopped = time.monotonic()
-    feed.wait_for(lambda: not feed.consumer.refreshed(), "loss noticed")
-    print(f"\nslapd stop took {(stopped - stopping) * 1000:.0f} ms; connection loss noticed "
-          f"{(time.monotonic() - stopped) * 1000:.0f} ms after it returned")
-    assert time.monotonic() - stopped < 1.0
-    sessions = feed.consumer.sessions
+    try:
+        own_slapd.stop()
+        feed.wait_for(lambda: not feed.consumer.refreshed() and gate.waits == 1, "loss noticed")
+        assert lost and "connection closed" in lost[0]  # the daemon's health hears of it
+        sessions = feed.consumer.sessions
 
-    # while the consumer waits out its backoff: restart with the same data and change things
-    own_slapd.start()
-    w = writer(own_slapd.url, password)
-    mark = len(feed.changes)
-    w.modify(f"ou=h1,{base}", {"description": [(ldap3.MODIFY_REPLACE, ["v1"])]})
-    w.delete(f"ou=h2,{base}")
-    w.add(f"ou=h99,{base}", ["top", "organizationalUnit"], {"description": "new"})
-    assert feed.consumer.sessions == sessions, "consumer came back before the writes were done"
+        # while the consumer waits out its backoff: restart with the same data, change things
+        own_slapd.start()
+        w = writer(own_slapd.url, password)
+        mark = len(feed.changes)
+        w.modify(f"ou=h1,{base}", {"description": [(ldap3.MODIFY_REPLACE, ["v1"])]})
+        w.delete(f"ou=h2,{base}")
+        w.add(f"ou=h99,{base}", ["top", "organizationalUnit"], {"description": "new"})
+        assert feed.consumer.sessions == sessions
+    finally:
+        gate.open.set()
 
     assert feed.consumer.wait_refreshed(WAIT), feed.consumer.last_error
     assert feed.consumer.sessions == sessions + 1
@@ -262,6 +266,70 @@ def test_resume_after_restart_gets_only_what_changed(own_slapd: EmbeddedDirector
     mark = len(feed.changes)
     w.delete(f"ou=h3,{base}")
     feed.wait_for(lambda: feed.changes_since(mark) == {("delete", f"ou=h3,{base}".lower())}, "live delete")
+
+
+class _Ceilings(random.Random):
+    """Records the backoff ceilings the consumer asks for, and waits a tenth of each."""
+
+    def __init__(self) -> None:
+        super().__init__(1)
+        self.ceilings: list[float] = []
+
+    def uniform(self, a: float, b: float) -> float:
+        self.ceilings.append(b)
+        return b / 10
+
+
+def test_an_outage_never_backs_off_past_max_retry_delay(own_slapd: EmbeddedDirectory,
+                                                         feeds: list[Feed]) -> None:
+    """What the daemon asks of its feed (0.05 s, at most 0.5 s): however long the directory
+    is away, the next attempt after its return is at most 0.5 s off."""
+    password = own_slapd.password_file.read_text().strip()
+    base = f"ou=outage,{DEFAULT_BASE}"
+    ou_entries(writer(own_slapd.url, password), base, ["h1"])
+    rng, lost = _Ceilings(), []
+    feed = follow([own_slapd.url], base, password, retry_delay=0.05, max_retry_delay=0.5,
+                  rng=rng, on_lost=lost.append)
+    feeds.append(feed)
+    assert feed.consumer.wait_refreshed(WAIT)
+    own_slapd.stop()
+    try:
+        feed.wait_for(lambda: len(lost) >= 12, "a dozen failed attempts")
+    finally:
+        own_slapd.start()
+    assert feed.consumer.wait_refreshed(WAIT), feed.consumer.last_error
+    assert len(rng.ceilings) >= 11 and max(rng.ceilings) == 0.5
+    assert "connection closed" in lost[0] and "refused" in lost[-1]
+    mark = len(feed.changes)
+    writer(own_slapd.url, password).modify(f"ou=h1,{base}",
+                                           {"description": [(ldap3.MODIFY_REPLACE, ["back"])]})
+    feed.wait_for(lambda: len(feed.changes) > mark, "a change after the outage")
+
+
+def test_directory_writes_need_no_grace_period_after_a_restart(own_slapd: EmbeddedDirectory) -> None:
+    """ldap3 shuns an address for 5 s after a failed connect, and each thread's connection
+    outlives the server; neither may cost a write once the directory is back."""
+    password = own_slapd.password_file.read_text().strip()
+    base = f"ou=writes,{DEFAULT_BASE}"
+    directory = Directory([own_slapd.url], ROOT_DN, password, base=base)
+    directory.init()
+    try:
+        directory.create_policy(Policy("p", {"ntp.servers": ("10.0.0.1",)}))
+        own_slapd.stop()
+        for _ in range(2):  # the dead connection, then a refused connect
+            with pytest.raises(DirectoryError):
+                directory.policy_describe("p", "down")
+        own_slapd.start()
+        directory.policy_describe("p", "back")  # the first try after the return succeeds
+        # A connection the outage left behind (no failure seen in this thread): reset() is
+        # what the daemon calls when its change feed loses the directory.
+        own_slapd.stop()
+        own_slapd.start()
+        directory.reset()
+        directory.policy_describe("p", "again")
+        assert directory.snapshot().policies["p"].description == "again"
+    finally:
+        directory.close()
 
 
 def test_pause_and_resume_with_session_log(own_slapd: EmbeddedDirectory, feeds: list[Feed]) -> None:

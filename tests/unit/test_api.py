@@ -239,15 +239,15 @@ def test_controller_errors_map_to_404_and_400(api: Api, controller: Controller) 
 def test_one_more_route_is_one_more_row(controller: Controller) -> None:
     seen: list[str] = []
 
-    def apply(request: server.Request, params: dict[str, str]) -> bytes:
+    def approve(request: server.Request, params: dict[str, str]) -> bytes:
         seen.append(params["uuid"])
         request.setResponseCode(202)
         return b"{}"
 
-    table = [*routes(controller, CollectorRegistry()), Route("/v1/hosts/{uuid}/apply", {"POST": apply})]
-    assert call(Api(table), "POST", f"/v1/hosts/{UUID.upper()}/apply")[0] == 202
+    table = [*routes(controller, CollectorRegistry()), Route("/v1/hosts/{uuid}/approve", {"POST": approve})]
+    assert call(Api(table), "POST", f"/v1/hosts/{UUID.upper()}/approve")[0] == 202
     assert seen == [UUID]
-    assert call(Api(table), "GET", f"/v1/hosts/{UUID}/apply")[1]["allow"] == "POST"
+    assert call(Api(table), "GET", f"/v1/hosts/{UUID}/approve")[1]["allow"] == "POST"
 
 
 # -- the channel: header limits and malformed requests ------------------------------------------

@@ -6,25 +6,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Gauge
 from twisted.internet import defer, task
 
-from stateless.daemon.config import DaemonConfig
-from stateless.daemon.engine import Engine
+from stateless.daemon.hoststate import HostStates
 from stateless.errors import NotFoundError
 from stateless.model.inventory import HostState
+from tests.unit.engine_world import estate, message, metric, record, uuid_of, world
 
 UUID = "4c4c4544-0042-3510-8052-b4c04f4b4e31"
 
 
-def _engine(tmp_path: Path, state: HostState | None) -> tuple[Engine, task.Clock]:
+def _states(state: HostState | None) -> tuple[HostStates, task.Clock, Gauge]:
     clock = task.Clock()
-    # No directory or vCenter: nothing here writes (write=False) or applies.
-    engine = Engine(DaemonConfig(tmp_path), clock, pool=None, directory=None,  # type: ignore[arg-type]
-                    registry=CollectorRegistry(), vcenter=lambda _name: None, clock=clock.seconds)
+    gauge = Gauge("hosts", "hosts by state", ["state"], registry=CollectorRegistry())
+    states = HostStates(clock, gauge)
     if state is not None:
-        engine._set(UUID, state, write=False)
-    return engine, clock
+        states.set(UUID, state)
+    return states, clock, gauge
 
 
 def _result(d: defer.Deferred[Any]) -> list[Any]:
@@ -33,55 +32,72 @@ def _result(d: defer.Deferred[Any]) -> list[Any]:
     return got
 
 
-def test_answers_when_the_host_settles(tmp_path: Path) -> None:
-    engine, clock = _engine(tmp_path, HostState.PENDING)
-    got = _result(engine.settled(UUID, 30))
+def test_answers_when_the_host_settles() -> None:
+    states, clock, gauge = _states(HostState.PENDING)
+    got = _result(states.settled(UUID, 30))
     clock.advance(29)
-    engine._set(UUID, HostState.APPLYING, "applying", write=False)
+    states.set(UUID, HostState.APPLYING, "applying")
     assert got == []  # still in progress
-    engine._set(UUID, HostState.COMPLIANT, write=False)
-    assert [doc["state"] for doc in got] == ["compliant"]
-    assert engine._watchers == {}
-    engine._set("4c4c4544-0000-4000-8000-000000000001", HostState.PENDING, write=False)
-    gauge = {state: engine.metrics.hosts.labels(state=str(state))._value.get()
-             for state in HostState}
-    assert gauge[HostState.COMPLIANT] == 1 and gauge[HostState.PENDING] == 1
-    assert gauge[HostState.APPLYING] == 0
+    states.set(UUID, HostState.COMPLIANT)
+    assert got == [None] and states.watching == 0
+    states.set("4c4c4544-0000-4000-8000-000000000001", HostState.PENDING)
+    counts = {state: gauge.labels(state=str(state))._value.get() for state in HostState}
+    assert counts[HostState.COMPLIANT] == 1 and counts[HostState.PENDING] == 1
+    assert counts[HostState.APPLYING] == 0
     clock.advance(10)  # the timeout was cancelled with it
-    assert len(got) == 1
+    assert got == [None]
 
 
-def test_answers_the_current_state_after_the_wait(tmp_path: Path) -> None:
-    engine, clock = _engine(tmp_path, HostState.APPLYING)
-    got = _result(engine.settled(UUID, 5))
+def test_answers_after_the_wait_whatever_the_state() -> None:
+    states, clock, _ = _states(HostState.APPLYING)
+    got = _result(states.settled(UUID, 5))
     clock.advance(4.9)
     assert got == []
     clock.advance(0.2)
-    assert [doc["state"] for doc in got] == ["applying"]
-    assert engine._watchers == {}
+    assert got == [None] and states.watching == 0
+    assert states.get(UUID).state == HostState.APPLYING  # type: ignore[union-attr]
 
 
-def test_a_client_that_goes_away_leaves_nothing_behind(tmp_path: Path) -> None:
-    engine, _ = _engine(tmp_path, HostState.PENDING)
-    d = engine.settled(UUID, 30)
-    other = _result(engine.settled(UUID, 30))
+def test_a_client_that_goes_away_leaves_nothing_behind() -> None:
+    states, _, _ = _states(HostState.PENDING)
+    d = states.settled(UUID, 30)
+    other = _result(states.settled(UUID, 30))
     d.cancel()
-    assert len(engine._watchers[UUID]) == 1
+    assert states.watching == 1
     with pytest.raises(defer.CancelledError):
         d.result.raiseException()
     d.addErrback(lambda _f: None)
-    engine._set(UUID, HostState.FAILED, "vCenter refused", write=False)
-    assert [doc["state"] for doc in other] == ["failed"]
-    assert engine._watchers == {}
+    states.set(UUID, HostState.FAILED, "vCenter refused")
+    assert other == [None] and states.watching == 0
 
 
 @pytest.mark.parametrize("state", [HostState.COMPLIANT, HostState.DRIFTED, HostState.FAILED])
-def test_a_settled_host_is_answered_at_once(tmp_path: Path, state: HostState) -> None:
-    engine, _ = _engine(tmp_path, state)
-    assert [doc["state"] for doc in _result(engine.settled(UUID, 300))] == [str(state)]
+def test_a_settled_host_is_answered_at_once(state: HostState) -> None:
+    states, _, _ = _states(state)
+    assert _result(states.settled(UUID, 300)) == [None]
 
 
-def test_unknown_host(tmp_path: Path) -> None:
-    engine, _ = _engine(tmp_path, None)
+def test_since_moves_with_the_state_or_reason() -> None:
+    states, clock, _ = _states(HostState.PENDING)
+    clock.advance(5)
+    states.set(UUID, HostState.PENDING, calls=3)
+    assert states.get(UUID).since == 0  # type: ignore[union-attr]
+    states.set(UUID, HostState.APPLYING)
+    assert states.get(UUID).since == 5  # type: ignore[union-attr]
+
+
+def test_the_engine_answers_the_document_once_settled(tmp_path: Path) -> None:
+    w = world(tmp_path, estate([record(1)]))
+    w.blocking.hold = True  # the birth's write and the apply wait in the pool
+    w.engine.birth(message(1), "")
+    w.blocking.release()
+    w.settle()
+    got = _result(w.engine.settled(uuid_of(1), 30))
+    assert got == []
+    w.blocking.hold = False
+    w.blocking.release()
+    w.settle()
+    assert [doc["state"] for doc in got] == ["compliant"]
+    assert metric(w, "stateless_hosts", state="compliant") == 1
     with pytest.raises(NotFoundError):
-        engine.settled(UUID, 30)
+        w.engine.settled(uuid_of(99), 30)

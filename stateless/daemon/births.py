@@ -1,0 +1,149 @@
+"""Births: referral, admission, the directory write, and the wait for the change feed.
+
+A birth is answered 202 only once the directory holds it.  The engine resolves hosts from the
+change feed's view, so an accepted birth is applied once the feed shows the entry it wrote
+(with the identity deploy rules match), or after `FEED_TIMEOUT` with whatever the view has.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from stateless.daemon.admission import Admission
+from stateless.daemon.api import Accepted, BirthOutcome, Busy, Referral
+from stateless.daemon.config import DaemonConfig
+from stateless.daemon.metrics import Metrics
+from stateless.daemon.ports import Blocking, Clock, Delayed, HostDirectory
+from stateless.daemon.queue import ApplyQueue
+from stateless.model.birth import BirthMessage
+from stateless.model.identity import HostIdentity
+from stateless.model.inventory import Snapshot
+from stateless.sites import nearest_servers, site_of
+
+log = Logger()
+
+FEED_TIMEOUT = 10.0  # seconds a recorded birth may take to come back through the change feed
+
+
+class Births:
+    """The births in flight, from the first byte of the request until the apply is queued."""
+
+    def __init__(self, config: DaemonConfig, clock: Clock, blocking: Blocking,
+                 directory: HostDirectory, metrics: Metrics, rng: random.Random,
+                 queue: ApplyQueue, accepted: Callable[[str, BirthMessage], None]) -> None:
+        self.config = config
+        self._clock = clock
+        self._blocking = blocking
+        self._directory = directory
+        self._metrics = metrics
+        self._queue = queue
+        self._accepted = accepted  # the engine's bookkeeping, once the directory holds it
+        self.admission = Admission(config.max_pending, rng)
+        self.snapshot = Snapshot()
+        # Recorded, not yet seen through the change feed: uuid -> (identity, deadline).
+        self._waiting: dict[str, tuple[HostIdentity, float]] = {}
+        self.unseen: set[str] = set()  # released after the timeout without the feed showing them
+        self._timers: list[Delayed] = []
+
+    @property
+    def backlog(self) -> int:
+        """Births waiting for the feed, and hosts queued or being applied."""
+        return len(self._waiting) + self._queue.backlog
+
+    def waiting(self, uuid: str) -> bool:
+        return uuid in self._waiting
+
+    def tracked(self) -> set[str]:
+        """Hosts born here that the directory view may not show yet."""
+        return self._waiting.keys() | self.unseen
+
+    def answer(self, message: BirthMessage, peer: str) -> defer.Deferred[BirthOutcome]:
+        identity = message.identity
+        referral = self._referral(identity.ipv4 or peer)
+        if referral is not None:
+            self._metrics.births.labels(outcome="referral").inc()
+            return defer.succeed(referral)
+        uuid = identity.uuid
+        busy = uuid in self._waiting or self._queue.busy(uuid)
+        ticket = self.admission.admit(uuid, self.backlog, busy)
+        if ticket is None:
+            self._metrics.births.labels(outcome="busy").inc()
+            return defer.succeed(Busy(self.admission.retry_after(
+                self.backlog, self.config.vcenter_concurrency)))
+        d = defer.maybeDeferred(self._blocking, self._directory.record_birth, identity,
+                                datetime.fromtimestamp(self._clock.seconds(), UTC),
+                                self.config.name, known=uuid in self.snapshot.hosts,
+                                thumbprint=message.thumbprint)
+
+        def recorded(_: object) -> BirthOutcome:
+            self._metrics.births.labels(outcome="accepted").inc()
+            self._accepted(uuid, message)
+            self._waiting[uuid] = (identity, self._clock.seconds() + FEED_TIMEOUT)
+            self.release()
+            if uuid in self._waiting:
+                self._later(FEED_TIMEOUT, self.release)
+            return Accepted(uuid)
+
+        def released(result: Any) -> Any:  # the slot went to the backlog, or the write failed
+            self.admission.release(ticket)
+            return result
+
+        outcome: defer.Deferred[BirthOutcome] = d.addCallback(recorded)
+        outcome.addBoth(released)
+        return outcome
+
+    def _referral(self, address: str) -> Referral | None:
+        snap = self.snapshot
+        site = site_of(snap.sites.values(), address) if address else None
+        if site is None or site == self.config.site:
+            return None
+        servers = [s for s in nearest_servers(snap, address) if s.site == site]
+        if not servers:
+            return None
+        return Referral(site, tuple({"name": s.name, "url": s.url, "priority": s.priority,
+                                     "weight": s.weight} for s in servers))
+
+    def update(self, snapshot: Snapshot) -> None:
+        """A new directory view: queue the births it shows."""
+        self.snapshot = snapshot
+        self.unseen -= snapshot.hosts.keys()
+        self.release()
+
+    def release(self) -> None:
+        """Queue the births the view reflects, and those that waited for it long enough.
+
+        Applying before the entry (and its new identity, which deploy rules match) arrives
+        would resolve a missing or stale host.
+        """
+        now = self._clock.seconds()
+        for uuid, (identity, deadline) in list(self._waiting.items()):
+            host = self.snapshot.hosts.get(uuid)
+            if host is not None and host.identity == identity:
+                del self._waiting[uuid]
+                self._queue.add(uuid)
+            elif now >= deadline:
+                log.warn("host {uuid}: birth not seen in the change feed after {t:.0f}s; "
+                         "applying with what the directory showed", uuid=uuid, t=FEED_TIMEOUT)
+                del self._waiting[uuid]
+                if host is None:
+                    self.unseen.add(uuid)
+                self._queue.add(uuid)
+
+    def _later(self, delay: float, fn: Callable[[], None]) -> None:
+        self._timers = [t for t in self._timers if t.active()]
+        self._timers.append(self._clock.callLater(delay, fn))
+
+    def stop(self) -> None:
+        for timer in self._timers:
+            if timer.active():
+                timer.cancel()
+        self._timers.clear()
+
+
+__all__ = ["FEED_TIMEOUT", "Births"]

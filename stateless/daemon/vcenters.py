@@ -1,0 +1,64 @@
+"""The vCenters this daemon applies through: one long-lived client each, made on first use.
+
+Blocking (it logs in, and every method talks to vCenter): the engine calls it through its
+thread pool.  Connection details come from the directory's current view, passwords are
+decrypted with the daemon's key only when a client is made.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from stateless.errors import StatelessError
+from stateless.model.inventory import VCenter
+from stateless.plan import KeyDiff
+from stateless.prepare import Target
+from stateless.vcenter.client import VCenterClient
+from stateless.vcenter.converge import Converged, check, converge
+
+
+class VCenterClients:
+    """Satisfies `stateless.daemon.ports.VCenters`."""
+
+    def __init__(self, lookup: Callable[[str], VCenter | None], secret_key: Path, *,
+                 pool_size: int, host_password: str = "") -> None:
+        self._lookup = lookup  # name -> its entry in the directory's current view
+        self._secret_key = secret_key
+        self._pool_size = pool_size
+        self._host_password = host_password
+        self._clients: dict[str, VCenterClient] = {}
+        self._lock = threading.Lock()
+
+    def client(self, name: str) -> VCenterClient:
+        from stateless.directory.secrets import decrypt_password
+
+        with self._lock:
+            client = self._clients.get(name)
+            if client is None:
+                vc = self._lookup(name)
+                if vc is None:
+                    raise StatelessError(f"vCenter {name}: not registered in the directory")
+                client = VCenterClient(vc.url, vc.user, decrypt_password(vc.password, self._secret_key),
+                                       name=name, thumbprint=vc.thumbprint,
+                                       pool_size=self._pool_size)
+                self._clients[name] = client
+            return client
+
+    def converge(self, vcenter: str, target: Target, *, place: bool,
+                 thumbprint: str | None) -> Converged:
+        return converge(self.client(vcenter), target, place=place, thumbprint=thumbprint,
+                        password=self._host_password)
+
+    def check(self, vcenter: str, target: Target) -> list[KeyDiff] | None:
+        return check(self.client(vcenter), target)
+
+    def close(self) -> None:
+        with self._lock:
+            clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            client.close()
+
+
+__all__ = ["VCenterClients"]

@@ -1,0 +1,131 @@
+"""From a host's effective configuration to what vCenter is asked for: one pure step.
+
+The daemon and the CLI apply a host the same way: resolve, allocate the pool addresses the
+configuration still lacks (the only step with I/O, left to the caller), then `prepare`, which
+refuses an invalid configuration and says where the host goes, under which name, with which
+desired configuration and digest.  Nothing here reads the directory or talks to vCenter.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from stateless.errors import ValidationError
+from stateless.model.config import HostConfig
+from stateless.model.effective import EffectiveConfig
+from stateless.model.inventory import Allocation, ContainerKind, HostRecord, IpPool, Snapshot
+
+
+def digest(values: Mapping[str, Any]) -> str:
+    """A stable fingerprint of an effective configuration (what was applied)."""
+    text = json.dumps({k: list(v) if isinstance(v, tuple) else v for k, v in values.items()},
+                      sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def effective_digest(effective: EffectiveConfig) -> str:
+    """Like `digest`, but an invalid configuration has its own (it never matches an applied one)."""
+    if effective.errors:
+        return "invalid:" + digest({str(i): str(e) for i, e in enumerate(effective.errors)})
+    return digest(effective.values())
+
+
+def vcenter_name(host: HostRecord) -> str:
+    """The name vCenter knows the host by: FQDN when known, else its address."""
+    ident = host.identity
+    if ident is None:
+        return host.uuid
+    if ident.hostname and ident.domain:
+        return ident.fqdn
+    return ident.ipv4 or ident.hostname or host.uuid
+
+
+def desired_config(effective: EffectiveConfig) -> HostConfig:
+    return HostConfig.from_settings(effective.values(), [r.target for r in effective.removed])
+
+
+def missing_allocations(effective: EffectiveConfig, host: HostRecord,
+                        pools: Mapping[str, IpPool] | None = None) -> list[tuple[str, str]]:
+    """(item, pool) pairs the host still needs an address for.
+
+    With `pools`, a pool that does not exist is left out: resolution already reports it as a
+    problem of the policy that names it, which says more than a failed allocation would.
+    """
+    missing = effective.missing_allocations((a.item, a.pool) for a in host.allocations)
+    return [(item, pool) for item, pool in missing if pools is None or pool in pools]
+
+
+def with_allocations(snapshot: Snapshot, host: HostRecord,
+                     made: Sequence[Allocation]) -> tuple[Snapshot, HostRecord]:
+    """The snapshot and host record as they are once `made` is recorded on the host."""
+    have = set(host.allocations)
+    host = attrs.evolve(host, allocations=(*host.allocations, *(a for a in made if a not in have)))
+    return attrs.evolve(snapshot, hosts={**snapshot.hosts, host.uuid: host}), host
+
+
+def inputs_digest(effective: EffectiveConfig, pools: Mapping[str, IpPool], vcenter: str) -> str:
+    """What an apply depends on: the effective configuration, the pools it draws addresses
+    from and the vCenter it goes through.  A host that failed for a reason of its own is
+    tried again when this changes."""
+    used = sorted({pool for _, pool in effective.pools})
+    return digest({"effective": effective_digest(effective), "vcenter": vcenter,
+                   "pools": [repr(pools.get(name)) for name in used]})
+
+
+def serving_vcenter(snapshot: Snapshot, server: str) -> str:
+    """The vCenter a server applies through: the one its entry names, or the only one."""
+    me = snapshot.servers.get(server)
+    names = [n for n in (me.vcenters if me else ()) if n in snapshot.vcenters]
+    if not names and len(snapshot.vcenters) == 1:
+        names = list(snapshot.vcenters)
+    if not names:
+        if not snapshot.vcenters:
+            raise ValidationError("no vCenter is registered: add one with `stateless vcenter "
+                                  "add NAME --url URL --user U --password-file F`")
+        raise ValidationError(f"server {server} serves no registered vCenter: list one in its "
+                              "server entry (several are registered)")
+    return names[0]
+
+
+@attrs.frozen
+class Target:
+    """A host ready for vCenter: where it goes, its name there and what it should look like."""
+
+    host: HostRecord
+    effective: EffectiveConfig
+    desired: HostConfig
+    digest: str  # of the effective values: recorded as the applied digest
+    name: str  # the name vCenter knows it by
+    location: str
+    leaf: str  # "cluster" or "folder": the kind of container at `location`
+
+
+def prepare(snapshot: Snapshot, host: HostRecord, effective: EffectiveConfig) -> Target:
+    """The host's target, or ValidationError when its configuration must not reach it.
+
+    Invalid policy never reaches a host: it keeps its last good configuration.
+    """
+    uuid = host.uuid
+    if effective.errors:
+        raise ValidationError(f"host {uuid}: the effective configuration has "
+                              f"{len(effective.errors)} error(s), nothing applied: "
+                              + "; ".join(str(e) for e in effective.errors)
+                              + f" (see `stateless rsop {uuid}`)")
+    location = effective.location
+    if location is None or location not in snapshot.containers:
+        raise ValidationError(f"host {uuid}: no location; add a deploy rule or "
+                              f"`stateless host add {uuid} --path PATH`")
+    kind = snapshot.containers[location].kind
+    leaf = "cluster" if kind == ContainerKind.CLUSTER else "folder"
+    return Target(host, effective, desired_config(effective), digest(effective.values()),
+                  vcenter_name(host), location, leaf)
+
+
+__all__ = ["Target", "desired_config", "digest", "effective_digest", "inputs_digest",
+           "missing_allocations", "prepare", "serving_vcenter", "vcenter_name",
+           "with_allocations"]
