@@ -35,14 +35,20 @@ def effective_digest(effective: EffectiveConfig) -> str:
     return digest(effective.values())
 
 
-def vcenter_name(host: HostRecord) -> str:
-    """The name vCenter knows the host by: FQDN when known, else its address."""
+def vcenter_name(host: HostRecord, effective: EffectiveConfig | None = None) -> str:
+    """The name vCenter knows the host by: its FQDN when known, else its address.
+
+    The host name and domain it is configured with (`dns.hostname`, `dns.domain`: answers or
+    policy) win over what its birth reported, so a pre-staged host is added under the name it
+    will carry, and a born host that reported no domain gets the configured one.
+    """
+    values = effective.values() if effective is not None else {}
     ident = host.identity
-    if ident is None:
-        return host.uuid
-    if ident.hostname and ident.domain:
-        return ident.fqdn
-    return ident.ipv4 or ident.hostname or host.uuid
+    hostname = str(values.get("dns.hostname") or (ident.hostname if ident else "") or "")
+    domain = str(values.get("dns.domain") or (ident.domain if ident else "") or "")
+    if hostname and domain:
+        return f"{hostname}.{domain}"
+    return (ident.ipv4 if ident else None) or hostname or host.uuid
 
 
 def desired_config(effective: EffectiveConfig) -> HostConfig:
@@ -123,7 +129,7 @@ def prepare(snapshot: Snapshot, host: HostRecord, effective: EffectiveConfig) ->
     kind = snapshot.containers[location].kind
     leaf = "cluster" if kind == ContainerKind.CLUSTER else "folder"
     return Target(host, effective, desired_config(effective), digest(effective.values()),
-                  vcenter_name(host), location, leaf)
+                  vcenter_name(host, effective), location, leaf)
 
 
 __all__ = ["Target", "desired_config", "digest", "effective_digest", "inputs_digest",

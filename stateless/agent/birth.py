@@ -395,7 +395,8 @@ class Agent:
 
     # -- after acceptance ---------------------------------------------------------------------
     def wait_compliant(self, accepted: Accepted) -> str:
-        """Poll the host's status until compliant; raise HostFailed when the server gives up on it.
+        """Poll the host's status until compliant; raise HostFailed when the server gives up on it
+        (a `failed` host with a `next_try` is still being retried: the wait goes on).
 
         Each request asks the server to hold it until the host settles (`?wait=`, a long
         poll, bounded by the request timeout), so a waiting host costs the server one request
@@ -403,6 +404,7 @@ class Agent:
         is also how often a server that answers at once is asked.
         """
         errors = 0
+        retrying = ""
         sep = "&" if "?" in accepted.status_url else "?"
         while True:
             started = self.clock()
@@ -419,8 +421,15 @@ class Agent:
                 if state in DONE_STATES:
                     self.log(f"host {accepted.host} is {state}")
                     return state
-                if state in FAILED_STATES:
-                    reason = reply.doc.get("reason") or reply.doc.get("error") or ""
+                reason = reply.doc.get("reason") or reply.doc.get("error") or ""
+                if state in FAILED_STATES and reply.doc.get("next_try"):
+                    # A transient failure: the server retries by itself, so wait on.
+                    note = f"host {accepted.host} is {state}: {reason}; the server retries at " \
+                           f"{reply.doc['next_try']}"
+                    if note != retrying:
+                        self.log(note)
+                        retrying = note
+                elif state in FAILED_STATES:
                     raise HostFailed(f"host {accepted.host} is {state}: {reason}".rstrip(": "))
                 self.sleep(self.settings.poll_interval - (self.clock() - started))
                 continue

@@ -1,11 +1,15 @@
-"""`stateless apply` and `stateless compliance`: a host's effective configuration in vCenter."""
+"""`stateless apply` and `stateless compliance`: a host's effective configuration in vCenter.
+
+One pipeline with the daemon (`stateless.prepare`, `stateless.vcenter.converge`): resolve,
+allocate what the host still lacks, prepare, then converge or check. A host a server owns is
+re-applied by that server (`POST /v1/hosts/{uuid}/apply`), never by two writers at once;
+`--direct` applies from here and records state and digest as the server would.
+"""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any, TextIO
-
-import attrs
 
 from stateless.cli._common import (
     UsageError,
@@ -18,11 +22,15 @@ from stateless.cli._common import (
     cmd,
     secret_key,
 )
+from stateless.cli.remote import ask_owner
 from stateless.directory.client import Directory
 from stateless.directory.connection import read_secret
 from stateless.errors import NotFoundError, StatelessError, ValidationError
-from stateless.model.effective import EffectiveConfig, json_value
-from stateless.model.inventory import HostRecord, Snapshot, VCenter, check_name
+from stateless.model.effective import json_value
+from stateless.model.inventory import Allocation, HostState, Snapshot, VCenter, check_name
+from stateless.prepare import Target, missing_allocations, prepare, with_allocations
+
+NOT_COMPLIANT = 3  # `stateless compliance`: the host differs from its desired configuration
 
 
 def _pick_vcenter(snapshot: Snapshot, name: str | None) -> VCenter:
@@ -55,199 +63,141 @@ def _vcenter_client(args: argparse.Namespace, vcenter: VCenter, password: str) -
                          thumbprint=vcenter.thumbprint, pool_size=1, timeout=args.timeout)
 
 
-@attrs.frozen
-class _Target:
-    """A host ready for vCenter: its record (with allocations), effective and desired config."""
+def _target(d: Directory, snapshot: Snapshot, uuid: str, *, allocate: bool,
+            dry_run: bool) -> tuple[Target, list[str]]:
+    """Resolve, allocate the pool addresses the host lacks, prepare: as the daemon does.
 
-    host: HostRecord
-    effective: EffectiveConfig
-    desired: Any  # HostConfig
-    allocated: tuple[str, ...]
-    location: str
-    leaf: str
-
-
-def _missing_pools(snapshot: Snapshot, effective: EffectiveConfig,
-                   host: HostRecord) -> list[tuple[str, str]]:
-    """(item, pool) the host needs an address from; unknown pools stay errors of resolution."""
-    have = {(a.item, a.pool) for a in host.allocations}
-    out = []
-    for key, setting in sorted(effective.settings.items()):
-        value = setting.value
-        if key.startswith("vmknic.") and key.endswith(".ip") and isinstance(value, str) \
-                and value.startswith("pool:"):
-            item, pool = key.removesuffix(".ip"), value.removeprefix("pool:")
-            if (item, pool) not in have and pool in snapshot.pools:
-                out.append((item, pool))
-    return out
-
-
-def _prepare(d: Directory, snapshot: Snapshot, uuid: str, *, allocate: bool,
-            dry_run: bool) -> _Target:
-    """Resolve like the daemon does: allocate missing pool addresses, refuse invalid config.
-
-    A dry run computes the address the pool would give without taking it.
+    A dry run computes the addresses the pools would give without taking them.
     """
-    from stateless.daemon.engine import desired_config
-    from stateless.model.inventory import Allocation, ContainerKind
     from stateless.policy import next_free, resolve
 
     host = _host(snapshot, uuid)
     effective = resolve(snapshot, host.uuid)
-    missing = _missing_pools(snapshot, effective, host) if allocate else []
-    done: list[str] = []
-    if missing:
-        made = []
+    missing = missing_allocations(effective, host, snapshot.pools) if allocate else []
+    made: list[Allocation] = []
+    if missing and dry_run:
         for item, pool_name in missing:
-            if dry_run:
-                pool, used = d.pool_used(pool_name)
-                allocation = Allocation(item, pool_name, next_free(pool, used))
-            else:
-                allocation = d.allocate(host.uuid, item, pool_name)
-            made.append(allocation)
-            done.append(f"{allocation.item} {allocation.address} from pool {allocation.pool}")
-        host = attrs.evolve(host, allocations=(*host.allocations, *made))
-        effective = resolve(attrs.evolve(snapshot, hosts={**snapshot.hosts, host.uuid: host}),
-                            host.uuid)
-    if effective.errors:
-        raise ValidationError(f"host {host.uuid}: the effective configuration has "
-                              f"{len(effective.errors)} error(s), nothing applied: "
-                              + "; ".join(str(e) for e in effective.errors)
-                              + f" (see `stateless rsop {host.uuid}`)")
-    location = effective.location
-    if location is None or location not in snapshot.containers:
-        raise ValidationError(f"host {host.uuid}: no location; add a deploy rule or "
-                              f"`stateless host add {host.uuid} --path PATH`")
-    kind = snapshot.containers[location].kind
-    leaf = "cluster" if kind == ContainerKind.CLUSTER else "folder"
-    return _Target(host, effective, desired_config(effective), tuple(done), location, leaf)
+            pool, used = d.pool_used(pool_name)
+            made.append(Allocation(item, pool_name, next_free(pool, used)))
+    elif missing:
+        made = d.allocate_all(host.uuid, missing, snapshot.pools)
+    if made:
+        snapshot, host = with_allocations(snapshot, host, made)
+        effective = resolve(snapshot, host.uuid)
+    return prepare(snapshot, host, effective), [f"{a.item} {a.address} from pool {a.pool}" for a in made]
 
 
-def _find_host(client: Any, name: str, location: str, leaf: str) -> Any:
-    """The host's reference in vCenter, or None when it is not there yet.
-
-    By DNS name first (what vCenter indexes), then by name inside the host's container,
-    which is where `apply` puts it; nothing is created.
-    """
-    from pyVmomi import vim
-
-    from stateless.vcenter import HostRef
-    from stateless.vcenter.faults import Where
-    from stateless.vcenter.lifecycle import split_path
-
-    try:
-        return client.resolve(name)
-    except NotFoundError:
-        pass
-    session, where = client.session, Where(client.name, name)
-    search = session.content.searchIndex
-    dc, folders, cluster = split_path(location, leaf)
-    segments = [dc, "host", *folders] + ([cluster] if cluster else [])
-    path = "/".join(s.replace("%", "%25").replace("/", "%2f") for s in segments)
-    container = session.call(where, "FindByInventoryPath", search.FindByInventoryPath, path)
-    if container is None:
-        return None
-    found = session.call(where, "FindChild", search.FindChild, container, name)
-    if isinstance(found, vim.ComputeResource) and not isinstance(found, vim.HostSystem):
-        hosts = session.call(where, "host", lambda: list(found.host))
-        found = hosts[0] if hosts else None
-    if not isinstance(found, vim.HostSystem):
-        return None
-    return HostRef(found._moId, name)
-
-
-def cmd_apply(args: argparse.Namespace, out: TextIO) -> int:
-    from stateless.daemon.engine import digest, vcenter_name
+def _dry_run(client: Any, target: Target) -> tuple[bool, list[str]]:
+    """(would place, plan) with reads only; advanced options are checked as an apply would."""
     from stateless.model.config import HostConfig
-    from stateless.model.inventory import HostState
     from stateless.plan import plan
+    from stateless.vcenter.options import checked, needs_catalogue
 
-    host_password = ""
-    host_password_file = args.host_password_file or args.environ.get("STATELESS_HOST_PASSWORD_FILE")
-    if host_password_file:
-        host_password = read_secret(host_password_file, "host password file")
-    with _connect(args) as d:
-        snapshot = d.snapshot()
-        _host(snapshot, args.uuid)
-        vcenter = _pick_vcenter(snapshot, args.vcenter)
-        password = _vc_secret(args, vcenter)  # refuse before anything is written
-        target = _prepare(d, snapshot, args.uuid, allocate=True, dry_run=args.dry_run)
-        host, uuid = target.host, target.host.uuid
-        name = vcenter_name(host)
-        location = target.location
-        applied = digest(target.effective.values())
-        report: dict[str, Any] = {
-            "host": uuid, "name": name, "vcenter": vcenter.name, "location": location,
-            "dry_run": args.dry_run, "allocated": list(target.allocated), "placed": False,
-            "plan": [], "calls": 0, "verified": None, "state": None, "digest": applied}
-        with _vcenter_client(args, vcenter, password) as client:
-            ref = _find_host(client, name, location, target.leaf)
-            if args.dry_run:
-                report["placed"] = ref is None
-                current = HostConfig() if ref is None else client.read(ref, target.desired)
-                report["plan"] = [str(c) for c in plan(current, target.desired)]
-                report["calls"] = client.calls
-            else:
-                try:
-                    if ref is None:
-                        ref = client.ensure_host(name, location, target.leaf,
-                                                 identity=host.identity, password=host_password)
-                        report["placed"] = True
-                    result = client.apply(ref, target.desired)
-                except StatelessError as exc:
-                    d.set_host_state(uuid, HostState.FAILED, str(exc)[:1000])
-                    raise
-                report.update(plan=[str(c) for c in result.plan], calls=client.calls,
-                              verified=result.verified)
-                if not result.verified:
-                    keys = ", ".join(diff.key for diff in result.diffs)
-                    d.set_host_state(uuid, HostState.FAILED, f"still differs after apply: {keys}")
-                    raise StatelessError(f"host {uuid} ({name}): vCenter {vcenter.name} still "
-                                         f"differs after apply: {keys}; see `stateless "
-                                         f"compliance {uuid}`")
-                d.set_host_state(uuid, HostState.COMPLIANT, applied_digest=applied)
-                report["state"] = str(HostState.COMPLIANT)
-    if args.json:
-        _emit(out, report)
-        return 0
-    would = "would " if args.dry_run else ""
-    out.write(f"host {uuid} as {name} in vCenter {vcenter.name} at {location}"
-              + (" (dry run: nothing written)" if args.dry_run else "") + "\n")
-    for line in target.allocated:
+    ref = client.find_host(target.name, target.location, target.leaf)
+    if ref is None:
+        return True, [str(c) for c in plan(HostConfig(), target.desired)]
+    view = client.view(ref, target.desired)
+    desired = target.desired
+    if needs_catalogue(desired):
+        desired = checked(desired, client.catalogue(view), view.ref.where(client.name))
+    return False, [str(c) for c in plan(view.config, desired)]
+
+
+def _host_password(args: argparse.Namespace) -> str:
+    path = args.host_password_file or args.environ.get("STATELESS_HOST_PASSWORD_FILE")
+    return read_secret(path, "host password file") if path else ""
+
+
+def _apply_here(args: argparse.Namespace, d: Directory, snapshot: Snapshot,
+                vcenter: VCenter) -> dict[str, Any]:
+    """Converge from this process and record the outcome as the owning server would."""
+    from stateless.vcenter.converge import converge
+
+    host_password = _host_password(args)
+    password = _vc_secret(args, vcenter)  # refuse before anything is written
+    target, allocated = _target(d, snapshot, args.uuid, allocate=True, dry_run=args.dry_run)
+    uuid = target.host.uuid
+    report: dict[str, Any] = {
+        "host": uuid, "name": target.name, "vcenter": vcenter.name, "location": target.location,
+        "leaf": target.leaf, "dry_run": args.dry_run, "allocated": allocated, "placed": False, "plan": [], "calls": 0,
+        "verified": None, "state": None, "digest": target.digest, "owner": target.host.owner}
+    with _vcenter_client(args, vcenter, password) as client:
+        if args.dry_run:
+            report["placed"], report["plan"] = _dry_run(client, target)
+            report["calls"] = client.calls
+            return report
+        try:
+            done = converge(client, target, password=host_password)
+        except StatelessError as exc:
+            d.set_host_state(uuid, HostState.FAILED, str(exc)[:1000])
+            raise
+    result = done.result
+    report.update(placed=done.placed, plan=[str(c) for c in result.plan], calls=done.calls,
+                  verified=result.verified)
+    if not result.verified:
+        keys = ", ".join(diff.key for diff in result.diffs)
+        d.set_host_state(uuid, HostState.FAILED, f"still differs after apply: {keys}")
+        raise StatelessError(f"host {uuid} ({target.name}): vCenter {vcenter.name} still differs "
+                             f"after apply: {keys}; see `stateless compliance {uuid}`")
+    d.set_host_state(uuid, HostState.COMPLIANT, applied_digest=target.digest)
+    report["state"] = str(HostState.COMPLIANT)
+    return report
+
+
+def _print_report(report: dict[str, Any], out: TextIO) -> None:
+    dry = report["dry_run"]
+    would = "would " if dry else ""
+    out.write(f"host {report['host']} as {report['name']} in vCenter {report['vcenter']} at "
+              f"{report['location']}" + (" (dry run: nothing written)" if dry else "") + "\n")
+    for line in report["allocated"]:
         out.write(f"{would}allocate {line}\n")
     if report["placed"]:
-        out.write(f"{would}add host {name} to {target.leaf} {location}\n")
+        out.write(f"{would}add host {report['name']} to {report['leaf']} {report['location']}\n")
     if report["plan"]:
         out.write(f"plan: {len(report['plan'])} change(s)\n")
         out.write("".join(f"  {line}\n" for line in report["plan"]))
     else:
         out.write("plan: no changes (compliant)\n")
-    if args.dry_run:
+    if dry:
         out.write(f"vCenter calls: {report['calls']} (reads only)\n")
     else:
         out.write(f"applied: {report['calls']} vCenter call(s), verified; state compliant, "
-                  f"digest {applied}\n")
+                  f"digest {report['digest']}\n")
+
+
+def cmd_apply(args: argparse.Namespace, out: TextIO) -> int:
+    with _connect(args) as d:
+        snapshot = d.snapshot()
+        host = _host(snapshot, args.uuid)
+        if host.owner and not args.direct and not args.dry_run:
+            return ask_owner(snapshot, host, wait=args.wait, timeout=args.timeout, out=out,
+                             as_json=args.json)
+        vcenter = _pick_vcenter(snapshot, args.vcenter)
+        if host.owner and not args.dry_run:
+            out.write(f"host {host.uuid} is owned by server {host.owner}: applying directly "
+                      "(--direct) and recording the outcome for it\n")
+        report = _apply_here(args, d, snapshot, vcenter)
+    if args.json:
+        _emit(out, report)
+    else:
+        _print_report(report, out)
     return 0
 
 
-NOT_COMPLIANT = 3  # `stateless compliance`: the host differs from its desired configuration
-
-
 def cmd_compliance(args: argparse.Namespace, out: TextIO) -> int:
-    from stateless.daemon.engine import vcenter_name
+    from stateless.vcenter.converge import check
 
     with _connect(args) as d:
         snapshot = d.snapshot()
         vcenter = _pick_vcenter(snapshot, args.vcenter)
         password = _vc_secret(args, vcenter)
-        target = _prepare(d, snapshot, args.uuid, allocate=False, dry_run=True)
-    uuid, name = target.host.uuid, vcenter_name(target.host)
+        target, _ = _target(d, snapshot, args.uuid, allocate=False, dry_run=True)
+    uuid, name = target.host.uuid, target.name
     with _vcenter_client(args, vcenter, password) as client:
-        ref = _find_host(client, name, target.location, target.leaf)
-        if ref is None:
-            raise NotFoundError(f"host {uuid}: vCenter {vcenter.name} has no host named {name!r}; "
-                                f"place and configure it with `stateless apply {uuid}`")
-        diffs = client.compliance(ref, target.desired)
+        diffs = check(client, target)
+    if diffs is None:
+        raise NotFoundError(f"host {uuid}: vCenter {vcenter.name} has no host named {name!r}; "
+                            f"place and configure it with `stateless apply {uuid}`")
     if args.json:
         _emit(out, {"host": uuid, "compliant": not diffs, "differences": [
             {"key": diff.key,
@@ -271,14 +221,20 @@ def vcenter_options(sp: Any) -> None:
                     help="the vCenter to use (default: the only registered one)")
     secret_key(sp)
     sp.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
-                    help="per vCenter call (default 60)")
+                    help="per vCenter call or server request (default 60)")
 
 
 def register(sub: Any) -> None:
-    sp = cmd(sub, "apply", cmd_apply, "place a host in vCenter and apply its effective "
-             "configuration", json_flag=True)
+    sp = cmd(sub, "apply", cmd_apply, "apply a host's effective configuration: through the server "
+             "that owns it, else directly", json_flag=True)
     vcenter_options(sp)
     sp.add_argument("--dry-run", action="store_true", help="print the plan only; write nothing")
+    sp.add_argument("--direct", action="store_true",
+                    help="apply from here even when a server owns the host (state and digest are "
+                    "recorded as that server would)")
+    sp.add_argument("--wait", type=float, default=300.0, metavar="SECONDS",
+                    help="how long to wait for the owning server's outcome (default 300; 0: "
+                    "only ask)")
     sp.add_argument("--host-password-file", metavar="FILE",
                     help="root password of the host, to add it to vCenter (or "
                     "STATELESS_HOST_PASSWORD_FILE)")

@@ -20,6 +20,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from stateless.daemon.adoption import adoptable
 from stateless.daemon.api import BirthOutcome, OwnedElsewhere, Reapplying
 from stateless.daemon.births import FEED_TIMEOUT, Births
 from stateless.daemon.config import DaemonConfig
@@ -109,6 +110,7 @@ class Engine:
             affected |= {u for u in self.owned if self._state(u) == HostState.FAILED}
         for uuid in sorted(affected & self.owned):
             self.reconsider(uuid)
+        self._adopt(before, snapshot)
 
     def resume(self) -> None:
         """After a start: take back every host this server owns and finish what was left."""
@@ -126,6 +128,34 @@ class Engine:
                 self.queue.add(uuid)
             else:
                 self.reconsider(uuid)
+        self._adopt(Snapshot(), self.snapshot)
+
+    def _adopt(self, before: Snapshot, snapshot: Snapshot) -> None:
+        """Take hosts applied without an owner, or handed to this server (see `adoption`)."""
+        mine, unowned = adoptable(before, snapshot, self.config.name, self.config.site, self.owned)
+        for uuid in mine:
+            self._take(uuid)
+        for uuid in unowned:
+            d = self.blocking(self.directory.claim_owner, uuid, self.config.name)
+            d.addCallbacks(self._claimed, self._not_claimed, callbackArgs=(uuid,),
+                           errbackArgs=(uuid,))
+
+    def _claimed(self, got: str, uuid: str) -> None:
+        if got == self.config.name:
+            self._take(uuid)
+
+    def _not_claimed(self, failure: Failure, uuid: str) -> None:
+        log.warn("host {uuid}: not taken over: {error}", uuid=uuid, error=failure.getErrorMessage())
+
+    def _take(self, uuid: str) -> None:
+        host = self.snapshot.hosts.get(uuid)
+        if host is None or host.state is None or uuid in self.owned:
+            return
+        log.info("host {uuid}: now owned by this server (state {state})", uuid=uuid,
+                 state=str(host.state), event="adopted")
+        self.owned.add(uuid)
+        self.states.set(uuid, host.state, host.reason)
+        self.reconsider(uuid)
 
     def directory_lost(self, reason: str) -> None:
         """The change feed lost the directory: say so until it is back."""

@@ -55,6 +55,9 @@ class StubController:
         if uuid not in self.known:
             raise NotFoundError(f"host {uuid}: unknown; it has not been born nor added")
         state = self.states.pop(0) if len(self.states) > 1 else self.states[0]
+        if state == "failed+retry":  # a transient failure the server retries by itself
+            return {"host": uuid, "state": "failed", "reason": "vCenter busy",
+                    "next_try": "2026-01-01T00:00:05+00:00", "attempts": 1}
         return {"host": uuid, "state": state, "reason": "apply failed" if state == "failed" else ""}
 
     def hosts(self) -> list[dict[str, Any]]:

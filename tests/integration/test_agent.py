@@ -215,7 +215,8 @@ def test_overall_timeout_stops_the_retries(world: World) -> None:
 
 
 @pytest.mark.parametrize(("states", "code"), [(["pending", "applying", "compliant"], 0),
-                                              (["applying", "failed"], 3)])
+                                              (["applying", "failed"], 3),
+                                              (["failed+retry", "failed+retry", "compliant"], 0)])
 def test_wait_compliant_polls_the_status(world: World, states: list[str], code: int) -> None:
     server = world.api(states=states)
     world.register("s1", "paris", server.port)
@@ -227,6 +228,8 @@ def test_wait_compliant_polls_the_status(world: World, states: list[str], code: 
     assert world.time.sleeps == [2.0] * (len(states) - 1)
     if code == 3:
         assert any("failed: apply failed" in line for line in world.logs)
+    if "failed+retry" in states:  # said once, then waited on
+        assert sum("the server retries at" in line for line in world.logs) == 1
 
 
 def test_zipapp_runs_on_a_bare_interpreter(world: World, tmp_path: Path) -> None:

@@ -334,3 +334,13 @@ def test_an_unreachable_vcenter_is_one_line(cli: Run, directory: Directory, tmp_
         status, _, err = cli(command, H3, "--secret-key-file", str(key_file), "--timeout", "5",
                              ok=False)
         assert status == 1 and "vCenter vc1" in one_line(err)
+
+
+def test_dry_run_checks_advanced_options_against_the_host(cli: Run, directory: Directory,
+                                                         registered: Path, si: Any) -> None:
+    estate(cli, directory, H2, "esx-opt")
+    cli("apply", H2, "--secret-key-file", str(registered))  # placed and compliant
+    cli("policy", "set", "Baseline", "advanced.Net.NoSuchOption=1")
+    status, out, err = cli("apply", H2, "--dry-run", "--secret-key-file", str(registered), ok=False)
+    assert status == 1 and out == ""
+    assert "advanced.Net.NoSuchOption" in one_line(err)

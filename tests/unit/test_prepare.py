@@ -50,6 +50,20 @@ def test_vcenter_name(identity: HostIdentity | None, name: str) -> None:
     assert vcenter_name(host(identity=identity)) == name
 
 
+@pytest.mark.parametrize(("identity", "answers", "name"), [
+    (None, {"dns.hostname": "esx-b01", "dns.domain": "example.com"}, "esx-b01.example.com"),
+    (HostIdentity(U, hostname="esx1", ipv4="10.0.0.5"), {"dns.domain": "example.com"},
+     "esx1.example.com"),  # born without a domain: the configured one
+    (HostIdentity(U, hostname="esx1", domain="a.test"), {"dns.hostname": "esx9"}, "esx9.a.test"),
+    (HostIdentity(U, ipv4="10.0.0.5"), {"dns.hostname": "esx9"}, "10.0.0.5"),
+])
+def test_vcenter_name_prefers_the_configured_name(identity: HostIdentity | None,
+                                                  answers: dict[str, str], name: str) -> None:
+    record = host(identity=identity, answers=answers)
+    effective = resolve(snapshot({}, record), U)
+    assert vcenter_name(record, effective) == name
+
+
 def test_digest_is_stable_and_tuples_are_lists() -> None:
     assert digest({"b": 1, "a": ("x",)}) == digest({"a": ["x"], "b": 1})
     assert digest({"a": 1}) != digest({"a": 2})

@@ -1,0 +1,104 @@
+"""Asking the server that owns a host to apply it, and waiting for the outcome.
+
+A host has one writer: the server that owns it. `stateless apply` hands the work to that
+server (`POST /v1/hosts/{uuid}/apply`) and long-polls the host's document
+(`GET /v1/hosts/{uuid}?wait=S`) until the apply settles, instead of racing it from here.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from stateless.cli._common import _emit
+from stateless.errors import NotFoundError, StatelessError
+from stateless.model.inventory import HostRecord, Snapshot
+
+MAX_POLL = 300.0  # seconds one status request may be held (the API's limit)
+SETTLING = ("pending", "applying")
+
+
+def _request(method: str, url: str, timeout: float) -> tuple[int, dict[str, Any]]:
+    """(status, JSON body) of one request; a refused or unreachable server is an error."""
+    request = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        try:
+            return exc.code, json.loads(exc.read() or b"{}")
+        except ValueError:
+            return exc.code, {"error": exc.reason}
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise StatelessError(f"{method} {url}: cannot reach the server ({reason}); is it running? "
+                             "`stateless apply --direct` applies from here instead") from None
+
+
+def _server_url(snapshot: Snapshot, name: str) -> str:
+    server = snapshot.servers.get(name)
+    if server is None or not server.url:
+        raise NotFoundError(f"server {name}: no entry with a URL under ou=servers; it owns the "
+                            "host, so ask it when it is back, or use `stateless apply --direct`")
+    return server.url.rstrip("/")
+
+
+def _await(base: str, uuid: str, wait: float, timeout: float, seen: Callable[[dict[str, Any]], None],
+           clock: Callable[[], float] = time.monotonic) -> dict[str, Any]:
+    """The host's document once the apply settled (or is retried and `wait` ran out)."""
+    deadline = clock() + wait
+    while True:
+        hold = max(0.0, min(MAX_POLL, deadline - clock()))
+        status, doc = _request("GET", f"{base}/v1/hosts/{uuid}?wait={hold:.1f}", timeout + hold)
+        if status != 200:
+            raise StatelessError(f"GET {base}/v1/hosts/{uuid}: {status} {doc.get('error', '')}")
+        seen(doc)
+        retrying = doc.get("state") == "failed" and doc.get("next_try")
+        if (doc.get("state") not in SETTLING and not retrying) or clock() >= deadline:
+            return doc
+
+
+def ask_owner(snapshot: Snapshot, host: HostRecord, *, wait: float, timeout: float, out: TextIO,
+              as_json: bool) -> int:
+    """Have the owning server re-apply `host`; exit 0 compliant, 3 drifted, 1 otherwise."""
+    uuid, owner = host.uuid, host.owner
+    base = _server_url(snapshot, owner)
+    status, doc = _request("POST", f"{base}/v1/hosts/{uuid}/apply", timeout)
+    if status == 409 and doc.get("owner_url"):  # ownership moved since our snapshot: once
+        owner, base = str(doc.get("owner")), str(doc["owner_url"]).rstrip("/")
+        status, doc = _request("POST", f"{base}/v1/hosts/{uuid}/apply", timeout)
+    if status != 202:
+        raise StatelessError(f"server {owner} ({base}) refused to re-apply host {uuid}: {status} "
+                             f"{doc.get('error', '')}")
+    if not as_json:
+        out.write(f"asked server {owner} ({base}) to re-apply host {uuid}\n")
+    if wait <= 0:
+        if as_json:
+            _emit(out, {"host": uuid, "server": owner, "url": base, "state": "pending"})
+        return 0
+    last: list[str] = []
+
+    def seen(doc: dict[str, Any]) -> None:
+        line = f"{doc.get('state')}: {doc.get('reason') or ''}".rstrip(": ")
+        if doc.get("next_try"):
+            line += f" (retried at {doc['next_try']})"
+        if not as_json and line not in last:
+            out.write(f"  {line}\n")
+            last.append(line)
+
+    final = _await(base, uuid, wait, timeout, seen)
+    state = final.get("state")
+    if as_json:
+        _emit(out, {**final, "server": owner, "url": base})
+    if state == "compliant":
+        return 0
+    if state == "drifted":
+        return 3
+    if state in SETTLING or final.get("next_try"):
+        raise StatelessError(f"host {uuid}: still {state} after {wait:.0f}s; server {owner} goes on "
+                             f"(see `curl {base}/v1/hosts/{uuid}`)")
+    raise StatelessError(f"host {uuid}: {state}: {final.get('reason', '')}")

@@ -1,0 +1,81 @@
+"""One owner, also for the CLI: `stateless apply` goes through the owning server; `--direct`
+records what a server would, so the server takes the host and later edits reach it.
+
+Real slapd, the simulator and `statelessd`; vCenter is read and changed with pyvmomi.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from stateless.cli import main
+from tests.integration.fixtures_daemon import Daemon, Estate, wait_for
+from tests.integration.fixtures_vcsim import Vcsim
+from tests.integration.test_daemon import (  # noqa: F401  (estate, key_file, sim: fixtures)
+    births,
+    estate,
+    hosts_by_name,
+    identity,
+    key_file,
+    one_host,
+    sim,
+    states,
+    vlan,
+    wait_states,
+)
+
+PRESTAGED_B = "4c4c4544-0042-3510-8052-b4c04f4b4e32"  # the estate's ClusterB host, never born
+
+
+def stateless(estate: Estate, *argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    status = main([*argv, "--secret-key-file", str(estate.key_file)] if argv[0] in ("apply",)
+                  else list(argv), out=out, err=err, environ=estate.env)
+    return status, out.getvalue(), err.getvalue()
+
+
+def set_vlan(host: Any, portgroup: str, vlan_id: int) -> None:
+    """A change made in vCenter behind the server's back."""
+    spec = next(pg.spec for pg in host.config.network.portgroup if pg.spec.name == portgroup)
+    spec.vlanId = vlan_id
+    host.configManager.networkSystem.UpdatePortGroup(portgroup, spec)
+
+
+def test_apply_of_an_owned_host_asks_its_server(
+        estate: Estate, sim: Vcsim,  # noqa: F811  (fixtures imported above)
+        tmp_path: Path, daemons: Callable[..., Daemon]) -> None:
+    d = daemons(tmp_path / "d", estate.slapd, estate.base, estate.key_file, name="sd1", site="siteA")
+    ident = identity(1, "siteA")
+    assert births(d, [ident]) == [202]
+    wait_states(d, [ident["uuid"]])
+    host = one_host(sim.connect(), ident)
+    set_vlan(host, "vMotion", 99)
+    status, out, err = stateless(estate, "apply", ident["uuid"])
+    assert status == 0, err
+    assert "asked server sd1" in out and "compliant" in out
+    assert vlan(one_host(sim.connect(), ident), "vMotion") == 20  # put back by the server
+    status, out, _ = stateless(estate, "apply", ident["uuid"], "--json", "--wait", "60")
+    assert status == 0 and json.loads(out)["state"] == "compliant"
+
+
+def test_a_direct_apply_is_taken_over_and_later_edits_reach_it(
+        estate: Estate, sim: Vcsim,  # noqa: F811  (fixtures imported above)
+        tmp_path: Path, daemons: Callable[..., Daemon]) -> None:
+    d = daemons(tmp_path / "d", estate.slapd, estate.base, estate.key_file, name="sd1", site="siteA")
+    status, out, err = stateless(estate, "apply", PRESTAGED_B, "--direct")
+    assert status == 0, err
+    assert "verified; state compliant" in out
+    wait_for(lambda: estate.directory.snapshot().hosts[PRESTAGED_B].owner == "sd1",
+             what="the server to take the host applied directly")
+    name = "esx-b01.example.com"
+    assert vlan(hosts_by_name(sim.connect())[name][0], "vMotion") == 21
+    estate.ldapmodify(f"dn: cn=ClusterB-Net,ou=policies,{estate.base}\nchangetype: modify\n"
+                      "replace: statelessPortGroup\nstatelessPortGroup: vMotion; vlan=23\n")
+    wait_for(lambda: vlan(hosts_by_name(sim.connect())[name][0], "vMotion") == 23,
+             what="the policy edit to reach the host applied directly")
+    wait_for(lambda: states(d).get(PRESTAGED_B, {}).get("state") == "compliant",
+             what="the host compliant again")
