@@ -119,8 +119,9 @@ def _apply_here(args: argparse.Namespace, d: Directory, snapshot: Snapshot,
     uuid = target.host.uuid
     report: dict[str, Any] = {
         "host": uuid, "name": target.name, "vcenter": vcenter.name, "location": target.location,
-        "leaf": target.leaf, "dry_run": args.dry_run, "allocated": allocated, "placed": False, "plan": [], "calls": 0,
-        "verified": None, "state": None, "digest": target.digest, "owner": target.host.owner}
+        "leaf": target.leaf, "dry_run": args.dry_run, "allocated": allocated, "placed": False,
+        "plan": [], "calls": 0, "verified": None, "state": None, "digest": target.digest,
+        "owner": target.host.owner}
     with _vcenter_client(args, vcenter, password) as client:
         if args.dry_run:
             report["placed"], report["plan"] = _dry_run(client, target)

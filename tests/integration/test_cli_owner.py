@@ -31,10 +31,11 @@ from tests.integration.test_daemon import (  # noqa: F401  (estate, key_file, si
 PRESTAGED_B = "4c4c4544-0042-3510-8052-b4c04f4b4e32"  # the estate's ClusterB host, never born
 
 
-def stateless(estate: Estate, *argv: str) -> tuple[int, str, str]:
+def stateless(where: Estate, *argv: str) -> tuple[int, str, str]:
+    """The CLI in-process, against the estate's directory, with its vCenter key file."""
     out, err = io.StringIO(), io.StringIO()
-    status = main([*argv, "--secret-key-file", str(estate.key_file)] if argv[0] in ("apply",)
-                  else list(argv), out=out, err=err, environ=estate.env)
+    status = main([*argv, "--secret-key-file", str(where.key_file)], out=out, err=err,
+                  environ=where.env)
     return status, out.getvalue(), err.getvalue()
 
 

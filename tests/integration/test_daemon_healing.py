@@ -242,7 +242,8 @@ def test_apply_endpoint(estate: Estate, sim: Vcsim, tmp_path: Path,
     assert d.get(f"/v1/hosts/{UNOWNED}?wait=60")["state"] == "compliant"
     wait_for(lambda: directory_states(estate.slapd, estate.base)[UNOWNED] == ("compliant", "sd1"),
              timeout=30, what="the directory to record owner and state")
-    assert len(hosts_by_name(sim.connect()).get(UNOWNED, [])) == 1
+    # Added under the name it is configured with (its dns.hostname and dns.domain answers).
+    assert len(hosts_by_name(sim.connect()).get("esx-a01.example.com", [])) == 1
 
     # Owned by another server: 409, and where to ask instead.
     estate.ldapmodify(OWNED_BY_SD9.format(base=estate.base))
