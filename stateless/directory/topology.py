@@ -12,8 +12,9 @@ Two shapes, as `docs/federation.md` explains:
   too, so a daemon's change feed (RFC 4533) can follow the consumer.
 
 A provider with no peers is the single node that `stateless directory start` has always built.
-The same function writes the embedded slapd's configuration and the production examples in
-`contrib/openldap/` (TLS, placeholder credentials), so what is tested is what ships.
+The same function writes the embedded slapd's configuration and the OpenLDAP production
+examples that ship with the source (TLS, placeholder credentials; see docs/federation.md), so
+what is tested is what ships.
 
 Agreement IDs (`rid`, 1..999) are derived from each peer's URL alone (CRC-32, then the next
 free number on a collision, peers taken in sorted order), so adding a node to a mesh does not

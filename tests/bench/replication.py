@@ -26,9 +26,9 @@ import ldap3
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from stateless.directory import replicas, topology  # noqa: E402
-from stateless.directory.embedded import DEFAULT_BASE, ROOT_DN, EmbeddedDirectory  # noqa: E402
-from tests.ports import free_port  # noqa: E402
+from stateless.directory import replicas, topology
+from stateless.directory.embedded import DEFAULT_BASE, ROOT_DN, EmbeddedDirectory
+from tests.ports import free_port
 
 
 def connect(url: str, password: str) -> ldap3.Connection:
