@@ -3,6 +3,14 @@
 It builds its own cn=config (back_mdb + syncprov with entryCSN/entryUUID indexes and server ID
 1, so RFC 4533 consumers and further providers can join later), listens on 127.0.0.1 only, and
 keeps its state in one directory: `config/`, `data/`, `admin.password` (0600), `url`, `pid`.
+
+Given a server ID and peers it is one provider of an N-way multi-provider mesh; given the role
+`consumer` and a provider it is a read-only replica that chains writes to that provider (the
+configuration comes from `stateless.directory.topology`).  The nodes of one topology share one
+admin password (`admin_password_file`, taken from the first node), which their agreements bind
+with.  Only a provider without peers, or with server ID 1, loads the base entries; the others
+receive them through replication.  The topology is fixed when `data_dir` is created; later
+changes go through cn=config.
 """
 
 from __future__ import annotations
@@ -17,13 +25,14 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import attrs
+import ldap3
 
-from stateless.directory import schemadef
-from stateless.directory.connection import DEFAULT_BASE, read_secret
+from stateless.directory import schemadef, topology
+from stateless.directory.connection import DEFAULT_BASE, read_secret, split_urls
 from stateless.errors import DirectoryError
 
 SUFFIX = "dc=example,dc=com"
@@ -74,10 +83,40 @@ class EmbeddedDirectory:
 
     data_dir: Path = attrs.field(converter=Path)
     port: int | None = None
+    server_id: int = 1
+    peers: tuple[str, ...] = attrs.field(default=(), converter=split_urls)
+    role: topology.Role = "provider"
+    provider: str | None = None
+    admin_password_file: Path | None = None
+    replication: topology.Credentials | None = None  # default: the admin DN and password
+    tls: topology.Tls | None = None
+    writers: tuple[str, ...] = ()  # accounts besides the admin that may write
     slapd: str = "/usr/sbin/slapd"
     slapadd: str = "/usr/sbin/slapadd"
     module_path: str = "/usr/lib/ldap"
     _process: subprocess.Popen[bytes] | None = attrs.field(default=None, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        if self.role not in topology.ROLES:
+            raise DirectoryError(f"role {self.role!r}: must be provider or consumer")
+        if self.role == "consumer" and (self.peers or not self.provider):
+            raise DirectoryError("a consumer replicates from its provider: give `provider`, "
+                                 "not `peers`")
+        if self.role == "provider" and self.provider:
+            raise DirectoryError("a provider has peers, not a provider: give `peers`, or make "
+                                 "this node a consumer")
+
+    @property
+    def upstream(self) -> tuple[str, ...]:
+        """The nodes this one replicates from: its peers, or its provider(s)."""
+        if self.role == "consumer":
+            return (self.provider,) if self.provider else ()
+        return self.peers
+
+    @property
+    def loads_base(self) -> bool:
+        """Whether a fresh instance adds the base entries itself (once per topology)."""
+        return self.role == "provider" and (not self.peers or self.server_id == 1)
 
     # --- state files -----------------------------------------------------------------------
 
@@ -125,8 +164,10 @@ class EmbeddedDirectory:
         self._launch(port)
         (self.data_dir / "url").write_text(url + "\n")
         if fresh:
-            self._load_base()
-            return f"created and started at {url}"
+            if self.loads_base:
+                self._load_base()
+                return f"created and started at {url}"
+            return f"created and started at {url}; replicating from {', '.join(self.upstream)}"
         return f"restarted at {url} with existing data"
 
     def _previous_port(self) -> int | None:
@@ -173,77 +214,64 @@ class EmbeddedDirectory:
 
     def _create_with(self, schema: Path) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        password = secrets.token_urlsafe(24)
+        if self.admin_password_file is not None:
+            password = read_secret(self.admin_password_file, "admin password file")
+        else:
+            password = secrets.token_urlsafe(24)
         fd = os.open(self.password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(password)  # no newline: `ldapmodify -y FILE` uses every byte
         (self.data_dir / "data").mkdir(exist_ok=True)
         (self.data_dir / "config").mkdir()
         ldif = self.data_dir / "config.ldif"
-        ldif.write_text(self.config_ldif(ssha(password), schema))
+        fd = os.open(ldif, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # agreement credentials
+        with os.fdopen(fd, "w") as f:
+            f.write(self.config_ldif(ssha(password), schema, password))
         result = subprocess.run([self.slapadd, "-n0", "-F", str(self.data_dir / "config"), "-l",
                                  str(ldif)], capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise DirectoryError(f"slapadd of {ldif} failed: {result.stderr.strip()[-500:]}")
 
-    def config_ldif(self, password_hash: str, schema: Path) -> str:
-        includes = "".join(f"include: file:///etc/ldap/schema/{name}.ldif\n\n"
-                           for name in SYSTEM_SCHEMAS)
-        data = self.data_dir / "data"
-        return f"""dn: cn=config
-objectClass: olcGlobal
-cn: config
-olcServerID: 1
-olcPidFile: {self.data_dir / "slapd.pid"}
+    def config_ldif(self, password_hash: str, schema: Path, password: str | None = None) -> str:
+        """This node's cn=config; `password` (clear) is what its agreements bind with."""
+        return topology.config_ldif(self.node(password_hash, schema, password))
 
-dn: cn=module{{0}},cn=config
-objectClass: olcModuleList
-cn: module{{0}}
-olcModulePath: {self.module_path}
-olcModuleLoad: back_mdb
-olcModuleLoad: syncprov
+    def node(self, password_hash: str = "", schema: Path | None = None,
+             password: str | None = None) -> topology.Node:
+        """This node's parameters (see `stateless.directory.topology.Node`)."""
+        replication = self.replication
+        if self.upstream and replication is None:
+            if password is None:
+                raise DirectoryError(f"{self.data_dir}: a replicated node needs the password "
+                                     "its agreements bind with")
+            replication = topology.Credentials(ROOT_DN, password)
+        return topology.Node(
+            suffix=SUFFIX, root_dn=ROOT_DN, root_password_hash=password_hash,
+            db_directory=str(self.data_dir / "data"), pid_file=str(self.data_dir / "slapd.pid"),
+            schemas=() if schema is None else (
+                *(f"file:///etc/ldap/schema/{name}.ldif" for name in SYSTEM_SCHEMAS),
+                f"file://{schema.resolve()}"),
+            server_id=self.server_id, role=self.role, peers=self.upstream,
+            replication=replication if self.upstream else None, tls=self.tls,
+            writers=self.writers, module_path=self.module_path)
 
-dn: cn=schema,cn=config
-objectClass: olcSchemaConfig
-cn: schema
+    def replicate_from(self, urls: Sequence[str] | None = None) -> None:
+        """Run only the agreements with `urls` (None: all of them again), through cn=config.
 
-{includes}include: file://{schema.resolve()}
-
-dn: olcDatabase={{-1}}frontend,cn=config
-objectClass: olcDatabaseConfig
-objectClass: olcFrontendConfig
-olcDatabase: {{-1}}frontend
-olcSizeLimit: unlimited
-
-dn: olcDatabase={{0}}config,cn=config
-objectClass: olcDatabaseConfig
-olcDatabase: {{0}}config
-olcRootDN: {ROOT_DN}
-
-dn: olcDatabase={{1}}mdb,cn=config
-objectClass: olcDatabaseConfig
-objectClass: olcMdbConfig
-olcDatabase: {{1}}mdb
-olcSuffix: {SUFFIX}
-olcRootDN: {ROOT_DN}
-olcRootPW: {password_hash}
-olcDbDirectory: {data}
-olcDbMaxSize: 1073741824
-olcDbIndex: objectClass eq
-olcDbIndex: entryCSN eq
-olcDbIndex: entryUUID eq
-olcDbIndex: statelessUuid eq
-olcDbIndex: statelessLinkPolicy eq
-olcDbIndex: statelessPolicyName eq
-olcLimits: dn.exact="{ROOT_DN}" size=unlimited time=unlimited
-olcAccess: to * by anonymous auth by * none
-
-dn: olcOverlay={{0}}syncprov,olcDatabase={{1}}mdb,cn=config
-objectClass: olcOverlayConfig
-objectClass: olcSyncProvConfig
-olcOverlay: {{0}}syncprov
-olcSpCheckpoint: 100 10
-"""
+        A running node keeps its data; agreements that are dropped stop at once and resume from
+        their cookie when put back, which is how tests partition a mesh and heal it.
+        """
+        password = read_secret(self.password_file, "directory password file")
+        values = topology.agreement_values(self.node(password=password), urls)
+        conn = ldap3.Connection(ldap3.Server(self.url, get_info=ldap3.NONE), ROOT_DN, password,
+                                auto_bind=True)
+        try:
+            changes = {"olcSyncrepl": [(ldap3.MODIFY_REPLACE, values)]}
+            if not conn.modify("olcDatabase={1}mdb,cn=config", changes):
+                raise DirectoryError(f"{self.url}: cn=config refused the agreements: "
+                                     f"{conn.result.get('message') or conn.result['description']}")
+        finally:
+            conn.unbind()
 
     def _launch(self, port: int) -> None:
         log = open(self.data_dir / "slapd.log", "ab")  # noqa: SIM115 - handed to the child
