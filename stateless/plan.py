@@ -32,7 +32,7 @@ from stateless.model.config import (
     VmkNic,
     VSwitch,
 )
-from stateless.model.settings import BOOL, SettingValue, format_value
+from stateless.model.settings import BOOL, SettingValue, format_value, pool_name
 
 # Kinds in apply order; `KIND_ORDER[kind]` sorts a plan.
 KINDS = ("vswitch", "portgroup", "vmknic-remove", "vmknic", "portgroup-remove", "vswitch-remove",
@@ -120,7 +120,7 @@ def same_value(key: str, desired: SettingValue | None, actual: SettingValue | No
 
 
 def _ip_mode(ip: str | None) -> str | None:
-    return "static" if ip is not None and ip.startswith("pool:") else ip
+    return "static" if pool_name(ip) is not None else ip
 
 
 def compliance(current: HostConfig, desired: HostConfig) -> list[KeyDiff]:
