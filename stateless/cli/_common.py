@@ -13,7 +13,7 @@ from stateless.directory.connection import resolve_connection
 from stateless.errors import NotFoundError, StatelessError, ValidationError
 from stateless.model.identity import normalize_uuid
 from stateless.model.inventory import HostRecord, Snapshot
-from stateless.model.settings import SettingValue, format_value
+from stateless.model.settings import SettingValue, render_value
 
 
 class UsageError(StatelessError):
@@ -51,7 +51,8 @@ def _table(out: TextIO, header: Sequence[str], rows: Sequence[Sequence[str]]) ->
 
 
 def _text(value: SettingValue, key: str = "") -> str:
-    return format_value(value, key)
+    """A value for output: `<secret>` for secret-bearing keys (model.settings.render_value)."""
+    return render_value(key, value)
 
 
 def _connect(args: argparse.Namespace) -> Directory:
