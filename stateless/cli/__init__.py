@@ -25,6 +25,7 @@ from stateless.cli import (
     host,
     image,
     load,
+    pki,
     policy,
     pool,
     problems,
@@ -70,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     problems.register(sub)
     settings.register(sub)
     load.register(sub)
+    pki.register(sub)
     return p
 
 
