@@ -22,6 +22,7 @@ from stateless.cli import (
     container,
     directory,
     dns,
+    enroll,
     host,
     image,
     load,
@@ -31,6 +32,7 @@ from stateless.cli import (
     problems,
     rsop,
     rules,
+    secret,
     server,
     settings,
     site,
@@ -72,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     settings.register(sub)
     load.register(sub)
     pki.register(sub)
+    enroll.register(sub)
+    secret.register(sub)
     return p
 
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import attrs
 
 from stateless.agent.signing import SECRET_BYTES, format_enrollment_key
 from stateless.model.inventory import Site
-from stateless.model.security import EnrollKey, newest_first
+from stateless.model.security import EnrollKey, newest_first, utc
 from stateless.security.seal import KeyRing, SecretError
 
 KEEP = 2  # keys valid at once: the new one and the one before
@@ -34,15 +34,22 @@ class NewKey:
     secret: bytes = attrs.field(repr=False)
 
 
-def new_key(site: str, ring: KeyRing, now: datetime, existing: Iterable[str] = (),
+def new_key(site: str, ring: KeyRing, now: datetime, existing: Iterable[EnrollKey] = (),
             random_bytes: Callable[[int], bytes] = secrets.token_bytes) -> NewKey:
-    """A fresh key for `site`, sealed with the newest key of `ring`; its id is unused in `existing`."""
-    taken = set(existing)
+    """A fresh key for `site`, sealed with the newest key of `ring`.
+
+    Its id is unused among `existing`, and it is newer than all of them even when rotations
+    come within one second (the directory keeps whole seconds), so "newest" stays exact.
+    """
+    existing = list(existing)
+    taken = {k.key_id for k in existing}
     key_id = random_bytes(4).hex()
     while key_id in taken:
         key_id = random_bytes(4).hex()
+    created = max([utc(now), *(k.created + timedelta(seconds=1) for k in existing)])
     secret = random_bytes(SECRET_BYTES)
-    return NewKey(EnrollKey(key_id, now, ring.seal(secret, enroll_context(site, key_id))), secret)
+    return NewKey(EnrollKey(key_id, created, ring.seal(secret, enroll_context(site, key_id))),
+                  secret)
 
 
 def rotated(keys: Iterable[EnrollKey], new: EnrollKey) -> tuple[tuple[EnrollKey, ...],
