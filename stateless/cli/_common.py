@@ -80,7 +80,7 @@ Handler = Callable[[argparse.Namespace, TextIO], int]
 
 
 def _key_file(args: argparse.Namespace) -> Path:
-    """The shared Fernet key file: --secret-key-file, else STATELESS_SECRET_KEY_FILE."""
+    """The shared sealing key file: --secret-key-file, else STATELESS_SECRET_KEY_FILE."""
     from stateless.directory.secrets import key_path
 
     value = args.secret_key_file or args.environ.get("STATELESS_SECRET_KEY_FILE")
@@ -108,7 +108,7 @@ def cmd(parent: Any, name: str, handler: Handler, help_: str, json_flag: bool = 
 
 def secret_key(sp: Any) -> None:
     sp.add_argument("--secret-key-file", metavar="FILE",
-                    help="the servers' Fernet key file (or STATELESS_SECRET_KEY_FILE)")
+                    help="the servers' sealing key file (or STATELESS_SECRET_KEY_FILE)")
 
 
 def group(sub: Any, name: str, help_: str) -> Any:

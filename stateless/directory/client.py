@@ -103,6 +103,7 @@ class Directory:
         self.base = base
         self._base_key = mapping.dn_key(base)
         self._receive_timeout = receive_timeout
+        self._tls = tls
         try:
             servers = [ldap3.Server(u, connect_timeout=connect_timeout, get_info=ldap3.NONE,
                                     tls=tls) for u in self.urls]
@@ -114,7 +115,6 @@ class Directory:
         else:
             ldap3.set_config_parameter("POOLING_LOOP_TIMEOUT", 1)
             self._server = ldap3.ServerPool(servers, ldap3.FIRST, active=2, exhaust=30)
-        self._tls = tls
         self._local = threading.local()
         self._all: list[ldap3.Connection] = []
         self._lock = threading.Lock()
