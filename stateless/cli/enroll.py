@@ -30,9 +30,10 @@ def cmd_enroll_show(args: argparse.Namespace, out: TextIO) -> int:
     from stateless.security.enroll import boot_option
     from stateless.security.seal import load_keyring
 
+    ring = load_keyring(_key_file(args)) if args.reveal else None
     with _connect(args) as d:
-        if args.reveal:
-            pairs = [(k, s) for k, s in enrollkeys.reveal(d, args.site, load_keyring(_key_file(args)))]
+        if ring is not None:
+            pairs = enrollkeys.reveal(d, args.site, ring)
         else:
             pairs = [(k, b"") for k in enrollkeys.read_keys(d, args.site)]
     rows = []
