@@ -13,8 +13,9 @@
 #     BOOTIF=01-00-50-56-aa-bb-cc stateless.server=http://10.0.0.5:8080
 #     stateless.site=paris stateless.domain=example.com stateless.nameserver=10.0.0.53
 # The agent takes stateless.site=, stateless.server=, stateless.domain=,
-# stateless.nameserver= and stateless.dns-timeout= from it (see docs/discovery.md). Without
-# stateless.domain= the first DNS search domain of the host is used.
+# stateless.nameserver=, stateless.dns-timeout=, stateless.enroll-key= and stateless.ca= from
+# it (see docs/discovery.md and docs/security.md). Without stateless.domain= the first DNS
+# search domain of the host is used. The enrollment key never reaches the log.
 
 AGENT=${STATELESS_AGENT:-/opt/stateless/agent.pyz}
 PYTHON=${STATELESS_PYTHON:-/bin/python}
@@ -53,5 +54,5 @@ else
     set -- "$@" --state /var/run/stateless/agent-state.json
 fi
 
-log "starting: $PYTHON $AGENT $*"
+log "starting: $PYTHON $AGENT $(printf '%s ' "$@" | sed 's/stateless\.enroll-key=[^ ]*/stateless.enroll-key=<secret>/g')"
 "$PYTHON" "$AGENT" "$@" 2>&1 | while IFS= read -r line; do log "$line"; done

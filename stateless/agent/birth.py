@@ -32,6 +32,8 @@ import dns.resolver
 
 from stateless.agent import __version__
 from stateless.agent.locate import Lookups, Target, locate, make_resolver, order_targets
+from stateless.agent.signing import HEADER, EnrollmentKey, sign
+from stateless.agent.tls import PinnedCA
 
 BIRTH_PATH = "/v1/birth"
 FIELDS = ("uuid", "serial", "vendor", "model", "asset", "oem_strings", "macs", "boot_mac", "ipv4",
@@ -82,6 +84,8 @@ class Settings:
     timeout: float | None = None
     poll_interval: float = 5.0
     state_file: str | None = None
+    enroll_key: EnrollmentKey | None = None  # signs every birth for `site` (the key's site)
+    ca_fingerprint: str | None = None  # SHA-256 of the only CA trusted; plain http is refused
 
 
 @dataclass(frozen=True)
@@ -140,11 +144,15 @@ def _pinned(address: str | None, addr: tuple[str, int], *args: Any, **kwargs: An
 
 
 class _PinnedHTTP(urllib.request.HTTPHandler):
-    """Connects to the address DNS gave for a name, keeping the name in the URL and Host header."""
+    """Connects to the address DNS gave for a name, keeping the name in the URL and Host header;
+    HTTPS verifies against the pinned CA when there is one."""
 
-    def __init__(self, addresses: Mapping[str, str]) -> None:
+    handler_order = 400  # before urllib's own HTTPSHandler, which would use the system's CAs
+
+    def __init__(self, addresses: Mapping[str, str], ca: PinnedCA | None = None) -> None:
         super().__init__()
         self.addresses = addresses
+        self.ca = ca
 
     def _connection(self, cls: type[http.client.HTTPConnection], req: urllib.request.Request,
                     host: str, **kwargs: Any) -> http.client.HTTPConnection:
@@ -157,7 +165,13 @@ class _PinnedHTTP(urllib.request.HTTPHandler):
         return self.do_open(functools.partial(self._connection, http.client.HTTPConnection, req), req)
 
     def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-        return self.do_open(functools.partial(self._connection, http.client.HTTPSConnection, req), req)
+        extra: dict[str, Any] = {}
+        if self.ca is not None:
+            parts = urlsplit(req.full_url)
+            host = (parts.hostname or "").lower()
+            extra["context"] = self.ca.context(host, parts.port or 443, self.addresses.get(host))
+        return self.do_open(functools.partial(self._connection, http.client.HTTPSConnection, req),
+                            req, **extra)
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -187,7 +201,8 @@ class Agent:
     def __init__(self, identity: Mapping[str, Any], settings: Settings, *,
                  rng: random.Random | None = None, sleep: Callable[[float], None] = time.sleep,
                  clock: Callable[[], float] = time.monotonic, log: Callable[[str], None] | None = None,
-                 resolver: dns.resolver.Resolver | None = None) -> None:
+                 resolver: dns.resolver.Resolver | None = None,
+                 wall: Callable[[], float] = time.time) -> None:
         self.document = birth_document(identity)
         self.settings = settings
         self.rng = rng or random.Random()
@@ -200,7 +215,9 @@ class Agent:
         self.site = settings.site or self.state.get("site") or None
         self.addresses: dict[str, str] = {}
         self.deadline = clock() + settings.timeout if settings.timeout else None
-        self.opener = urllib.request.build_opener(_PinnedHTTP(self.addresses), _NoRedirect())
+        self.wall = wall  # the time signatures carry
+        self.ca = PinnedCA(settings.ca_fingerprint) if settings.ca_fingerprint else None
+        self.opener = urllib.request.build_opener(_PinnedHTTP(self.addresses, self.ca), _NoRedirect())
         self.posts: list[str] = []
 
     # -- time ---------------------------------------------------------------------------------
@@ -274,10 +291,16 @@ class Agent:
 
     def request(self, url: str, body: Mapping[str, Any] | None = None) -> _Reply:
         data = json.dumps(body).encode() if body is not None else None
+        sent = {"Content-Type": "application/json", "Accept": "application/json",
+                "User-Agent": f"stateless-agent/{__version__}"}
+        if self.ca is not None and urlsplit(url).scheme != "https":
+            raise _Unreachable(f"{url}: plain http refused, the CA is pinned (--ca-fingerprint)")
+        key = self.settings.enroll_key
+        if data is not None and key is not None and self.settings.site:
+            # A fresh timestamp and nonce for every request: a retry is a new signed request.
+            sent[HEADER] = sign(data, self.settings.site, key, int(self.wall()))
         req = urllib.request.Request(url, data=data, method="POST" if data is not None else "GET",
-                                     headers={"Content-Type": "application/json",
-                                              "Accept": "application/json",
-                                              "User-Agent": f"stateless-agent/{__version__}"})
+                                     headers=sent)
         try:
             with self.opener.open(req, timeout=self._timeout()) as resp:
                 status, headers, raw = resp.status, resp.headers, resp.read()

@@ -13,6 +13,8 @@ from typing import Any
 from stateless.agent import __version__, identity
 from stateless.agent.birth import Settings, run
 from stateless.agent.locate import parse_nameserver
+from stateless.agent.signing import EnrollmentKey, SignatureError, parse_enrollment_key
+from stateless.agent.tls import normalize_fingerprint
 
 DEFAULT_STATE = "/var/lib/stateless/agent-state.json"
 DEFAULT_DNS_TIMEOUT = 2.0
@@ -51,10 +53,18 @@ def parser() -> argparse.ArgumentParser:
                         "at once")
     p.add_argument("--cmdline", metavar="TEXT", default=None,
                    help="kernel command line to read stateless.site=, stateless.server=, "
-                        "stateless.domain=, stateless.nameserver=, stateless.dns-timeout= and "
-                        "BOOTIF= from (explicit options win)")
-    p.add_argument("--scheme", choices=("http", "https"), default="http",
-                   help="URL scheme for SRV targets (default http)")
+                        "stateless.domain=, stateless.nameserver=, stateless.dns-timeout=, "
+                        "stateless.enroll-key=, stateless.ca= and BOOTIF= from (explicit options "
+                        "win)")
+    p.add_argument("--enroll-key", metavar="KEYID:BASE64",
+                   help="the site's enrollment key: every birth is signed with it (needs --site)")
+    p.add_argument("--enroll-key-file", metavar="FILE",
+                   help="file holding KEYID:BASE64 (keeps the key out of the process list)")
+    p.add_argument("--ca-fingerprint", metavar="SHA256HEX",
+                   help="trust only the CA with this SHA-256 (of its DER); plain http is then "
+                        "refused and SRV targets use https")
+    p.add_argument("--scheme", choices=("http", "https"), default=None,
+                   help="URL scheme for SRV targets (default http, https with --ca-fingerprint)")
     p.add_argument("--wait-compliant", action="store_true",
                    help="after acceptance, poll the host's status until it is compliant")
     p.add_argument("--timeout", type=_positive, metavar="S",
@@ -70,6 +80,27 @@ def parser() -> argparse.ArgumentParser:
                    help=f"where a referral's site is remembered (default {DEFAULT_STATE}; '' for none)")
     p.add_argument("--version", action="version", version=f"stateless-agent {__version__}")
     return p
+
+
+def _enroll_key(args: argparse.Namespace, boot: dict[str, str], site: str | None) -> \
+        EnrollmentKey | None:
+    """The enrollment key: --enroll-key, else --enroll-key-file, else the boot line's."""
+    if args.enroll_key and args.enroll_key_file:
+        raise ValueError("give --enroll-key or --enroll-key-file, not both")
+    text = args.enroll_key
+    if args.enroll_key_file:
+        try:
+            with open(args.enroll_key_file, encoding="utf-8") as f:
+                text = f.read().strip()
+        except OSError as exc:
+            raise ValueError(f"--enroll-key-file {args.enroll_key_file}: {exc.strerror}") from None
+    text = text or boot.get("stateless.enroll-key")
+    if not text:
+        return None
+    if not site:
+        raise ValueError("an enrollment key belongs to a site: give --site (or stateless.site=) "
+                         "with it")
+    return parse_enrollment_key(text)
 
 
 def main(argv: Sequence[str] | None = None, *, rng: random.Random | None = None,
@@ -97,12 +128,20 @@ def main(argv: Sequence[str] | None = None, *, rng: random.Random | None = None,
     if args.attempts < 1:
         print("stateless-agent: --attempts must be >= 1", file=sys.stderr)
         return 2
+    site = args.site or boot.get("stateless.site")
+    try:
+        enroll_key = _enroll_key(args, boot, site)
+        ca = args.ca_fingerprint or boot.get("stateless.ca")
+        ca = normalize_fingerprint(ca) if ca else None
+    except (SignatureError, ValueError, OSError) as exc:
+        print(f"stateless-agent: {exc}", file=sys.stderr)
+        return 2
     settings = Settings(
         domain=args.domain or boot.get("stateless.domain"),
-        site=args.site or boot.get("stateless.site"),
+        site=site,
         servers=tuple(args.server or [v for v in boot.get("stateless.server", "").split(",") if v]),
         nameservers=tuple(args.nameserver or boot_ns),
-        scheme=args.scheme,
+        scheme=args.scheme or ("https" if ca else "http"),
         max_attempts=args.attempts,
         backoff_base=args.backoff,
         backoff_cap=args.backoff_cap,
@@ -111,6 +150,8 @@ def main(argv: Sequence[str] | None = None, *, rng: random.Random | None = None,
         timeout=args.timeout,
         poll_interval=args.poll_interval,
         state_file=args.state or None,
+        enroll_key=enroll_key,
+        ca_fingerprint=ca,
     )
     if not settings.domain and not settings.servers:
         print("stateless-agent: nothing to try: give --domain (SRV lookup) and/or --server URL",

@@ -22,14 +22,17 @@ from stateless.cli import (
     container,
     directory,
     dns,
+    enroll,
     host,
     image,
     load,
+    pki,
     policy,
     pool,
     problems,
     rsop,
     rules,
+    secret,
     server,
     settings,
     site,
@@ -70,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     problems.register(sub)
     settings.register(sub)
     load.register(sub)
+    pki.register(sub)
+    enroll.register(sub)
+    secret.register(sub)
     return p
 
 

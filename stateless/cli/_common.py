@@ -13,7 +13,7 @@ from stateless.directory.connection import resolve_connection
 from stateless.errors import NotFoundError, StatelessError, ValidationError
 from stateless.model.identity import normalize_uuid
 from stateless.model.inventory import HostRecord, Snapshot
-from stateless.model.settings import SettingValue, format_value
+from stateless.model.settings import SettingValue, render_value
 
 
 class UsageError(StatelessError):
@@ -51,7 +51,8 @@ def _table(out: TextIO, header: Sequence[str], rows: Sequence[Sequence[str]]) ->
 
 
 def _text(value: SettingValue, key: str = "") -> str:
-    return format_value(value, key)
+    """A value for output: `<secret>` for secret-bearing keys (model.settings.render_value)."""
+    return render_value(key, value)
 
 
 def _connect(args: argparse.Namespace) -> Directory:
@@ -79,7 +80,7 @@ Handler = Callable[[argparse.Namespace, TextIO], int]
 
 
 def _key_file(args: argparse.Namespace) -> Path:
-    """The shared Fernet key file: --secret-key-file, else STATELESS_SECRET_KEY_FILE."""
+    """The shared sealing key file: --secret-key-file, else STATELESS_SECRET_KEY_FILE."""
     from stateless.directory.secrets import key_path
 
     value = args.secret_key_file or args.environ.get("STATELESS_SECRET_KEY_FILE")
@@ -107,7 +108,7 @@ def cmd(parent: Any, name: str, handler: Handler, help_: str, json_flag: bool = 
 
 def secret_key(sp: Any) -> None:
     sp.add_argument("--secret-key-file", metavar="FILE",
-                    help="the servers' Fernet key file (or STATELESS_SECRET_KEY_FILE)")
+                    help="the servers' sealing key file (or STATELESS_SECRET_KEY_FILE)")
 
 
 def group(sub: Any, name: str, help_: str) -> Any:

@@ -10,17 +10,16 @@ import attrs
 
 from stateless.cli._common import UsageError, _connect, _emit, _host, _pairs, _table, cmd, group
 from stateless.directory.client import Directory
-from stateless.model.effective import json_value
 from stateless.model.identity import normalize_uuid
 from stateless.model.inventory import HostRecord, normalize_path
-from stateless.model.settings import coerce
+from stateless.model.settings import coerce, render_json
 
 
 def _host_json(host: HostRecord) -> dict[str, Any]:
     return {
         "uuid": host.uuid, "location": host.location,
         "links": [attrs.asdict(link) for link in host.links],
-        "answers": {k: json_value(v) for k, v in sorted(host.answers.items())},
+        "answers": {k: render_json(k, v) for k, v in sorted(host.answers.items())},
         "allocations": [attrs.asdict(a) for a in host.allocations],
         "identity": attrs.asdict(host.identity) if host.identity else None,
         "state": str(host.state) if host.state else None, "reason": host.reason,

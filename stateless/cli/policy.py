@@ -7,10 +7,9 @@ from typing import Any, TextIO
 
 from stateless.cli._common import _connect, _emit, _pairs, _table, _text, cmd, group
 from stateless.errors import NotFoundError
-from stateless.model.effective import json_value
 from stateless.model.identity import normalize_uuid
 from stateless.model.inventory import Policy, Snapshot, check_name, normalize_path
-from stateless.model.settings import coerce
+from stateless.model.settings import coerce, render_json
 
 
 def _policy_links(snapshot: Snapshot) -> dict[str, list[str]]:
@@ -27,7 +26,7 @@ def _policy_links(snapshot: Snapshot) -> dict[str, list[str]]:
 
 def _policy_json(policy: Policy, links: list[str]) -> dict[str, Any]:
     return {"name": policy.name, "description": policy.description,
-            "settings": {k: json_value(policy.settings[k]) for k in sorted(policy.settings)},
+            "settings": {k: render_json(k, policy.settings[k]) for k in sorted(policy.settings)},
             "removals": sorted(policy.removals), "problems": [p.to_json() for p in policy.problems],
             "linked_at": links, "dn": policy.dn}
 

@@ -36,11 +36,11 @@ def cmd_vcenter_add(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _password_state(stored: str) -> str:
-    from stateless.directory.secrets import PREFIX
+    from stateless.directory.secrets import is_sealed
 
     if not stored:
         return "none"
-    return "encrypted" if stored.startswith(PREFIX) else "clear (register again)"
+    return "encrypted" if is_sealed(stored) else "clear (run `stateless secret rotate --reseal`)"
 
 
 def cmd_vcenter_list(args: argparse.Namespace, out: TextIO) -> int:

@@ -87,7 +87,10 @@ class Directory:
 
     def __init__(self, urls: Sequence[str] | str, bind_dn: str | None = None,
                  password: str | None = None, base: str = DEFAULT_BASE, *,
-                 connect_timeout: float = 5.0, receive_timeout: float = 30.0) -> None:
+                 connect_timeout: float = 5.0, receive_timeout: float = 30.0,
+                 tls: ldap3.Tls | None = None) -> None:
+        """`tls` (stateless.security.ldaptls.client_tls): LDAPS for ldaps:// URLs, StartTLS
+        before the bind for ldap:// ones."""
         if isinstance(urls, str):
             urls = urls.split(",")
         urls = [u.strip().rstrip("/") for u in urls if u.strip()]
@@ -100,9 +103,10 @@ class Directory:
         self.base = base
         self._base_key = mapping.dn_key(base)
         self._receive_timeout = receive_timeout
+        self._tls = tls
         try:
-            servers = [ldap3.Server(u, connect_timeout=connect_timeout, get_info=ldap3.NONE)
-                       for u in self.urls]
+            servers = [ldap3.Server(u, connect_timeout=connect_timeout, get_info=ldap3.NONE,
+                                    tls=tls) for u in self.urls]
         except lx.LDAPException as exc:
             raise ValidationError(f"directory URL {','.join(self.urls)}: {exc}; expected "
                                   "ldap://host:port") from exc
@@ -139,6 +143,10 @@ class Directory:
                                 receive_timeout=int(self._receive_timeout), raise_exceptions=True,
                                 read_only=False, auto_referrals=False)
         try:
+            if self._tls is not None:
+                conn.open()
+                if not conn.server.ssl:
+                    conn.start_tls()
             conn.bind()
         except lx.LDAPException as exc:
             raise _translate(exc, f"bind as {self.bind_dn or 'anonymous'} to {','.join(self.urls)}",

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from attrs import evolve
 
 from stateless.directory import syntax
-from stateless.directory.schemadef import ATTRIBUTE_NAMES
+from stateless.directory.schemadef import ATTRIBUTE_NAMES, SECURITY_OUS
 from stateless.errors import StatelessError, ValidationError
 from stateless.model.identity import RULE_FIELDS, HostIdentity, normalize_uuid
 from stateless.model.inventory import (
@@ -41,7 +41,15 @@ from stateless.model.inventory import (
     ipv4_address,
     normalize_path,
 )
-from stateless.model.settings import SettingValue
+from stateless.model.security import (
+    AdmissionMode,
+    EnrollKey,
+    PinnedIdentity,
+    admission_mode,
+    parse_enroll_key,
+    parse_time,
+)
+from stateless.model.settings import SettingValue, redact_fields
 
 T = TypeVar("T")
 Attrs = Mapping[str, Sequence[str]]
@@ -263,6 +271,8 @@ class _Builder:
 
     def _add(self, dn: str, attrs: Attrs, rel: list[RDN], classes: set[str]) -> None:
         branch = rel[-1][1].lower() if rel[-1][0] == "ou" else ""
+        if branch in SECURITY_OUS:
+            return  # nonces, sealed secrets, accounts, groups: no host configuration
         if branch not in BRANCHES:
             raise ValidationError(f"unexpected entry {rel[-1][0]}={rel[-1][1]} below the stateless "
                                   f"base: expected one of ou={', ou='.join(sorted(BRANCHES))}; "
@@ -318,8 +328,9 @@ class _Builder:
         elif "statelessippool" in classes:
             self.pools[name] = pool_from(dn, attrs)
         elif "statelesssite" in classes:
-            self.sites[name] = Site(name, tuple(fields(attrs, "statelessSubnet", cidr)),
-                                    one(attrs, "description"), dn=dn)
+            site, problems = site_from(dn, attrs)
+            self.sites[name] = site
+            self.problems.extend(problems)
         elif "statelesssitelink" in classes:
             self.site_links.append(site_link_from(attrs))
         elif "statelessrule" in classes:
@@ -551,12 +562,24 @@ def link_attrs(link: Link) -> dict[str, list[str]]:
             "statelessDisabled": [ldap_bool(link.disabled)]}
 
 
+def redact_value(attribute: str, text: str) -> str:
+    """A setting attribute's value as problems may show it: secret fields are `<secret>`."""
+    if attribute in syntax.GROUP_ATTRS:
+        return redact_fields(text, syntax.GROUP_ATTRS[attribute] + ".")
+    if attribute in syntax.ITEM_ATTRS:
+        return redact_fields(text, f"{syntax.ITEM_ATTRS[attribute]}.{text.split(';', 1)[0].strip()}.")
+    if attribute == "statelessAnswer":
+        return redact_fields(text, "")
+    return text
+
+
 def policy_from(dn: str, attrs: Attrs) -> Policy:
     settings, removals, problems = syntax.decode_policy(attrs)
     # Passed through **: mypy's attrs support cannot see through `converter=frozenset`.
     extra: dict[str, Any] = {"removals": frozenset(removals)}
     return Policy(one(attrs, "cn"), settings, description=one(attrs, "description"),
-                  problems=tuple(Problem(dn, a, v, r) for a, v, r in problems), dn=dn, **extra)
+                  problems=tuple(Problem(dn, a, redact_value(a, v), r) for a, v, r in problems),
+                  dn=dn, **extra)
 
 
 def policy_attrs(policy: Policy) -> dict[str, list[str]]:
@@ -581,6 +604,47 @@ def pool_attrs(pool: IpPool) -> dict[str, list[str]]:
     if pool.gateway:
         out["statelessGateway"] = [pool.gateway]
     return out
+
+
+def site_from(dn: str, attrs: Attrs) -> tuple[Site, list[Problem]]:
+    """A site, and the problems of its security values, which fail closed without hiding the
+    site from discovery: a bad admission value means `approval` (the strictest), a bad
+    enrollment key is left out (no birth is authenticated by it)."""
+    problems: list[Problem] = []
+    admission = AdmissionMode.RULES
+    if one(attrs, "statelessAdmission"):
+        try:
+            admission = admission_mode(one(attrs, "statelessAdmission"))
+        except StatelessError as exc:
+            admission = AdmissionMode.APPROVAL
+            problems.append(Problem(dn, "statelessAdmission", one(attrs, "statelessAdmission"),
+                                    f"{exc}; the site admits by approval until it is fixed"))
+    keys: list[EnrollKey] = []
+    for text in attrs.get("statelessEnrollKey", ()):
+        try:
+            keys.append(parse_enroll_key(text))
+        except StatelessError as exc:
+            problems.append(Problem(dn, "statelessEnrollKey", _key_id_only(text),
+                                    f"{exc}; births signed with this key are refused"))
+    site = Site(one(attrs, "cn"), tuple(fields(attrs, "statelessSubnet", cidr)),
+                one(attrs, "description"), dn=dn, admission=admission, enroll_keys=tuple(keys))
+    return site, problems
+
+
+def _key_id_only(text: str) -> str:
+    """What a problem may show of an enrollment key value: its id, never the sealed secret."""
+    return text.split(";", 1)[0].strip()[:40] + "; <secret>"
+
+
+def pinned_from(attrs: Attrs) -> PinnedIdentity | None:
+    """The identity pinned at approval, or None when the host was never approved."""
+    if not attrs.get("statelessPinnedAt"):
+        return None
+    return PinnedIdentity(field(attrs, "statelessPinnedAt", parse_time),
+                          one(attrs, "statelessPinnedThumbprint") or None,
+                          one(attrs, "statelessPinnedSerial"),
+                          tuple(attrs.get("statelessPinnedMac", ())),
+                          one(attrs, "statelessPinnedName"))
 
 
 def site_link_from(attrs: Attrs) -> SiteLink:
@@ -679,7 +743,8 @@ def host_from(dn: str, attrs: Attrs, links: tuple[Link, ...],
             key, value = syntax.parse_answer(text)
             answers[key] = value
         except StatelessError as exc:
-            problems.append(Problem(dn, "statelessAnswer", text, str(exc)))
+            problems.append(Problem(dn, "statelessAnswer", redact_value("statelessAnswer", text),
+                                    str(exc)))
     allocations = []
     for text in attrs.get("statelessAllocation", ()):
         try:
@@ -694,6 +759,11 @@ def host_from(dn: str, attrs: Attrs, links: tuple[Link, ...],
             else None
     except EntryValueError as exc:
         problems.append(Problem(dn, exc.attribute, exc.value, str(exc)))
+    pinned = None
+    try:
+        pinned = pinned_from(attrs)
+    except StatelessError as exc:  # an unreadable pin blocks the host: it cannot be checked
+        problems.append(Problem(dn, *_blame(exc, attrs), f"pinned identity: {exc}"))
     state = None
     if attrs.get("statelessState"):
         try:
@@ -704,4 +774,4 @@ def host_from(dn: str, attrs: Attrs, links: tuple[Link, ...],
     return HostRecord(uuid, location, links, answers, allocations, identity, state,
                       one(attrs, "statelessStateReason"), one(attrs, "statelessAppliedDigest"),
                       problems, dn, one(attrs, "statelessOwner"),
-                      one(attrs, "statelessThumbprint") or None)
+                      one(attrs, "statelessThumbprint") or None, pinned)

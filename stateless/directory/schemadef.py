@@ -22,10 +22,12 @@ DSTRING = "1.3.6.1.4.1.1466.115.121.1.15"
 GENTIME = "1.3.6.1.4.1.1466.115.121.1.24"
 IA5 = "1.3.6.1.4.1.1466.115.121.1.26"
 INTEGER = "1.3.6.1.4.1.1466.115.121.1.27"
+DN = "1.3.6.1.4.1.1466.115.121.1.12"
 
 _RULES: dict[tuple[str, bool], tuple[str, str | None, str | None]] = {
     # (syntax, case-exact) -> (EQUALITY, ORDERING, SUBSTR)
     (BOOLEAN, True): ("booleanMatch", None, None),
+    (DN, True): ("distinguishedNameMatch", None, None),
     (INTEGER, True): ("integerMatch", "integerOrderingMatch", None),
     (GENTIME, True): ("generalizedTimeMatch", "generalizedTimeOrderingMatch", None),
     (DSTRING, True): ("caseExactMatch", None, "caseExactSubstringsMatch"),
@@ -172,19 +174,40 @@ ATTRIBUTES: tuple[AttributeType, ...] = (
     _a(84, "statelessKernel", "image kernel", DSTRING, single=True),
     _a(85, "statelessModule", "image module, in order", DSTRING),
     _a(86, "statelessOptions", "kernel options", DSTRING, single=True),
+    # security: enrollment, admission, delegation, pinned identity, replay store, sealed secrets
+    _a(90, "statelessEnrollKey", "site enrollment key: KEYID; created=TIME; secret=SEALED", DSTRING),
+    _a(91, "statelessAdmission", "admission of unknown hosts: open, rules or approval", DSTRING,
+       single=True, exact=False),
+    _a(92, "statelessAdmin", "DN of an account that administers this site (or entry)", DN),
+    _a(93, "statelessPinnedThumbprint", "host certificate thumbprint pinned at first approval", IA5,
+       single=True, exact=False),
+    _a(94, "statelessPinnedSerial", "serial number pinned at first approval", DSTRING, single=True,
+       exact=False),
+    _a(95, "statelessPinnedMac", "MAC address pinned at first approval", IA5, exact=False),
+    _a(96, "statelessPinnedName", "name the host is added to vCenter under, pinned at approval",
+       IA5, single=True, exact=False),
+    _a(97, "statelessPinnedAt", "time the identity was pinned", GENTIME, single=True),
+    _a(98, "statelessNonce", "SITE:NONCE of a signed birth (replay store)", IA5, single=True),
+    _a(99, "statelessExpires", "time after which the entry may be purged", GENTIME, single=True),
+    _a(100, "statelessSealed", "a sealed secret: aesgcm:KEYID:NONCE:CIPHERTEXT", IA5, single=True),
+    _a(101, "statelessSecretKind", "kind of a stored secret: chap, snmp or root-password", DSTRING,
+       single=True, exact=False),
 )
 
 _POLICY_SETTINGS = ("statelessVSwitch", "statelessPortGroup", "statelessVmknic",
                     "statelessNfsDatastore", "statelessService", "statelessAdvanced", "statelessNtp",
                     "statelessDns", "statelessSyslog", "statelessIscsi", "statelessLockdown",
                     "statelessSnmp", "statelessRemove")
+_PINNED = ("statelessPinnedThumbprint", "statelessPinnedSerial", "statelessPinnedMac",
+           "statelessPinnedName", "statelessPinnedAt")
 _IDENTITY = ("statelessSerial", "statelessVendor", "statelessModel", "statelessAsset",
              "statelessOemString", "statelessMac", "statelessBootMac", "statelessIpv4",
              "statelessHostname", "statelessDomain")
 
 OBJECT_CLASSES: tuple[ObjectClass, ...] = (
     ObjectClass(1, "statelessSite", "a site: the subnets of one location", "STRUCTURAL",
-                ("cn",), ("statelessSubnet", "description")),
+                ("cn",), ("statelessSubnet", "description", "statelessEnrollKey",
+                          "statelessAdmission", "statelessAdmin")),
     ObjectClass(2, "statelessSiteLink", "two sites and the cost between them", "STRUCTURAL",
                 ("cn", "statelessSiteList", "statelessCost"), ("description",)),
     ObjectClass(3, "statelessServer", "one statelessd", "STRUCTURAL",
@@ -194,9 +217,10 @@ OBJECT_CLASSES: tuple[ObjectClass, ...] = (
                 ("cn", "statelessUrl"),
                 ("statelessUser", "statelessPassword", "statelessThumbprint", "description")),
     ObjectClass(5, "statelessPolicy", "a named bundle of settings", "STRUCTURAL", ("cn",),
-                ("description", *_POLICY_SETTINGS)),
+                ("description", *_POLICY_SETTINGS, "statelessSite", "statelessAdmin")),
     ObjectClass(6, "statelessContainer", "datacenter, folder or cluster", "STRUCTURAL",
-                ("cn", "statelessKind"), ("statelessBlockInheritance", "description")),
+                ("cn", "statelessKind"), ("statelessBlockInheritance", "description",
+                                          "statelessSite", "statelessAdmin")),
     ObjectClass(7, "statelessPolicyLink", "a policy linked at its parent entry", "STRUCTURAL",
                 ("statelessLinkPolicy", "statelessOrder"),
                 ("statelessEnforced", "statelessDisabled", "description")),
@@ -214,16 +238,25 @@ OBJECT_CLASSES: tuple[ObjectClass, ...] = (
                 ("statelessUuid",),
                 ("cn", "statelessLocation", *_IDENTITY, "statelessAnswer", "statelessAllocation",
                  "statelessState", "statelessStateReason", "statelessAppliedDigest",
-                 "statelessLastBirth", "statelessOwner", "statelessThumbprint", "description")),
+                 "statelessLastBirth", "statelessOwner", "statelessThumbprint", "description",
+                 *_PINNED)),
     ObjectClass(12, "statelessInventoryRoot", "marks ou=inventory as the root container",
                 "AUXILIARY", (), ("statelessKind", "description")),
+    ObjectClass(13, "statelessNonceRecord", "a nonce of a signed birth, kept until it expires",
+                "STRUCTURAL", ("statelessNonce", "statelessExpires"), ("statelessSite",)),
+    ObjectClass(14, "statelessSecret", "a named secret, sealed (CHAP, SNMP community, password)",
+                "STRUCTURAL", ("cn", "statelessSealed"), ("statelessSecretKind", "description")),
 )
 
 ATTRIBUTE_NAMES = tuple(a.name for a in ATTRIBUTES)
 
 # The base DIT below the base DN: (ou, extra object class or None).
 BASE_OUS: tuple[str, ...] = ("sites", "sitelinks", "servers", "vcenters", "policies", "inventory",
-                             "rules", "images", "pools", "hosts")
+                             "rules", "images", "pools", "hosts", "nonces", "secrets", "groups",
+                             "accounts")
+# Branches no host configuration is built from (the snapshot skips what is below them): the
+# replay store, sealed named secrets, and the accounts and groups the ACLs name.
+SECURITY_OUS: tuple[str, ...] = ("nonces", "secrets", "groups", "accounts")
 INVENTORY_ROOT_CLASS = "statelessInventoryRoot"
 
 

@@ -1,60 +1,168 @@
-"""vCenter passwords are stored in the directory encrypted, never in clear.
+"""Secrets in the directory are sealed (`stateless.security.seal`), never stored in clear.
 
-Every server and the admin CLI share one Fernet key file (mode 0600); the directory alone
-(a replica, a backup, an LDIF export) never reveals a vCenter password.
+Three places hold them: a vCenter's `statelessPassword`, a site's enrollment keys
+(`statelessEnrollKey`, see `enrollkeys`), and named secrets below `ou=secrets`
+(`cn=NAME`, objectClass statelessSecret: CHAP secrets, SNMP communities, the hosts' root
+password), which settings refer to by name. Every server and the CLI share one key file; the
+directory alone (a replica, a backup, an LDIF export) never reveals a secret.
+
+Values written by earlier versions (`fernet:`) still open with the old key file; `stateless
+secret rotate` re-seals every value under a new AES-GCM key (`reseal_all`).
 """
 
 from __future__ import annotations
 
-import os
+import enum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cryptography.fernet import Fernet, InvalidToken
+import attrs
+import ldap3
 
-from stateless.errors import StatelessError, ValidationError
+from stateless.errors import NotFoundError, StatelessError, ValidationError
+from stateless.model.inventory import check_name
+from stateless.model.security import EnrollKey, parse_enroll_key
+from stateless.security.enroll import enroll_context
+from stateless.security.seal import (
+    KeyRing,
+    SecretError,
+    is_sealed,
+    key_id_of,
+    key_path,
+    load_keyring,
+)
 
-PREFIX = "fernet:"
-KEY_FILE = "secret.key"
+if TYPE_CHECKING:
+    from stateless.directory.client import Directory
+
+VCENTER_CONTEXT = "statelessPassword"
+SEALED_ATTRIBUTES = ("statelessPassword", "statelessEnrollKey", "statelessSealed")
+
+__all__ = ["SEALED_ATTRIBUTES", "SecretError", "SecretKind", "decrypt_password",
+           "encrypt_password", "enroll_context", "is_sealed", "key_path", "read_secret",
+           "reseal_all", "secret_context", "set_secret", "set_vcenter_password"]
 
 
-class SecretError(StatelessError):
-    """A secret could not be read or decrypted."""
+class SecretKind(enum.StrEnum):
+    VCENTER = "vcenter"  # the password of a registered vCenter (on its entry)
+    CHAP = "chap"  # an iSCSI CHAP secret, named by iscsi.chap.secret
+    SNMP = "snmp"  # an SNMP community
+    ROOT_PASSWORD = "root-password"  # the hosts' root password
 
 
-def key_path(location: Path) -> Path:
-    """A key file, or the default one inside a state directory."""
-    return location / KEY_FILE if location.is_dir() else location
-
-
-def load_key(location: Path, *, create: bool = False) -> Fernet:
-    path = key_path(location)
-    if create and not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            out.write(Fernet.generate_key() + b"\n")
-    try:
-        return Fernet(path.read_bytes().strip())
-    except OSError as exc:
-        raise SecretError(f"secret key file {path}: {exc.strerror}; every server and the CLI "
-                          "need the same key file (--secret-key-file)") from None
-    except ValueError:
-        raise SecretError(f"secret key file {path}: not a Fernet key (32 url-safe base64 bytes)") \
-            from None
+def secret_context(name: str) -> str:
+    return f"statelessSealed:{name}"
 
 
 def encrypt_password(password: str, location: Path, *, create: bool = False) -> str:
+    """A vCenter password sealed with the newest key of the key file at `location`."""
     if not password:
         raise ValidationError("empty password: the password file holds nothing")
-    return PREFIX + load_key(location, create=create).encrypt(password.encode()).decode()
+    return load_keyring(location, create=create).seal(password, VCENTER_CONTEXT)
 
 
 def decrypt_password(stored: str, location: Path) -> str:
-    if not stored.startswith(PREFIX):
-        raise SecretError("vCenter password is not encrypted in the directory; register the "
-                          "vCenter again with `stateless vcenter add ... --password-file F`")
+    if not is_sealed(stored):
+        raise SecretError("vCenter password is not encrypted in the directory; set it with "
+                          "`stateless secret set vcenter NAME --from-file F`")
+    return load_keyring(location).unseal_text(stored, VCENTER_CONTEXT)
+
+
+def set_vcenter_password(directory: Directory, name: str, password: str, ring: KeyRing) -> None:
+    dn = directory.named_dn("vcenters", check_name(name, "vcenter"))
+    if directory.read(dn, f"read vCenter {name}", ["objectClass"]) is None:
+        raise NotFoundError(f"vCenter {name}: not registered; add it with `stateless vcenter add`")
+    if not password:
+        raise ValidationError(f"vCenter {name}: empty password")
+    directory.modify(dn, {"statelessPassword": [
+        (ldap3.MODIFY_REPLACE, [ring.seal(password, VCENTER_CONTEXT)])]}, f"set password of {name}")
+
+
+def set_secret(directory: Directory, kind: SecretKind, name: str, secret: str,
+               ring: KeyRing) -> str:
+    """Store (or replace) the named secret `cn=NAME,ou=secrets`; returns its DN."""
+    if kind is SecretKind.VCENTER:
+        set_vcenter_password(directory, name, secret, ring)
+        return directory.named_dn("vcenters", name)
+    if not secret:
+        raise ValidationError(f"secret {name}: empty")
+    dn = directory.named_dn("secrets", check_name(name, "secret"))
+    sealed = ring.seal(secret, secret_context(name))
+    existing = directory.read(dn, f"read secret {name}", ["statelessSecretKind"])
+    if existing is None:
+        directory.add_entry(dn, {"objectClass": ["top", "statelessSecret"], "cn": [name],
+                                 "statelessSealed": [sealed], "statelessSecretKind": [str(kind)]},
+                            f"add secret {name}")
+    else:
+        directory.modify(dn, {"statelessSealed": [(ldap3.MODIFY_REPLACE, [sealed])],
+                              "statelessSecretKind": [(ldap3.MODIFY_REPLACE, [str(kind)])]},
+                         f"set secret {name}")
+    return dn
+
+
+def read_secret(directory: Directory, name: str, ring: KeyRing) -> tuple[SecretKind, str]:
+    """(kind, plaintext) of a named secret: for the applier only, never for output."""
+    raw = directory.read(directory.named_dn("secrets", check_name(name, "secret")),
+                         f"read secret {name}", ["statelessSealed", "statelessSecretKind"])
+    if raw is None or not raw.get("statelessSealed"):
+        raise NotFoundError(f"secret {name}: not in the directory; set it with `stateless secret "
+                            f"set KIND {name}`")
     try:
-        return load_key(location).decrypt(stored[len(PREFIX):].encode()).decode()
-    except InvalidToken:
-        raise SecretError(f"vCenter password: cannot decrypt with {key_path(location)}; the "
-                          "servers and the CLI must share one key file") from None
+        kind = SecretKind((raw.get("statelessSecretKind") or ["chap"])[0].lower())
+    except ValueError:
+        raise ValidationError(f"secret {name}: unknown kind {raw['statelessSecretKind'][0]!r}") \
+            from None
+    return kind, ring.unseal_text(raw["statelessSealed"][0], secret_context(name))
+
+
+@attrs.frozen
+class ResealReport:
+    resealed: int
+    current: int  # already sealed with the newest key
+    failed: tuple[str, ...]  # "DN attribute: reason", never a value
+
+
+def _resealed(attribute: str, dn_name: str, value: str, ring: KeyRing) -> str | None:
+    """The value sealed with the newest key, or None when it already is."""
+    newest = ring.newest.key_id
+    if attribute == "statelessEnrollKey":
+        key: EnrollKey = parse_enroll_key(value)
+        if key_id_of(key.sealed) == newest:
+            return None
+        context = enroll_context(dn_name, key.key_id)
+        plain = ring.unseal(key.sealed, context)
+        return EnrollKey(key.key_id, key.created, ring.seal(plain, context)).to_text()
+    context = VCENTER_CONTEXT if attribute == "statelessPassword" else secret_context(dn_name)
+    if key_id_of(value) == newest:
+        return None
+    plain = ring.unseal(value, context) if is_sealed(value) else value.encode("utf-8")
+    return ring.seal(plain, context)
+
+
+def reseal_all(directory: Directory, ring: KeyRing) -> ResealReport:
+    """Re-seal every sealed value under the newest key (clear vCenter passwords get sealed).
+
+    Each value is replaced by one modify (delete the old value, add the new), so a value
+    changed meanwhile fails alone and is reported; nothing is ever half-written.
+    """
+    from stateless.directory.mapping import one
+
+    filt = "(|" + "".join(f"({a}=*)" for a in SEALED_ATTRIBUTES) + ")"
+    resealed = current = 0
+    failed: list[str] = []
+    for dn, attrs_ in directory.search(directory.base, filt, ("cn", *SEALED_ATTRIBUTES),
+                                       "find sealed values"):
+        for attribute in SEALED_ATTRIBUTES:
+            for value in attrs_.get(attribute, ()):
+                try:
+                    new = _resealed(attribute, one(attrs_, "cn"), value, ring)
+                    if new is None:
+                        current += 1
+                        continue
+                    directory.modify(dn, {attribute: [(ldap3.MODIFY_DELETE, [value]),
+                                                      (ldap3.MODIFY_ADD, [new])]},
+                                     f"re-seal {attribute}")
+                    resealed += 1
+                except StatelessError as exc:  # this value only: the rest go on
+                    failed.append(f"{dn} {attribute}: {exc}")
+    return ResealReport(resealed, current, tuple(failed))

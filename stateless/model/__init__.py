@@ -20,15 +20,18 @@ from stateless.model.inventory import (
     Snapshot,
     VCenter,
 )
+from stateless.model.security import AdmissionMode, EnrollKey, PinnedIdentity
 from stateless.model.settings import SettingValue, coerce, parse_key
 
 __all__ = [
     "RULE_FIELDS",
+    "AdmissionMode",
     "Allocation",
     "Container",
     "ContainerKind",
     "EffectiveConfig",
     "EffectiveSetting",
+    "EnrollKey",
     "HostIdentity",
     "HostRecord",
     "HostState",
@@ -36,6 +39,7 @@ __all__ = [
     "IpPool",
     "Link",
     "Overridden",
+    "PinnedIdentity",
     "Policy",
     "Problem",
     "Removal",

@@ -8,7 +8,7 @@ from typing import Any
 import attrs
 
 from stateless.model.inventory import Problem, frozen_map, problem_tuple
-from stateless.model.settings import SettingValue
+from stateless.model.settings import SettingValue, render_json
 
 # Provenance names for values that do not come from a policy.
 ANSWER = "(host answer)"
@@ -37,9 +37,11 @@ class Overridden:
     linked_at: str
     value: SettingValue
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, key: str = "", *, reveal: bool = False) -> dict[str, Any]:
+        """With the setting's `key`, a secret-bearing value is `<secret>` unless `reveal`."""
         return {"policy": self.policy, "linked_at": self.linked_at,
-                "value": json_value(self.value)}
+                "value": render_json(key, self.value, reveal=reveal) if key
+                else json_value(self.value)}
 
 
 @attrs.frozen
@@ -51,10 +53,11 @@ class EffectiveSetting:
     enforced: bool = False
     overridden: tuple[Overridden, ...] = attrs.field(default=(), converter=_overridden)
 
-    def to_json(self) -> dict[str, Any]:
-        return {"value": json_value(self.value), "policy": self.policy,
+    def to_json(self, *, reveal: bool = False) -> dict[str, Any]:
+        """Secret-bearing values are `<secret>` (model.settings.render_json) unless `reveal`."""
+        return {"value": render_json(self.key, self.value, reveal=reveal), "policy": self.policy,
                 "linked_at": self.linked_at, "enforced": self.enforced,
-                "overridden": [o.to_json() for o in self.overridden]}
+                "overridden": [o.to_json(self.key, reveal=reveal) for o in self.overridden]}
 
 
 @attrs.frozen
@@ -84,12 +87,13 @@ class EffectiveConfig:
     def values(self) -> dict[str, SettingValue]:
         return {k: s.value for k, s in self.settings.items()}
 
-    def to_json(self) -> dict[str, Any]:
-        """The `stateless rsop --json` and `GET /v1/hosts/{uuid}/effective` document."""
+    def to_json(self, *, reveal: bool = False) -> dict[str, Any]:
+        """The `stateless rsop --json` and `GET /v1/hosts/{uuid}/effective` document; values of
+        secret-bearing keys are `<secret>` unless `reveal`."""
         return {
             "host": self.host,
             "location": self.location,
-            "settings": {k: self.settings[k].to_json() for k in sorted(self.settings)},
+            "settings": {k: self.settings[k].to_json(reveal=reveal) for k in sorted(self.settings)},
             "errors": [e.to_json() for e in self.errors],
             "removed": [attrs.asdict(r) for r in self.removed],
         }

@@ -17,6 +17,7 @@ import attrs
 
 from stateless.errors import ValidationError
 from stateless.model.identity import RULE_FIELDS, HostIdentity, normalize_uuid
+from stateless.model.security import DEFAULT_ADMISSION, AdmissionMode, EnrollKey, PinnedIdentity
 from stateless.model.settings import SettingValue
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -179,6 +180,7 @@ class HostRecord:
     dn: str = ""
     owner: str = ""  # the server that accepted its birth: the only writer of its state
     thumbprint: str | None = None  # of the host's TLS certificate, as its last birth said
+    pinned: PinnedIdentity | None = None  # identity at first approval; None: not approved yet
 
 
 def ipv4_address(value: str) -> str:
@@ -227,12 +229,18 @@ def _cidrs(values: tuple[str, ...] | list[str]) -> tuple[str, ...]:
     return tuple(cidr(value) for value in values)
 
 
+def _enroll_keys(values: Iterable[EnrollKey]) -> tuple[EnrollKey, ...]:
+    return tuple(values)
+
+
 @attrs.frozen
 class Site:
     name: str = attrs.field(validator=lambda _s, _a, v: check_name(v, "site"))
     subnets: tuple[str, ...] = attrs.field(default=(), converter=_cidrs)
     description: str = ""
     dn: str = ""
+    admission: AdmissionMode = attrs.field(default=DEFAULT_ADMISSION, converter=AdmissionMode)
+    enroll_keys: tuple[EnrollKey, ...] = attrs.field(default=(), converter=_enroll_keys)
 
 
 @attrs.frozen

@@ -225,6 +225,7 @@ class SettingSpec:
     doc: str
     example: str
     host_specific: bool = False  # only from host answers or IP-pool allocations, never policy
+    secret: bool = False  # carries or names a secret: shown as <secret> except to the applier
 
 
 def _spec(pattern: str, coerce: Coercer, doc: str, example: str, **kw: bool) -> SettingSpec:
@@ -249,13 +250,14 @@ GLOBAL_SPECS: dict[str, SettingSpec] = {
               "iqn.1998-01.com.vmware:esx"),
         _spec("iscsi.chap.secret", NAME,
               "name of the CHAP secret in the server's secret store (never the secret itself)",
-              "iscsi-chap"),
+              "iscsi-chap", secret=True),
         _spec("lockdown.mode", _enum("disabled", "normal", "strict"), "lockdown mode", "normal"),
         _spec("lockdown.exceptions", _list(USER), "users exempt from lockdown", "svc-backup"),
         _spec("snmp.enabled", BOOL, "SNMP agent enabled", "true"),
-        _spec("snmp.communities", _list(COMMUNITY), "read-only communities", "public"),
+        _spec("snmp.communities", _list(COMMUNITY), "read-only communities", "public",
+              secret=True),
         _spec("snmp.targets", _list(_check(_trap_target, "host[:port][/community]")),
-              "trap targets", "10.0.0.7:162/public"),
+              "trap targets", "10.0.0.7:162/public", secret=True),
     )
 }
 
@@ -372,12 +374,13 @@ def coerce(key: str, value: object, *, answer: bool = False) -> SettingValue:
     `answer` is true for host answers, which may (only they may) set host-specific keys.
     """
     _, spec = parse_key(key)
+    shown = SECRET_TEXT if spec.secret else value  # an error never carries a secret
     if spec.host_specific and not answer:
-        raise SettingError(key, value, "host-specific: give it as a host answer, not in a policy")
+        raise SettingError(key, shown, "host-specific: give it as a host answer, not in a policy")
     try:
         return spec.coerce(value)
     except _Invalid as exc:
-        raise SettingError(key, value, str(exc)) from None
+        raise SettingError(key, shown, str(exc)) from None
 
 
 def parse_item_ref(ref: str) -> str:
@@ -420,12 +423,53 @@ def coerce_all(
     return good, errors
 
 
+# --- secrets -----------------------------------------------------------------------------
+
+SECRET_TEXT = "<secret>"
+
+
+def is_secret(key: str) -> bool:
+    """Whether a key's value carries (or names) a secret; an unknown key is not."""
+    try:
+        return parse_key(key)[1].secret
+    except SettingError:
+        return False
+
+
+def render_value(key: str, value: SettingValue, *, reveal: bool = False) -> str:
+    """The text form of a value for output: `<secret>` for secret-bearing keys.
+
+    The one helper every output (CLI, API, logs) uses; only the applier, which needs the
+    value itself, passes `reveal`.
+    """
+    return format_value(value, key) if reveal or not is_secret(key) else SECRET_TEXT
+
+
+def render_json(key: str, value: SettingValue, *, reveal: bool = False) -> object:
+    """The JSON form of a value for output: `"<secret>"` for secret-bearing keys."""
+    if reveal or not is_secret(key):
+        return list(value) if isinstance(value, tuple) else value
+    return SECRET_TEXT
+
+
+def redact_fields(text: str, prefix: str) -> str:
+    """`field=value; field=value` text (one LDAP value) with each secret field's value replaced;
+    `prefix` makes a field a key (`snmp.`, `portgroup.vMotion.`). For problems and logs."""
+    parts = []
+    for part in text.split(";"):
+        field, sep, _ = part.partition("=")
+        parts.append(f"{field}={SECRET_TEXT}" if sep and is_secret(prefix + field.strip()) else part)
+    return ";".join(parts)
+
+
+def _doc(s: SettingSpec) -> str:
+    return s.doc + (" (host answer)" if s.host_specific else "") + (" (secret)" if s.secret else "")
+
+
 def settings_table() -> list[tuple[str, str, str]]:
     """(key, meaning, example) rows for the documentation and `stateless settings`."""
-    rows = [(s.pattern, s.doc + (" (host answer)" if s.host_specific else ""), s.example)
-            for s in GLOBAL_SPECS.values()]
+    rows = [(s.pattern, _doc(s), s.example) for s in GLOBAL_SPECS.values()]
     for fields in ITEM_SPECS.values():
-        rows += [(s.pattern, s.doc + (" (host answer)" if s.host_specific else ""), s.example)
-                 for s in fields.values()]
+        rows += [(s.pattern, _doc(s), s.example) for s in fields.values()]
     rows.append((ADVANCED_SPEC.pattern, ADVANCED_SPEC.doc, ADVANCED_SPEC.example))
     return rows

@@ -29,7 +29,7 @@ from stateless.model.inventory import (
     parent_path,
     path_chain,
 )
-from stateless.model.settings import SettingValue, format_value, parse_item_ref, parse_key, pool_name
+from stateless.model.settings import SettingValue, parse_item_ref, parse_key, pool_name, render_value
 from stateless.policy.addresses import AddressIndex
 from stateless.policy.pools import Span, span
 from stateless.rules import CompiledRules, RuleError, RuleResult, compile_rules
@@ -159,7 +159,7 @@ class Resolver:
                                                    "a policy")
             except SettingError as exc:
                 problems.append(Problem(dn=policy.dn, attribute="statelessSetting",
-                                        value=f"{key}={format_value(value, key)}", reason=exc.reason))
+                                        value=f"{key}={render_value(key, value)}", reason=exc.reason))
         for target in sorted(policy.removals):
             try:
                 parse_item_ref(target)
@@ -519,7 +519,7 @@ class Resolver:
                                        "linked at the host")
             except SettingError as exc:
                 problems.append(Problem(dn=host.dn, attribute="statelessAnswer",
-                                        value=f"{key}={format_value(answer, key)}", reason=exc.reason))
+                                        value=f"{key}={render_value(key, answer)}", reason=exc.reason))
                 continue
             below = settings.get(key)
             overridden = (Overridden(below.policy, below.linked_at, below.value),) if below else ()
