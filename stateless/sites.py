@@ -49,6 +49,16 @@ def site_order(sites: Iterable[Site | str], links: Iterable[SiteLink], home: str
     """
     names = {s if isinstance(s, str) else s.name for s in sites}
     names.add(home)
+    distance = site_distances(names, links, home)
+    reachable = sorted((n for n in distance if n != home), key=lambda n: (distance[n], n))
+    unreachable = sorted(names - distance.keys())
+    return [home, *reachable, *unreachable]
+
+
+def site_distances(sites: Iterable[Site | str], links: Iterable[SiteLink], home: str) -> dict[str, int]:
+    """Cheapest path cost from `home` to every site reachable over site links (home: 0)."""
+    names = {s if isinstance(s, str) else s.name for s in sites}
+    names.add(home)
     graph: dict[str, dict[str, int]] = {n: {} for n in names}
     for link in links:
         if link.a in names and link.b in names:
@@ -65,9 +75,7 @@ def site_order(sites: Iterable[Site | str], links: Iterable[SiteLink], home: str
         for peer, step in graph[name].items():
             if peer not in distance:
                 heapq.heappush(queue, (cost + step, peer))
-    reachable = sorted((n for n in distance if n != home), key=lambda n: (distance[n], n))
-    unreachable = sorted(names - distance.keys())
-    return [home, *reachable, *unreachable]
+    return distance
 
 
 def _server_key(server: Server) -> tuple[int, int, str]:

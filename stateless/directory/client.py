@@ -625,6 +625,32 @@ class Directory:
                     from None
             return (raw.get("statelessOwner") or [""])[0]
 
+    def take_over(self, uuid: str, old: str, new: str) -> str:
+        """Move the host from owner `old` (whose lease ran out) to `new`; the owner afterwards.
+
+        One modify that deletes the old value and adds the new one: the directory refuses it
+        when the owner is no longer `old` (another server took the host first, or `old` is
+        back and renewed), so two servers never both take it.
+        """
+        new = check_name(new, "server")
+        dn = self.host_dn(uuid)
+        try:
+            self.modify(dn, {"statelessOwner": [(ldap3.MODIFY_DELETE, [old]), (ldap3.MODIFY_ADD, [new])]},
+                        f"take over host {uuid} from server {old}")
+            return new
+        except (ConflictError, ValidationError):
+            raw = self.read(dn, f"read host {uuid}", ["statelessOwner"])
+            if raw is None:
+                raise NotFoundError(f"host {uuid}: not found; add it with `stateless host add`") \
+                    from None
+            return (raw.get("statelessOwner") or [""])[0]
+
+    def renew_lease(self, server: str, expiry: datetime) -> None:
+        """Record that `server` holds its lease until `expiry` (on its own entry)."""
+        self.modify(self.named_dn("servers", check_name(server, "server")),
+                    {"statelessLeaseExpiry": [(ldap3.MODIFY_REPLACE, [mapping.generalized_time(expiry)])]},
+                    f"renew the lease of server {server}")
+
     def delete_host(self, uuid: str) -> None:
         self.delete_entry(self.host_dn(uuid), f"delete host {uuid}", subtree=True)
 

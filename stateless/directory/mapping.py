@@ -214,7 +214,11 @@ def generalized_time(when: datetime) -> str:
 
 
 def parse_generalized_time(text: str) -> datetime:
-    return datetime.strptime(text[:14], "%Y%m%d%H%M%S").replace(tzinfo=UTC)
+    try:
+        return datetime.strptime(text[:14], "%Y%m%d%H%M%S").replace(tzinfo=UTC)
+    except ValueError:
+        raise ValidationError(f"{text!r}: expected a GeneralizedTime such as 20261128120000Z") \
+            from None
 
 
 # --- entries ------------------------------------------------------------------------------
@@ -236,7 +240,7 @@ class _Builder:
 
     def __init__(self, base: str) -> None:
         self.base = dn_key(base)
-        self.containers: dict[str, tuple[ContainerKind, bool, str]] = {}
+        self.containers: dict[str, tuple[ContainerKind, bool, str, str | None]] = {}
         self.links: dict[tuple[RDN, ...], list[Link]] = {}
         self.host_entries: list[tuple[str, Attrs]] = []
         self.policies: dict[str, Policy] = {}
@@ -279,7 +283,7 @@ class _Builder:
                                   "move or delete it")
         if len(rel) == 1:
             if branch == "inventory":  # the root of the inventory, which links policies too
-                self.containers["/"] = (ContainerKind.ROOT, False, dn)
+                self.containers["/"] = (ContainerKind.ROOT, False, dn, _vcenter_name(attrs))
             return
         if "statelesspolicylink" in classes:
             self._add_link(dn, attrs, rel, branch)
@@ -317,7 +321,7 @@ class _Builder:
             raise ValidationError("container RDNs are cn=NAME; move or delete this entry")
         kind = field(attrs, "statelessKind", _container_kind)
         block = field(attrs, "statelessBlockInheritance", parse_bool, "FALSE")
-        self.containers[path] = (kind, block, dn)
+        self.containers[path] = (kind, block, dn, _vcenter_name(attrs))
 
     def _add_named(self, dn: str, attrs: Attrs, classes: set[str]) -> None:
         name = one(attrs, "cn")
@@ -349,7 +353,9 @@ class _Builder:
                 name, one(attrs, "statelessSite"), one(attrs, "statelessUrl"),
                 tuple(attrs.get("statelessVCenterName", ())),
                 field(attrs, "statelessPriority", parse_int, "0"),
-                field(attrs, "statelessWeight", parse_int, "100"), dn=dn)
+                field(attrs, "statelessWeight", parse_int, "100"), dn=dn,
+                lease_expiry=field(attrs, "statelessLeaseExpiry", parse_generalized_time)
+                if one(attrs, "statelessLeaseExpiry") else None)
 
     def _links_of(self, dn: str) -> tuple[tuple[Link, ...], list[Problem]]:
         key = dn_key(dn)
@@ -358,12 +364,12 @@ class _Builder:
 
     def snapshot(self) -> Snapshot:
         containers: dict[str, Container] = {}
-        for path, (kind, block, dn) in sorted(self.containers.items()):
+        for path, (kind, block, dn, vcenter) in sorted(self.containers.items()):
             links, problems = self._links_of(dn)
             for problem in problems:  # a link that cannot be read blocks every host below
                 self.problems.append(problem)
                 self.blocking.setdefault((Scope.PATH, path), []).append(problem)
-            containers[path] = Container(path, kind, links, block, dn)
+            containers[path] = Container(path, kind, links, block, dn, vcenter)
         hosts: dict[str, HostRecord] = {}
         for dn, attrs in self.host_entries:
             links, problems = self._links_of(dn)
@@ -388,6 +394,15 @@ class _Builder:
         for problems in self.link_problems.values():
             self.problems.extend(problems)
         self.link_problems.clear()
+
+
+def _vcenter_name(attrs: Attrs) -> str | None:
+    """The vCenter a container names (one at most: a container has one manager)."""
+    names = attrs.get("statelessVCenterName") or ()
+    if len(names) > 1:
+        raise EntryValueError("statelessVCenterName", ", ".join(names),
+                              "a container is managed by one vCenter; keep one value")
+    return field(attrs, "statelessVCenterName", lambda t: check_name(t, "vcenter")) if names else None
 
 
 def _container_kind(text: str) -> ContainerKind:

@@ -192,6 +192,9 @@ ATTRIBUTES: tuple[AttributeType, ...] = (
     _a(100, "statelessSealed", "a sealed secret: aesgcm:KEYID:NONCE:CIPHERTEXT", IA5, single=True),
     _a(101, "statelessSecretKind", "kind of a stored secret: chap, snmp or root-password", DSTRING,
        single=True, exact=False),
+    # federation: a server's lease (its liveness, and what its ownership of hosts rests on)
+    _a(130, "statelessLeaseExpiry", "until when a server holds its lease (renewed while it runs)",
+       GENTIME, single=True),
 )
 
 _POLICY_SETTINGS = ("statelessVSwitch", "statelessPortGroup", "statelessVmknic",
@@ -212,7 +215,8 @@ OBJECT_CLASSES: tuple[ObjectClass, ...] = (
                 ("cn", "statelessSiteList", "statelessCost"), ("description",)),
     ObjectClass(3, "statelessServer", "one statelessd", "STRUCTURAL",
                 ("cn", "statelessSite", "statelessUrl"),
-                ("statelessVCenterName", "statelessPriority", "statelessWeight", "description")),
+                ("statelessVCenterName", "statelessPriority", "statelessWeight", "description",
+                 "statelessLeaseExpiry")),
     ObjectClass(4, "statelessVCenter", "a vCenter and how to reach it", "STRUCTURAL",
                 ("cn", "statelessUrl"),
                 ("statelessUser", "statelessPassword", "statelessThumbprint", "description")),
@@ -220,7 +224,8 @@ OBJECT_CLASSES: tuple[ObjectClass, ...] = (
                 ("description", *_POLICY_SETTINGS, "statelessSite", "statelessAdmin")),
     ObjectClass(6, "statelessContainer", "datacenter, folder or cluster", "STRUCTURAL",
                 ("cn", "statelessKind"), ("statelessBlockInheritance", "description",
-                                          "statelessSite", "statelessAdmin")),
+                                          "statelessSite", "statelessAdmin",
+                                          "statelessVCenterName")),
     ObjectClass(7, "statelessPolicyLink", "a policy linked at its parent entry", "STRUCTURAL",
                 ("statelessLinkPolicy", "statelessOrder"),
                 ("statelessEnforced", "statelessDisabled", "description")),
@@ -241,7 +246,7 @@ OBJECT_CLASSES: tuple[ObjectClass, ...] = (
                  "statelessLastBirth", "statelessOwner", "statelessThumbprint", "description",
                  *_PINNED)),
     ObjectClass(12, "statelessInventoryRoot", "marks ou=inventory as the root container",
-                "AUXILIARY", (), ("statelessKind", "description")),
+                "AUXILIARY", (), ("statelessKind", "description", "statelessVCenterName")),
     ObjectClass(13, "statelessNonceRecord", "a nonce of a signed birth, kept until it expires",
                 "STRUCTURAL", ("statelessNonce", "statelessExpires"), ("statelessSite",)),
     ObjectClass(14, "statelessSecret", "a named secret, sealed (CHAP, SNMP community, password)",

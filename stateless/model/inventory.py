@@ -10,6 +10,7 @@ import enum
 import ipaddress
 import re
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
@@ -129,6 +130,7 @@ class Container:
     links: tuple[Link, ...] = attrs.field(default=(), converter=_links)
     block: bool = False
     dn: str = ""
+    vcenter: str | None = None  # the vCenter that manages it and what is below (inherited)
 
     @property
     def name(self) -> str:
@@ -267,6 +269,9 @@ class Server:
     priority: int = 0
     weight: int = 100
     dn: str = ""
+    # Until when the server holds its lease: it is alive, and owns its hosts, until then.
+    # None: a server entry no daemon renews (written by hand for a hand-kept zone).
+    lease_expiry: datetime | None = None
 
 
 @attrs.frozen
