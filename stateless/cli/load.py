@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any, TextIO
 
 from stateless.cli._common import UsageError, cmd
-from stateless.errors import StatelessError, ValidationError
+from stateless.errors import StatelessError
+from stateless.inputs import read_text
 
 
 def cmd_load(args: argparse.Namespace, out: TextIO) -> int:
@@ -16,10 +16,7 @@ def cmd_load(args: argparse.Namespace, out: TextIO) -> int:
 
     from stateless.cli import build_parser
 
-    try:
-        lines = Path(args.file).read_text().splitlines()
-    except OSError as exc:
-        raise ValidationError(f"load {args.file}: {exc.strerror}") from exc
+    lines = read_text(args.file, "load").splitlines()
     parser = build_parser()
     count = 0
     for number, line in enumerate(lines, 1):

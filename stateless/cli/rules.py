@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 from typing import Any, TextIO
-
-import attrs
 
 from stateless.cli._common import UsageError, _connect, _emit, _table, cmd, group
 from stateless.errors import ValidationError
-from stateless.model.identity import HostIdentity
+from stateless.inputs import read_identity
 from stateless.model.inventory import Rule, check_name
 
 
@@ -61,33 +57,10 @@ def cmd_rules_delete(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def _load_identity(path: str) -> HostIdentity:
-    try:
-        data = json.loads(Path(path).read_text())
-    except OSError as exc:
-        raise ValidationError(f"identity file {path}: {exc.strerror}") from exc
-    except json.JSONDecodeError as exc:
-        raise ValidationError(f"identity file {path}: not JSON ({exc.msg} at line {exc.lineno})") from exc
-    if not isinstance(data, dict):
-        raise ValidationError(f"identity file {path}: expected a JSON object of HostIdentity fields")
-    fields = {f.name for f in attrs.fields(HostIdentity)}
-    unknown = sorted(set(data) - fields)
-    if unknown:
-        raise ValidationError(f"identity file {path}: unknown field(s) {', '.join(unknown)}; known: "
-                              f"{', '.join(sorted(fields))}")
-    for key in ("oem_strings", "macs"):
-        if key in data and isinstance(data[key], list):
-            data[key] = tuple(data[key])
-    try:
-        return HostIdentity(**data)
-    except TypeError as exc:
-        raise ValidationError(f"identity file {path}: {exc}") from exc
-
-
 def cmd_rules_test(args: argparse.Namespace, out: TextIO) -> int:
     from stateless.rules import evaluate
 
-    identity = _load_identity(args.identity)
+    identity = read_identity(args.identity)
     with _connect(args) as d:
         snapshot = d.snapshot()
     result = evaluate(snapshot.rules, identity)

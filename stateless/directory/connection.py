@@ -63,11 +63,13 @@ def resolve_connection(options: Mapping[str, Any], env: Mapping[str, str],
 
 def read_secret(path: Path | str, what: str) -> str:
     """The secret in `path`: its text without line endings (a password may end in spaces)."""
+    from stateless.inputs import read_text
+
     try:
-        return Path(path).read_text().strip("\r\n")
-    except OSError as exc:
-        raise ValidationError(f"{what} {path}: {exc.strerror}; give a readable file that holds "
-                              "the secret (mode 0600)") from exc
+        return read_text(path, what).strip("\r\n")
+    except ValidationError as exc:
+        raise ValidationError(f"{exc.message}; give a readable file that holds the secret "
+                              "(mode 0600)") from exc
 
 
 __all__ = ["DEFAULT_BASE", "ENVIRONMENT", "ConnectionSettings", "read_secret",
