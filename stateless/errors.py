@@ -36,6 +36,14 @@ class SettingError(ValidationError):
         super().__init__(f"{key}={value!r}: {reason}")
 
 
+class SettingKeyError(SettingError):
+    """A setting key is not valid (whatever its value)."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(key, key, reason)
+        self.args = (f"setting {key}: {reason}",)
+
+
 class NotFoundError(StatelessError, LookupError):
     """An object was not found."""
 

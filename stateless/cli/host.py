@@ -9,20 +9,36 @@ from typing import Any, TextIO
 import attrs
 
 from stateless.cli._common import UsageError, _connect, _emit, _host, _pairs, _table, cmd, group
+from stateless.directory import admin
 from stateless.directory.client import Directory
+from stateless.errors import StatelessError
 from stateless.model.identity import normalize_uuid
-from stateless.model.inventory import HostRecord, normalize_path
+from stateless.model.inventory import HostRecord, Snapshot, normalize_path
 from stateless.model.settings import coerce, render_json
 
+NEW = "new"  # the state of a host that was added but has not been born or applied yet
 
-def _host_json(host: HostRecord) -> dict[str, Any]:
+
+def _location(snapshot: Snapshot | None, host: HostRecord) -> str | None:
+    """Where the host is placed: its own location, else the one a deploy rule gives it."""
+    if host.location is not None or snapshot is None:
+        return host.location
+    from stateless.policy import resolve
+
+    try:
+        return resolve(snapshot, host.uuid).location
+    except StatelessError:
+        return None
+
+
+def _host_json(host: HostRecord, snapshot: Snapshot | None = None) -> dict[str, Any]:
     return {
-        "uuid": host.uuid, "location": host.location,
+        "uuid": host.uuid, "location": _location(snapshot, host),
         "links": [attrs.asdict(link) for link in host.links],
         "answers": {k: render_json(k, v) for k, v in sorted(host.answers.items())},
         "allocations": [attrs.asdict(a) for a in host.allocations],
         "identity": attrs.asdict(host.identity) if host.identity else None,
-        "state": str(host.state) if host.state else None, "reason": host.reason,
+        "state": str(host.state) if host.state else NEW, "reason": host.reason,
         "applied_digest": host.applied_digest,
         "problems": [p.to_json() for p in host.problems], "dn": host.dn,
     }
@@ -52,19 +68,44 @@ def cmd_host_add(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_host_set(args: argparse.Namespace, out: TextIO) -> int:
-    if not args.answer and not args.path:
-        raise UsageError("host set: nothing to change; give --answer KEY=VALUE and/or --path PATH")
+    if not args.answer and not args.path and not args.unset_answer:
+        raise UsageError("host set: nothing to change; give --answer KEY=VALUE, --unset-answer KEY "
+                         "and/or --path PATH")
     uuid = normalize_uuid(args.uuid)
     with _connect(args) as d:
+        _host(d.snapshot(), uuid)
         if args.path:
             d.set_location(uuid, args.path)
             out.write(f"host {uuid} now at {normalize_path(args.path)}\n")
+        if args.unset_answer:
+            freed = admin.unset_answers(d, uuid, args.unset_answer)
+            out.write(f"host {uuid}: unset {', '.join(args.unset_answer)}\n")
+            out.write("".join(f"freed {a}\n" for a in freed))
         if args.answer:
             answers = {k: coerce(k, v, answer=True) for k, v in _pairs(args.answer, "--answer").items()}
             d.set_answers(uuid, answers)
             out.write(f"host {uuid}: set {', '.join(sorted(answers))}\n")
         for line in allocate_needed(d, uuid):
             out.write(f"allocated {line}\n")
+    return 0
+
+
+def cmd_host_move(args: argparse.Namespace, out: TextIO) -> int:
+    uuid = normalize_uuid(args.uuid)
+    with _connect(args) as d:
+        _host(d.snapshot(), uuid)
+        d.set_location(uuid, args.path)
+        out.write(f"host {uuid} now at {normalize_path(args.path)}\n")
+        for line in allocate_needed(d, uuid):
+            out.write(f"allocated {line}\n")
+    return 0
+
+
+def cmd_host_delete(args: argparse.Namespace, out: TextIO) -> int:
+    uuid = normalize_uuid(args.uuid)
+    with _connect(args) as d:
+        freed = admin.delete_host(d, uuid)
+    out.write("".join(f"freed {a}\n" for a in freed) + f"deleted host {uuid}\n")
     return 0
 
 
@@ -77,8 +118,8 @@ def cmd_host_allocate(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_host_show(args: argparse.Namespace, out: TextIO) -> int:
     with _connect(args) as d:
-        host = _host(d.snapshot(), args.uuid)
-    data = _host_json(host)
+        snapshot = d.snapshot()
+    data = _host_json(_host(snapshot, args.uuid), snapshot)
     if args.json:
         _emit(out, data)
         return 0
@@ -93,9 +134,9 @@ def cmd_host_list(args: argparse.Namespace, out: TextIO) -> int:
     with _connect(args) as d:
         snapshot = d.snapshot()
     if args.json:
-        _emit(out, [_host_json(h) for h in snapshot.hosts.values()])
+        _emit(out, [_host_json(h, snapshot) for h in snapshot.hosts.values()])
         return 0
-    rows = [[h.uuid, h.location or "", str(h.state or ""), h.reason,
+    rows = [[h.uuid, _location(snapshot, h) or "", str(h.state or NEW), h.reason,
              str(len(h.problems)) if h.problems else ""]
             for h in sorted(snapshot.hosts.values(), key=lambda h: h.uuid)]
     _table(out, ["uuid", "location", "state", "reason", "problems"], rows)
@@ -113,6 +154,14 @@ def register(sub: Any) -> None:
     sp.add_argument("uuid", metavar="UUID")
     sp.add_argument("--path", metavar="PATH")
     sp.add_argument("--answer", action="append", metavar="KEY=VALUE")
+    sp.add_argument("--unset-answer", action="append", metavar="KEY",
+                    help="remove an answer (a pool address it held goes back)")
+    sp = cmd(g, "move", cmd_host_move, "place a host at another container")
+    sp.add_argument("uuid", metavar="UUID")
+    sp.add_argument("--path", required=True, metavar="PATH")
+    sp = cmd(g, "delete", cmd_host_delete, "delete a host's entry and free its pool addresses "
+             "(vCenter is not touched: see `host decommission`)")
+    sp.add_argument("uuid", metavar="UUID")
     sp = cmd(g, "allocate", cmd_host_allocate, "allocate pool addresses the host now needs")
     sp.add_argument("uuid", metavar="UUID")
     sp = cmd(g, "show", cmd_host_show, "show one host", json_flag=True)

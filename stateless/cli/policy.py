@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any, TextIO
 
+from stateless import validate
 from stateless.cli._common import _connect, _emit, _pairs, _table, _text, cmd, group
+from stateless.directory.admin import refuse
 from stateless.errors import NotFoundError
 from stateless.model.identity import normalize_uuid
 from stateless.model.inventory import Policy, Snapshot, check_name, normalize_path
@@ -35,6 +37,7 @@ def cmd_policy_create(args: argparse.Namespace, out: TextIO) -> int:
     settings = {k: coerce(k, v) for k, v in _pairs(args.set or [], "--set").items()}
     policy = Policy(args.name, settings, description=args.description or "")
     with _connect(args) as d:
+        refuse(validate.pools(d.snapshot(), f"policy {policy.name}", settings))
         dn = d.create_policy(policy)
     out.write(f"created policy {policy.name} ({dn}) with {len(settings)} setting(s)\n")
     return 0
@@ -42,7 +45,9 @@ def cmd_policy_create(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_policy_set(args: argparse.Namespace, out: TextIO) -> int:
     values = _pairs(args.pairs, "setting")
+    checked = {k: coerce(k, v) for k, v in values.items()}
     with _connect(args) as d:
+        refuse(validate.pools(d.snapshot(), f"policy {args.name}", checked))
         d.policy_set(check_name(args.name, "policy"), values)
     out.write(f"policy {args.name}: set {', '.join(values)}\n")
     return 0

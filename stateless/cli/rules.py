@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Any, TextIO
 
+from stateless import validate
 from stateless.cli._common import UsageError, _connect, _emit, _table, cmd, group
-from stateless.errors import ValidationError
+from stateless.directory.admin import refuse
+from stateless.errors import NotFoundError
 from stateless.inputs import read_identity
 from stateless.model.inventory import Rule, check_name
 
@@ -28,10 +30,9 @@ def cmd_rules_add(args: argparse.Namespace, out: TextIO) -> int:
         match.setdefault(field.strip(), []).append(pattern.strip())
     rule = Rule(args.name, args.order, {k: tuple(v) for k, v in match.items()}, args.location,
                 args.image, tuple(check_name(p, "policy") for p in args.policy or []))
-    problems = check_rule(rule)
-    if problems:
-        raise ValidationError("; ".join(problems))
+    refuse(check_rule(rule))
     with _connect(args) as d:
+        refuse(validate.rule_references(d.snapshot(), rule))
         d.add_rule(rule)
     out.write(f"added rule {rule.name} (order {rule.order})\n")
     return 0
@@ -50,9 +51,30 @@ def cmd_rules_list(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def cmd_rules_show(args: argparse.Namespace, out: TextIO) -> int:
+    with _connect(args) as d:
+        snapshot = d.snapshot()
+    rule = next((r for r in snapshot.rules if r.name == check_name(args.name, "rule")), None)
+    if rule is None:
+        raise NotFoundError(f"rule {args.name}: not in the directory; see `stateless rules list`")
+    data = _rule_json(rule)
+    if args.json:
+        _emit(out, data)
+        return 0
+    out.write(f"rule: {rule.name}\norder: {rule.order}\nmatch: "
+              + (" ".join(f"{f}={'|'.join(p)}" for f, p in rule.match.items()) or "(any host)")
+              + f"\nlocation: {rule.location or ''}\nimage: {rule.image or ''}\n"
+              f"policies: {', '.join(rule.policies)}\n")
+    return 0
+
+
 def cmd_rules_delete(args: argparse.Namespace, out: TextIO) -> int:
     with _connect(args) as d:
-        d.delete_rule(args.name)
+        try:
+            d.delete_rule(args.name)
+        except NotFoundError:
+            raise NotFoundError(f"rule {args.name}: not in the directory; see "
+                                "`stateless rules list`") from None
     out.write(f"deleted rule {args.name}\n")
     return 0
 
@@ -88,6 +110,8 @@ def register(sub: Any) -> None:
     sp.add_argument("--image", metavar="NAME")
     sp.add_argument("--policy", action="append", metavar="NAME")
     cmd(g, "list", cmd_rules_list, "list rules in order", json_flag=True)
+    sp = cmd(g, "show", cmd_rules_show, "show one rule", json_flag=True)
+    sp.add_argument("name", metavar="NAME")
     sp = cmd(g, "delete", cmd_rules_delete, "delete a rule")
     sp.add_argument("name", metavar="NAME")
     sp = cmd(g, "test", cmd_rules_test, "which rules match a host identity", json_flag=True)

@@ -7,23 +7,73 @@ from typing import Any, TextIO
 
 import attrs
 
-from stateless.cli._common import _connect, _emit, _table, cmd, group
-from stateless.model.inventory import Site, SiteLink, check_name
+from stateless.cli._common import UsageError, _connect, _emit, _table, cmd, group
+from stateless.directory import admin
+from stateless.errors import NotFoundError
+from stateless.model.inventory import Site, SiteLink, Snapshot, check_name
+
+
+def _site_json(snapshot: Snapshot, site: Site) -> dict[str, Any]:
+    return {"name": site.name, "subnets": list(site.subnets), "description": site.description,
+            "servers": sorted(s.name for s in snapshot.servers.values() if s.site == site.name),
+            "links": [attrs.asdict(link) for link in snapshot.site_links
+                      if site.name in (link.a, link.b)], "dn": site.dn}
 
 
 def cmd_site_add(args: argparse.Namespace, out: TextIO) -> int:
     site = Site(args.name, tuple(args.subnet), args.description or "")
     with _connect(args) as d:
-        d.add_site(site)
+        admin.add_site(d, site)
     out.write(f"added site {site.name} ({', '.join(site.subnets)})\n")
+    return 0
+
+
+def cmd_site_set(args: argparse.Namespace, out: TextIO) -> int:
+    if args.subnet is None and args.description is None:
+        raise UsageError("site set: nothing to change; give --subnet CIDR... and/or --description")
+    with _connect(args) as d:
+        admin.set_site(d, args.name, args.subnet, args.description)
+    out.write(f"changed site {args.name}\n")
+    return 0
+
+
+def cmd_site_delete(args: argparse.Namespace, out: TextIO) -> int:
+    with _connect(args) as d:
+        links = admin.delete_site(d, args.name)
+    out.write(f"deleted site {args.name}" + (f" and site link(s) {', '.join(links)}" if links else "")
+              + "\n")
+    return 0
+
+
+def cmd_site_show(args: argparse.Namespace, out: TextIO) -> int:
+    with _connect(args) as d:
+        snapshot = d.snapshot()
+    site = snapshot.sites.get(check_name(args.name, "site"))
+    if site is None:
+        raise NotFoundError(f"site {args.name}: not in the directory; see `stateless site list`")
+    data = _site_json(snapshot, site)
+    if args.json:
+        _emit(out, data)
+        return 0
+    out.write(f"site: {site.name}\nsubnets: {', '.join(site.subnets)}\n"
+              f"description: {site.description}\nservers: {', '.join(data['servers']) or '(none)'}\n")
+    for link in data["links"]:
+        out.write(f"link: {link['a']} - {link['b']} cost {link['cost']}\n")
     return 0
 
 
 def cmd_site_link(args: argparse.Namespace, out: TextIO) -> int:
     link = SiteLink(check_name(args.a, "site"), check_name(args.b, "site"), args.cost)
     with _connect(args) as d:
-        d.add_site_link(link)
-    out.write(f"linked sites {link.a} and {link.b} at cost {link.cost}\n")
+        new = admin.set_site_link(d, link)
+    out.write(f"{'linked' if new else 'relinked'} sites {link.a} and {link.b} at cost {link.cost}\n")
+    return 0
+
+
+def cmd_site_unlink(args: argparse.Namespace, out: TextIO) -> int:
+    with _connect(args) as d:
+        admin.delete_site_link(d, args.a, args.b)
+    out.write(f"unlinked sites {args.a} and {args.b}\n")
     return 0
 
 
@@ -46,12 +96,24 @@ def cmd_site_list(args: argparse.Namespace, out: TextIO) -> int:
 
 def register(sub: Any) -> None:
     g = group(sub, "site", "sites and site links")
-    sp = cmd(g, "add", cmd_site_add, "add a site")
+    sp = cmd(g, "add", cmd_site_add, "add a site (a subnet may sit inside another site's, not "
+             "equal it)")
     sp.add_argument("name", metavar="NAME")
     sp.add_argument("--subnet", action="extend", nargs="+", required=True, metavar="CIDR")
     sp.add_argument("--description")
-    sp = cmd(g, "link", cmd_site_link, "link two sites with a cost")
+    sp = cmd(g, "set", cmd_site_set, "replace a site's subnets or description")
+    sp.add_argument("name", metavar="NAME")
+    sp.add_argument("--subnet", action="extend", nargs="+", metavar="CIDR")
+    sp.add_argument("--description")
+    sp = cmd(g, "show", cmd_site_show, "show one site, its servers and links", json_flag=True)
+    sp.add_argument("name", metavar="NAME")
+    sp = cmd(g, "delete", cmd_site_delete, "delete a site and its links (not while servers are in it)")
+    sp.add_argument("name", metavar="NAME")
+    sp = cmd(g, "link", cmd_site_link, "link two sites with a cost (or change the cost)")
     sp.add_argument("a", metavar="A")
     sp.add_argument("b", metavar="B")
     sp.add_argument("--cost", type=int, required=True)
+    sp = cmd(g, "unlink", cmd_site_unlink, "remove the link between two sites")
+    sp.add_argument("a", metavar="A")
+    sp.add_argument("b", metavar="B")
     cmd(g, "list", cmd_site_list, "list sites and site links", json_flag=True)

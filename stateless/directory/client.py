@@ -53,12 +53,16 @@ if TYPE_CHECKING:
     from stateless.policy.pools import Allocator
 
 
+_READS = frozenset({"read", "search", "snapshot", "list", "find"})
+
+
 def _translate(exc: lx.LDAPException, what: str, dn: str) -> StatelessError:
     """An LDAP failure as a user-facing error: what, where, how to fix."""
     detail = getattr(exc, "message", "") or getattr(exc, "description", "") or str(exc)
     where = f"{what} ({dn})" if dn else what
     if isinstance(exc, lx.LDAPNoSuchObjectResult):
-        return NotFoundError(f"{where}: no such entry; create it first (see `stateless --help`)")
+        return NotFoundError(f"{where}: no such entry; check the name (`stateless --help` lists "
+                             "the list commands)")
     if isinstance(exc, lx.LDAPEntryAlreadyExistsResult):
         return ConflictError(f"{where}: already exists; choose another name or delete it first")
     if isinstance(exc, lx.LDAPAttributeOrValueExistsResult):
@@ -75,11 +79,23 @@ def _translate(exc: lx.LDAPException, what: str, dn: str) -> StatelessError:
         return DirectoryError(f"{where}: bind refused (invalid credentials); check --bind-dn and "
                               "--password-file")
     if isinstance(exc, lx.LDAPInsufficientAccessRightsResult):
-        return DirectoryError(f"{where}: access denied; bind as an account allowed to write {dn}")
+        verb = "read" if what.split(" ", 1)[0] in _READS else "write"
+        return DirectoryError(f"{where}: access denied; bind (--bind-dn, --password-file) as an "
+                              f"account allowed to {verb} {dn or 'it'}")
     if isinstance(exc, lx.LDAPOperationResult):
         return DirectoryError(f"{where}: the directory refused: {detail}")
     return DirectoryError(f"{where}: cannot talk to the directory: {detail}; is the server running "
                           "and the --ldap URL right?")
+
+
+def _check_base(base: str) -> None:
+    from ldap3.utils.dn import parse_dn
+
+    try:
+        parse_dn(base)
+    except lx.LDAPException as exc:
+        raise ValidationError(f"base {base!r}: not an LDAP DN ({exc}); expected e.g. "
+                              f"{DEFAULT_BASE} (--base or STATELESS_BASE)") from None
 
 
 class Directory:
@@ -97,6 +113,13 @@ class Directory:
         if not urls:
             raise ValidationError("no directory URL: give --ldap ldap://host:port or set "
                                   "STATELESS_LDAP")
+        for url in urls:
+            scheme = url.partition("://")[0].lower() if "://" in url else ""
+            if scheme not in ("ldap", "ldaps", "ldapi"):
+                raise ValidationError(f"directory URL {url}: not an LDAP URL (scheme "
+                                      f"{scheme or 'missing'}); expected ldap://host:port or "
+                                      "ldaps://host:port")
+        _check_base(base)
         self.urls = tuple(urls)
         self.bind_dn = bind_dn
         self._password = password

@@ -21,7 +21,7 @@ from typing import Union
 
 import attrs
 
-from stateless.errors import SettingError
+from stateless.errors import SettingError, SettingKeyError
 
 SettingValue = Union[int, str, bool, tuple[str, ...]]  # noqa: UP007 - used at run time
 
@@ -350,18 +350,18 @@ def _parse_key(key: str) -> tuple[Key, SettingSpec]:
     kind, _, rest = key.partition(".")
     if kind == "advanced":
         if not _ADVANCED_KEY.fullmatch(rest):
-            raise SettingError(key, key, "advanced option keys look like Net.TcpipHeapSize")
+            raise SettingKeyError(key, "advanced option keys look like Net.TcpipHeapSize")
         return Key("advanced", rest, ""), ADVANCED_SPEC
     fields = ITEM_SPECS.get(kind)
     if fields is None:
-        raise SettingError(key, key, f"unknown setting; see the settings table ({_known()})")
+        raise SettingKeyError(key, f"unknown setting; see the settings table ({_known()})")
     for field in sorted(fields, key=len, reverse=True):
         if rest.endswith("." + field):
             name = rest[: -len(field) - 1]
             if not _ITEM_NAME.fullmatch(name):
                 raise SettingError(key, name, f"invalid {kind} name")
             return Key(kind, name, field), fields[field]
-    raise SettingError(key, key, f"unknown {kind} field; known: {', '.join(fields)}")
+    raise SettingKeyError(key, f"unknown {kind} field; known: {', '.join(fields)}")
 
 
 def _known() -> str:

@@ -329,7 +329,7 @@ class Resolver:
             problems.append(Problem(
                 dn=host.dn, attribute="statelessLocation", value="",
                 reason=f"host has no location ({why}): only policies linked at the root and at the "
-                       "host apply; set one with `stateless host add UUID --path /DC/Cluster` or "
+                       "host apply; set one with `stateless host move UUID --path /DC/Cluster` or "
                        "add a deploy rule with a location"))
         elif location != "/" and location not in self._snap.containers:
             where = "host entry" if host.location else f"deploy rule {rules.matched.get('location')}"
@@ -505,7 +505,7 @@ class Resolver:
                         reason=f"{ip_key} is static (policy {source.policy} linked at "
                                f"{source.linked_at}) but the host has no answer for "
                                f"{' and '.join(missing)}: set them with "
-                               f"`stateless host add {host.uuid} --path {host.location or 'PATH'} {args}`"))
+                               f"`stateless host set {host.uuid} {args}`"))
             elif (pool := pool_name(value)) is not None:
                 answered = f"vmknic.{pg}.address" in host.answers
                 if not answered:

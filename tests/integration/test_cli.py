@@ -205,6 +205,7 @@ def test_listing_and_show_commands(cli: Run) -> None:
 
 def test_rules_add_list_test_delete(cli: Run, tmp_path: Path) -> None:
     build(cli)
+    cli("image", "add", "esxi8", "--version", "8.0.2")
     cli("rules", "add", "prod-dell", "--order", "10", "--match", "vendor=Dell*", "--match",
         "ipv4=10.1.0.0/16", "--location", "/DC1/Prod/ClusterA", "--image", "esxi8", "--policy", "Security")
     cli("rules", "add", "default", "--order", "99", "--location", "/DC1")
