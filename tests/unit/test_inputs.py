@@ -31,7 +31,7 @@ def test_undecodable_bytes_are_one_line_naming_the_file() -> None:
 
 
 def test_missing_file_names_it(tmp_path: Path) -> None:
-    with pytest.raises(ValidationError, match="password file .*nope: No such file"):
+    with pytest.raises(ValidationError, match=r"password file .*nope: No such file"):
         read_text(tmp_path / "nope", "password file")
 
 
