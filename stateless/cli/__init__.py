@@ -92,6 +92,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
     try:
         args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
         args.environ = os.environ if environ is None else environ
+        args.err = err
         return int(args.handler(args, out))
     except UsageError as exc:
         return _fail(2, exc.message, err)

@@ -109,13 +109,14 @@ def _host_password(args: argparse.Namespace) -> str:
 
 
 def _apply_here(args: argparse.Namespace, d: Directory, snapshot: Snapshot,
-                vcenter: VCenter) -> dict[str, Any]:
+                vcenter: VCenter, uuid: str | None = None) -> dict[str, Any]:
     """Converge from this process and record the outcome as the owning server would."""
     from stateless.vcenter.converge import converge
 
     host_password = _host_password(args)
     password = _vc_secret(args, vcenter)  # refuse before anything is written
-    target, allocated = _target(d, snapshot, args.uuid, allocate=True, dry_run=args.dry_run)
+    target, allocated = _target(d, snapshot, uuid or args.uuid, allocate=True,
+                                dry_run=args.dry_run)
     uuid = target.host.uuid
     report: dict[str, Any] = {
         "host": uuid, "name": target.name, "vcenter": vcenter.name, "location": target.location,
@@ -167,6 +168,11 @@ def _print_report(report: dict[str, Any], out: TextIO) -> None:
 
 
 def cmd_apply(args: argparse.Namespace, out: TextIO) -> int:
+    from stateless.cli import fleet
+
+    if fleet.is_fleet(args):
+        return fleet.apply_fleet(args, out)
+    args.uuid = args.uuids[0]
     with _connect(args) as d:
         snapshot = d.snapshot()
         host = _host(snapshot, args.uuid)
@@ -185,20 +191,31 @@ def cmd_apply(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def cmd_compliance(args: argparse.Namespace, out: TextIO) -> int:
+def host_diffs(client: Any, d: Directory, snapshot: Snapshot, uuid: str) -> tuple[Target, list[Any]]:
+    """The keys where vCenter differs from the host's desired configuration."""
     from stateless.vcenter.converge import check
 
+    target, _ = _target(d, snapshot, uuid, allocate=False, dry_run=True)
+    diffs = check(client, target)
+    if diffs is None:
+        raise NotFoundError(f"host {target.host.uuid}: vCenter {client.name} has no host named "
+                            f"{target.name!r}; place and configure it with "
+                            f"`stateless apply {target.host.uuid}`")
+    return target, list(diffs)
+
+
+def cmd_compliance(args: argparse.Namespace, out: TextIO) -> int:
+    from stateless.cli import fleet
+
+    if fleet.is_fleet(args):
+        return fleet.compliance_fleet(args, out)
     with _connect(args) as d:
         snapshot = d.snapshot()
         vcenter = _pick_vcenter(snapshot, args.vcenter)
         password = _vc_secret(args, vcenter)
-        target, _ = _target(d, snapshot, args.uuid, allocate=False, dry_run=True)
+        with _vcenter_client(args, vcenter, password) as client:
+            target, diffs = host_diffs(client, d, snapshot, args.uuids[0])
     uuid, name = target.host.uuid, target.name
-    with _vcenter_client(args, vcenter, password) as client:
-        diffs = check(client, target)
-    if diffs is None:
-        raise NotFoundError(f"host {uuid}: vCenter {vcenter.name} has no host named {name!r}; "
-                            f"place and configure it with `stateless apply {uuid}`")
     if args.json:
         _emit(out, {"host": uuid, "compliant": not diffs, "differences": [
             {"key": diff.key,
@@ -217,7 +234,9 @@ def cmd_compliance(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def vcenter_options(sp: Any) -> None:
-    sp.add_argument("uuid", metavar="UUID")
+    sp.add_argument("uuids", nargs="*", metavar="UUID", help="hosts (or --path / --all)")
+    sp.add_argument("--path", metavar="PATH", help="every host placed at PATH or below it")
+    sp.add_argument("--all", action="store_true", help="every host in the directory")
     sp.add_argument("--vcenter", metavar="NAME",
                     help="the vCenter to use (default: the only registered one)")
     secret_key(sp)
@@ -226,8 +245,9 @@ def vcenter_options(sp: Any) -> None:
 
 
 def register(sub: Any) -> None:
-    sp = cmd(sub, "apply", cmd_apply, "apply a host's effective configuration: through the server "
-             "that owns it, else directly", json_flag=True)
+    sp = cmd(sub, "apply", cmd_apply, "apply hosts' effective configuration: through the server "
+             "that owns each, else directly; exit 0 all compliant, 3 drifted, 1 failed",
+             json_flag=True)
     vcenter_options(sp)
     sp.add_argument("--dry-run", action="store_true", help="print the plan only; write nothing")
     sp.add_argument("--direct", action="store_true",
@@ -239,6 +259,6 @@ def register(sub: Any) -> None:
     sp.add_argument("--host-password-file", metavar="FILE",
                     help="root password of the host, to add it to vCenter (or "
                     "STATELESS_HOST_PASSWORD_FILE)")
-    sp = cmd(sub, "compliance", cmd_compliance, "desired vs actual per key; exit 3 when not "
-             "compliant", json_flag=True)
+    sp = cmd(sub, "compliance", cmd_compliance, "desired vs actual per key; exit 0 all "
+             "compliant, 3 when one differs, 1 when one could not be checked", json_flag=True)
     vcenter_options(sp)

@@ -35,6 +35,7 @@ def cmd_load(args: argparse.Namespace, out: TextIO) -> int:
                 if getattr(sub, name) is None:
                     setattr(sub, name, getattr(args, name))
             sub.environ = args.environ
+            sub.err = getattr(args, "err", None)
             sub.handler(sub, out)
         except UsageError as exc:
             raise UsageError(f"{where}: {exc.message}") from exc

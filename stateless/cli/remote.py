@@ -62,18 +62,32 @@ def _await(base: str, uuid: str, wait: float, timeout: float, seen: Callable[[di
             return doc
 
 
+def post_to_owner(snapshot: Snapshot, host: HostRecord, action: str,
+                  timeout: float) -> tuple[str, str]:
+    """POST /v1/hosts/{uuid}/{action} to the owning server; (owner, its URL) that took it."""
+    uuid, owner = host.uuid, host.owner
+    base = _server_url(snapshot, owner)
+    status, doc = _request("POST", f"{base}/v1/hosts/{uuid}/{action}", timeout)
+    if status == 409 and doc.get("owner_url"):  # ownership moved since our snapshot: once
+        owner, base = str(doc.get("owner")), str(doc["owner_url"]).rstrip("/")
+        status, doc = _request("POST", f"{base}/v1/hosts/{uuid}/{action}", timeout)
+    if status != 202:
+        verb = "re-apply" if action == "apply" else action
+        raise StatelessError(f"server {owner} ({base}) refused to {verb} host {uuid}: {status} "
+                             f"{doc.get('error', '')}")
+    return owner, base
+
+
+def await_host(base: str, uuid: str, wait: float, timeout: float) -> dict[str, Any]:
+    """The host's document from its server once it settled (or `wait` ran out)."""
+    return _await(base, uuid, wait, timeout, lambda _doc: None)
+
+
 def ask_owner(snapshot: Snapshot, host: HostRecord, *, wait: float, timeout: float, out: TextIO,
               as_json: bool) -> int:
     """Have the owning server re-apply `host`; exit 0 compliant, 3 drifted, 1 otherwise."""
-    uuid, owner = host.uuid, host.owner
-    base = _server_url(snapshot, owner)
-    status, doc = _request("POST", f"{base}/v1/hosts/{uuid}/apply", timeout)
-    if status == 409 and doc.get("owner_url"):  # ownership moved since our snapshot: once
-        owner, base = str(doc.get("owner")), str(doc["owner_url"]).rstrip("/")
-        status, doc = _request("POST", f"{base}/v1/hosts/{uuid}/apply", timeout)
-    if status != 202:
-        raise StatelessError(f"server {owner} ({base}) refused to re-apply host {uuid}: {status} "
-                             f"{doc.get('error', '')}")
+    uuid = host.uuid
+    owner, base = post_to_owner(snapshot, host, "apply", timeout)
     if not as_json:
         out.write(f"asked server {owner} ({base}) to re-apply host {uuid}\n")
     if wait <= 0:
