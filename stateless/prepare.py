@@ -35,20 +35,39 @@ def effective_digest(effective: EffectiveConfig) -> str:
     return digest(effective.values())
 
 
-def vcenter_name(host: HostRecord, effective: EffectiveConfig | None = None) -> str:
+def vcenter_name(host: HostRecord, effective: EffectiveConfig | None = None,
+                 host_domain: str = "") -> str:
     """The name vCenter knows the host by: its FQDN when known, else its address.
 
     The host name and domain it is configured with (`dns.hostname`, `dns.domain`: answers or
     policy) win over what its birth reported, so a pre-staged host is added under the name it
-    will carry, and a born host that reported no domain gets the configured one.
+    will carry; a born host that reported no domain gets the configured one, else the server's
+    `--host-domain`.
     """
-    values = effective.values() if effective is not None else {}
+    values = dict(host.answers) if effective is None else effective.values()
     ident = host.identity
     hostname = str(values.get("dns.hostname") or (ident.hostname if ident else "") or "")
-    domain = str(values.get("dns.domain") or (ident.domain if ident else "") or "")
+    domain = str(values.get("dns.domain") or (ident.domain if ident else "") or host_domain)
     if hostname and domain:
         return f"{hostname}.{domain}"
     return (ident.ipv4 if ident else None) or hostname or host.uuid
+
+
+def name_clash(snapshot: Snapshot, host: HostRecord, name: str, host_domain: str = "") -> str | None:
+    """Another host that would get the same vCenter name (from its answers and birth), or None.
+
+    Two hosts never share a name: vCenter would take the second for the first.
+    """
+    first, _, domain = name.lower().partition(".")
+    for other in snapshot.hosts.values():
+        ident = other.identity
+        short = str(other.answers.get("dns.hostname") or (ident.hostname if ident else "")
+                    or (ident.ipv4 if ident else "") or "").lower()
+        if short.partition(".")[0] != first or other.uuid == host.uuid:
+            continue  # the cheap test first: this runs for every host of a boot storm
+        if vcenter_name(other, None, host_domain or domain).lower() == name.lower():
+            return other.uuid
+    return None
 
 
 def desired_config(effective: EffectiveConfig) -> HostConfig:
@@ -111,7 +130,8 @@ class Target:
     leaf: str  # "cluster" or "folder": the kind of container at `location`
 
 
-def prepare(snapshot: Snapshot, host: HostRecord, effective: EffectiveConfig) -> Target:
+def prepare(snapshot: Snapshot, host: HostRecord, effective: EffectiveConfig,
+            host_domain: str = "") -> Target:
     """The host's target, or ValidationError when its configuration must not reach it.
 
     Invalid policy never reaches a host: it keeps its last good configuration.
@@ -125,13 +145,19 @@ def prepare(snapshot: Snapshot, host: HostRecord, effective: EffectiveConfig) ->
     location = effective.location
     if location is None or location not in snapshot.containers:
         raise ValidationError(f"host {uuid}: no location; add a deploy rule or "
-                              f"`stateless host add {uuid} --path PATH`")
+                              f"`stateless host move {uuid} --path PATH`")
     kind = snapshot.containers[location].kind
     leaf = "cluster" if kind == ContainerKind.CLUSTER else "folder"
+    name = vcenter_name(host, effective, host_domain)
+    other = name_clash(snapshot, host, name, host_domain)
+    if other is not None:
+        raise ValidationError(f"hosts {uuid} and {other} would both be named {name} in vCenter, "
+                              "nothing applied: give one another name with `stateless host set "
+                              "UUID --answer dns.hostname=NAME`")
     return Target(host, effective, desired_config(effective), digest(effective.values()),
-                  vcenter_name(host, effective), location, leaf)
+                  name, location, leaf)
 
 
 __all__ = ["Target", "desired_config", "digest", "effective_digest", "inputs_digest",
-           "missing_allocations", "prepare", "serving_vcenter", "vcenter_name",
+           "missing_allocations", "name_clash", "prepare", "serving_vcenter", "vcenter_name",
            "with_allocations"]

@@ -30,6 +30,8 @@ class Options(usage.Options):
         ["password-file", None, None, "file holding the bind password"],
         ["base", None, None, "base DN of the stateless subtree"],
         ["domain", None, None, "DNS domain of the SRV records [stateless.test]"],
+        ["host-domain", None, None, "domain of host names in vCenter when neither the birth nor "
+         "dns.domain gives one [none]"],
         ["dns", None, None, "none | serve (authoritative zone) | update (RFC 2136) [none]"],
         ["dns-listen", None, None, "address:port of the served zone [127.0.0.1:8553]"],
         ["dns-server", None, None, "address:port of the primary taking updates"],

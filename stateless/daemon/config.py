@@ -53,6 +53,7 @@ class DaemonConfig:
                                              converter=attrs.converters.optional(Path))
     base: str = DEFAULT_BASE
     domain: str = "stateless.test"
+    host_domain: str = ""  # the domain of hosts whose birth and configuration give none
     dns: str = "none"  # none | serve | update
     dns_listen: str = "127.0.0.1:8553"  # for dns=serve
     dns_server: str = ""  # for dns=update: the primary accepting RFC 2136 updates

@@ -247,7 +247,7 @@ class Engine:
             made = yield self.blocking(self.directory.allocate_all, uuid, missing, snap.pools)
             snap, host = with_allocations(snap, host, made)
             effective = resolve(snap, uuid)
-        target = prepare(snap, host, effective)
+        target = prepare(snap, host, effective, self.config.host_domain)
         vcenter = serving_vcenter(snap, self.config.name)
         reason = f"applying through vCenter {vcenter}"
         self.states.set(uuid, HostState.APPLYING, reason, next_try=None)
@@ -395,7 +395,7 @@ class Engine:
         host = snap.hosts.get(uuid)
         if host is None:
             raise NotFoundError(f"host {uuid}: no directory entry (was it deleted?)")
-        target = prepare(snap, host, self.resolver.resolve(uuid))
+        target = prepare(snap, host, self.resolver.resolve(uuid), self.config.host_domain)
         return self.blocking(self.vcenters.check, serving_vcenter(snap, self.config.name), target)
 
     def vcenter_drift(self, uuid: str, reason: str) -> None:

@@ -134,3 +134,25 @@ def test_serving_vcenter() -> None:
         serving_vcenter(Snapshot(vcenters=vcs), "sd1")
     with pytest.raises(ValidationError, match="no vCenter is registered"):
         serving_vcenter(Snapshot(), "sd1")
+
+
+def test_a_born_host_without_a_domain_gets_the_servers_host_domain() -> None:
+    born = host(identity=HostIdentity(U, hostname="esx07", ipv4="10.0.0.7"))
+    assert vcenter_name(born, None, "example.com") == "esx07.example.com"
+    assert vcenter_name(born) == "10.0.0.7"  # no domain anywhere: its address
+    snap = snapshot({"ntp.servers": ("10.0.0.1",)}, born)
+    assert prepare(snap, born, resolve(snap, U), "example.com").name == "esx07.example.com"
+
+
+def test_two_hosts_never_get_one_name() -> None:
+    u2 = "4c4c4544-0000-4000-8000-000000000002"
+    first = host(answers={"dns.hostname": "esx01", "dns.domain": "example.com"})
+    second = HostRecord(u2, location="/DC/C",
+                        identity=HostIdentity(u2, hostname="ESX01", domain="example.com"))
+    snap = attrs.evolve(snapshot({"ntp.servers": ("10.0.0.1",)}, first),
+                        hosts={U: first, u2: second})
+    with pytest.raises(ValidationError, match=f"hosts {U} and {u2} would both be named "
+                                              "esx01.example.com in vCenter"):
+        prepare(snap, first, resolve(snap, U))
+    with pytest.raises(ValidationError, match=f"hosts {u2} and {U} would both be named"):
+        prepare(snap, second, resolve(snap, u2))
