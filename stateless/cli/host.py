@@ -8,6 +8,7 @@ from typing import Any, TextIO
 
 import attrs
 
+from stateless.cli import decommission
 from stateless.cli._common import UsageError, _connect, _emit, _host, _pairs, _table, cmd, group
 from stateless.directory import admin
 from stateless.directory.client import Directory
@@ -162,6 +163,7 @@ def register(sub: Any) -> None:
     sp = cmd(g, "delete", cmd_host_delete, "delete a host's entry and free its pool addresses "
              "(vCenter is not touched: see `host decommission`)")
     sp.add_argument("uuid", metavar="UUID")
+    decommission.add_parser(g)
     sp = cmd(g, "allocate", cmd_host_allocate, "allocate pool addresses the host now needs")
     sp.add_argument("uuid", metavar="UUID")
     sp = cmd(g, "show", cmd_host_show, "show one host", json_flag=True)

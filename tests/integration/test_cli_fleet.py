@@ -27,6 +27,23 @@ A = "4c4c4544-0042-3510-8052-b4c04f4b4e31"  # esx-a01, /DC1/Prod/ClusterA
 B = "4c4c4544-0042-3510-8052-b4c04f4b4e32"  # esx-b01, /DC1/Lab/ClusterB
 
 
+def in_vcenter(si: Any, name: str) -> bool:
+    """Whether vCenter has a host of that name (a removed one may linger in a view, nameless)."""
+    from pyVmomi import vim, vmodl
+
+    view = si.content.viewManager.CreateContainerView(si.content.rootFolder, [vim.HostSystem], True)
+    try:
+        for host in view.view:
+            try:
+                if host.name == name:
+                    return True
+            except vmodl.fault.ManagedObjectNotFound:
+                continue
+        return False
+    finally:
+        view.Destroy()
+
+
 @pytest.fixture(scope="module")
 def sim(vcsim_factory: Callable[..., Vcsim]) -> Vcsim:
     return vcsim_factory("-cluster", "1", "-host", "1", "-standalone", "0")
@@ -92,3 +109,37 @@ def test_fleet_failure_is_exit_1_with_its_reason(
 def test_fleet_selection_mistakes(cli: Run, argv: list[str], text: str) -> None:  # noqa: F811
     status, _, err = cli(*argv, ok=False)
     assert status in (1, 2) and text in err
+
+
+def test_decommission_removes_from_vcenter_and_frees_addresses(
+        cli: Run, directory: Directory, registered: Path, si: Any) -> None:  # noqa: F811
+    cli("load", str(ROOT / "contrib" / "examples" / "estate.stateless"))
+    for uuid, name in ((A, "esx-a01"), (B, "esx-b01")):
+        directory.record_identity(HostIdentity(uuid, hostname=name, domain="example.com"),
+                                  datetime.now(UTC))
+    key = ("--secret-key-file", str(registered))
+    cli("apply", A, B, *key)
+    assert in_vcenter(si, "esx-a01.example.com")
+    usage = json.loads(cli("pool", "show", "vmotion-a", "--json")[1])
+    assert [a["host"] for a in usage["addresses"]] == [A]
+    assert json.loads(cli("pool", "show", "storage-a", "--json")[1])["allocated"] == 1  # answered
+
+    directory.claim_owner(B, "sd1")
+    status, _, err = cli("host", "decommission", B, *key, ok=False)
+    assert status == 1 and f"run `stateless host decommission {B} --direct`" in err
+
+    _, out, _ = cli("host", "decommission", A, *key)
+    assert "removed esx-a01.example.com from vCenter vc1" in out and f"deleted host {A}" in out
+    assert not in_vcenter(si, "esx-a01.example.com")
+    assert A not in directory.snapshot().hosts
+    for pool in ("vmotion-a", "storage-a"):
+        assert json.loads(cli("pool", "show", pool, "--json")[1])["allocated"] == 0
+
+    _, out, _ = cli("host", "decommission", B, "--keep-entry", "--direct", *key)
+    assert "kept the entry" in out and not in_vcenter(si, "esx-b01.example.com")
+    kept = directory.snapshot().hosts[B]
+    assert kept.allocations == ()
+    assert json.loads(cli("pool", "show", "vmotion-b", "--json")[1])["allocated"] == 0
+    _, out, _ = cli("host", "decommission", B, "--direct", *key)
+    assert "has no host esx-b01.example.com: nothing to remove" in out
+    assert B not in directory.snapshot().hosts
