@@ -340,7 +340,7 @@ class Directory:
             self.add_entry(dn, entry, f"add container {path}")
         except NotFoundError:
             raise NotFoundError(f"add container {path}: parent {parent} does not exist; add it first "
-                                f"with `stateless container add {parent} --kind ...`") from None
+                                f"with `stateless container add {parent} --kind datacenter|folder`") from None
         return dn
 
     def set_block(self, path: str, block: bool) -> None:

@@ -106,7 +106,7 @@ def read_secret(directory: Directory, name: str, ring: KeyRing) -> tuple[SecretK
                          f"read secret {name}", ["statelessSealed", "statelessSecretKind"])
     if raw is None or not raw.get("statelessSealed"):
         raise NotFoundError(f"secret {name}: not in the directory; set it with `stateless secret "
-                            f"set KIND {name}`")
+                            f"set chap|snmp|root-password {name}`")
     try:
         kind = SecretKind((raw.get("statelessSecretKind") or ["chap"])[0].lower())
     except ValueError:

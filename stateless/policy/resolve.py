@@ -499,13 +499,13 @@ class Resolver:
                 missing = [f"vmknic.{pg}.{f}" for f in ("address", "netmask")
                            if f"vmknic.{pg}.{f}" not in host.answers]
                 if missing:
-                    args = " ".join(f"--answer {k}=..." for k in missing)
+                    args = " --answer ".join(f"{k}=VALUE" for k in missing)
                     problems.append(Problem(
                         dn=host.dn, attribute="statelessAnswer", value=", ".join(missing),
                         reason=f"{ip_key} is static (policy {source.policy} linked at "
                                f"{source.linked_at}) but the host has no answer for "
                                f"{' and '.join(missing)}: set them with "
-                               f"`stateless host set {host.uuid} {args}`"))
+                               f"`stateless host set {host.uuid} --answer {args}`"))
             elif (pool := pool_name(value)) is not None:
                 answered = f"vmknic.{pg}.address" in host.answers
                 if not answered:

@@ -190,7 +190,7 @@ def parse_keys(text: str, path: Path | None = None) -> tuple[list[SealKey], list
         keys.append(SealKey(key_id, secret))
     if not keys and not legacy:
         raise SecretError(f"secret key file {path}: holds no key; create one with "
-                          "`stateless secret rotate --create-key`")
+                          "`stateless secret rotate`")
     return keys, legacy
 
 
