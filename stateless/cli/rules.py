@@ -6,6 +6,7 @@ import argparse
 from typing import Any, TextIO
 
 from stateless import validate
+from stateless.cli import rulecheck
 from stateless.cli._common import UsageError, _connect, _emit, _table, cmd, group
 from stateless.directory.admin import refuse
 from stateless.errors import NotFoundError
@@ -82,6 +83,10 @@ def cmd_rules_delete(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_rules_test(args: argparse.Namespace, out: TextIO) -> int:
     from stateless.rules import evaluate
 
+    if args.all == bool(args.identity):
+        raise UsageError("rules test: give --identity FILE.json or --all")
+    if args.all:
+        return rulecheck.cmd_rules_test_all(args, out)
     identity = read_identity(args.identity)
     with _connect(args) as d:
         snapshot = d.snapshot()
@@ -114,5 +119,9 @@ def register(sub: Any) -> None:
     sp.add_argument("name", metavar="NAME")
     sp = cmd(g, "delete", cmd_rules_delete, "delete a rule")
     sp.add_argument("name", metavar="NAME")
-    sp = cmd(g, "test", cmd_rules_test, "which rules match a host identity", json_flag=True)
-    sp.add_argument("--identity", required=True, metavar="FILE.json")
+    sp = cmd(g, "test", cmd_rules_test, "which rules match a host identity; with --all, the "
+             "known hosts the current rules would change (exit 3 when any)", json_flag=True)
+    sp.add_argument("--identity", metavar="FILE.json")
+    sp.add_argument("--all", action="store_true", help="every known host")
+    cmd(g, "repair", rulecheck.cmd_rules_repair, "move hosts to the location the rules give and "
+        "list those to apply")

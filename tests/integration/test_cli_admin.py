@@ -195,3 +195,27 @@ def test_host_move_set_delete_and_listing(cli: Run, directory: Directory) -> Non
 ])
 def test_connection_mistakes_are_one_clear_line(cli: Run, argv: list[str], text: str) -> None:  # noqa: F811
     assert text in refused(cli, *argv)
+
+
+def test_rules_test_all_and_repair(cli: Run, directory: Directory) -> None:  # noqa: F811
+    from datetime import UTC, datetime
+
+    from stateless.model.identity import HostIdentity
+
+    build(cli)
+    directory.record_identity(HostIdentity(H1, vendor="Dell Inc."), datetime.now(UTC))
+    assert cli("rules", "test", "--all")[1] == "every known host matches the current rules\n"
+    cli("rules", "add", "dell", "--match", "vendor=Dell*", "--location", "/DC1/Prod")
+    status, out, _ = cli("rules", "test", "--all", "--json", ok=False)
+    assert status == 3
+    assert json.loads(out) == [{"host": H1, "location": "/DC1/Prod/ClusterA",
+                                "rule_location": "/DC1/Prod", "image": None, "policies": [],
+                                "changes": ["location /DC1/Prod/ClusterA -> /DC1/Prod (rule dell)"]}]
+    out = cli("rules", "repair")[1]
+    assert f"host {H1}: now at /DC1/Prod" in out and f"`stateless apply {H1}`" in out
+    assert js(cli, "host", "show", H1)["location"] == "/DC1/Prod"  # type: ignore[index]
+    assert cli("rules", "test", "--all")[0] == 0
+    directory.set_host_state(H1, "compliant", applied_digest="sha256:old")
+    status, out, _ = cli("rules", "test", "--all", ok=False)
+    assert status == 3 and "effective configuration differs" in out
+    assert "rules test: give --identity FILE.json or --all" in cli("rules", "test", ok=False)[2]
