@@ -36,6 +36,7 @@ class Options(usage.Options):
         ["dns-listen", None, None, "address:port of the served zone [127.0.0.1:8553]"],
         ["dns-server", None, None, "address:port of the primary taking updates"],
         ["tsig-key-file", None, None, "TSIG key file for updates"],
+        ["dns-refresh", None, None, "seconds between refreshes of the registered records [300]"],
         ["mode", None, None, "enforce (re-apply on change) | report (mark drifted) [enforce]"],
         ["scan-interval", None, None, "seconds between compliance scans [600]"],
         ["max-pending", None, None, "births queued before answering 429 [2000]"],

@@ -56,3 +56,12 @@ def test_command_line(tmp_path: Path) -> None:
                           "--bind-dn", "cn=admin", "--password-file", str(tmp_path / "pw")])
     assert options.config.switch_interval == 0.02
     assert options.config.ldap_urls == ("ldap://127.0.0.1:389", "ldap://127.0.0.2:389")
+
+
+def test_dns_refresh_and_host_domain_options(tmp_path: Path) -> None:
+    options = Options()
+    options.parseOptions(["--state-dir", str(tmp_path), "--dns-refresh", "30",
+                          "--host-domain", "example.com"])
+    assert (options.config.dns_refresh, options.config.host_domain) == (30.0, "example.com")
+    assert load_config(None, {"STATELESS_HOST_DOMAIN": "lab.test"},
+                       {"state_dir": tmp_path}).host_domain == "lab.test"
