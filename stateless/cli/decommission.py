@@ -2,7 +2,8 @@
 
 The host object is removed through vCenter (maintenance mode first when it is connected), then
 the addresses it held go back to their pools and its entry is deleted (`--keep-entry` keeps the
-entry, without addresses). A host a server owns is that server's to change: this refuses it
+entry, without addresses, owner or state, so no server adds it again before its next birth).
+A host a server owns is that server's to change: this refuses it
 unless `--direct` says to act from here.
 """
 
@@ -44,7 +45,9 @@ def cmd_host_decommission(args: argparse.Namespace, out: TextIO) -> int:
             if ref is not None:
                 client.remove_host(ref)
         freed = admin.free_addresses(d, host)
-        if not args.keep_entry:
+        if args.keep_entry:
+            admin.retire(d, host.uuid)
+        else:
             d.delete_host(host.uuid)
     report = {"host": host.uuid, "name": name, "vcenter": vcenter.name,
               "removed_from_vcenter": ref is not None, "freed": freed,

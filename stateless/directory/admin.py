@@ -341,6 +341,14 @@ def free_addresses(d: Directory, host: HostRecord) -> list[str]:
     return freed + [a for _, a in reserved]
 
 
+def retire(d: Directory, uuid: str) -> None:
+    """Forget a kept host's owner, state and applied digest: no server re-applies (re-adds) it
+    until its next birth."""
+    d.modify(d.host_dn(uuid), {attr: [(ldap3.MODIFY_REPLACE, [])] for attr in (
+        "statelessOwner", "statelessState", "statelessStateReason", "statelessAppliedDigest")},
+        f"retire host {uuid}")
+
+
 def delete_host(d: Directory, uuid: str) -> list[str]:
     """Delete a host entry after freeing its pool addresses; returns the addresses freed."""
     host = _host(d.snapshot(), uuid)
@@ -349,7 +357,26 @@ def delete_host(d: Directory, uuid: str) -> list[str]:
     return freed
 
 
-__all__ = ["add_container", "add_server", "add_site", "delete_container", "delete_host",
-           "delete_pool", "delete_server", "delete_site", "delete_site_link", "delete_vcenter",
-           "free_addresses", "pool_holders", "pool_users", "set_container", "set_server",
-           "set_site", "set_site_link", "set_vcenter", "unset_answers", "vcenter_users"]
+__all__ = [
+    "add_container",
+    "add_server",
+    "add_site",
+    "delete_container",
+    "delete_host",
+    "delete_pool",
+    "delete_server",
+    "delete_site",
+    "delete_site_link",
+    "delete_vcenter",
+    "free_addresses",
+    "pool_holders",
+    "pool_users",
+    "retire",
+    "set_container",
+    "set_server",
+    "set_site",
+    "set_site_link",
+    "set_vcenter",
+    "unset_answers",
+    "vcenter_users",
+]
