@@ -3,8 +3,8 @@
 The host object is removed through vCenter (maintenance mode first when it is connected), then
 the addresses it held go back to their pools and its entry is deleted (`--keep-entry` keeps the
 entry, without addresses, owner or state, so no server adds it again before its next birth).
-A host a server owns is that server's to change: this refuses it
-unless `--direct` says to act from here.
+A host a server owns is that server's to change: it is asked
+(`POST /v1/hosts/{uuid}/decommission`), unless `--direct` says to act from here.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import Any, TextIO
 
 from stateless.cli._common import _connect, _emit, _host, secret_key
 from stateless.directory import admin
-from stateless.errors import ConflictError
-from stateless.model.inventory import ContainerKind
+from stateless.errors import NotFoundError, StatelessError
+from stateless.model.inventory import ContainerKind, HostRecord, Snapshot
 
 
 def cmd_host_decommission(args: argparse.Namespace, out: TextIO) -> int:
@@ -28,9 +28,8 @@ def cmd_host_decommission(args: argparse.Namespace, out: TextIO) -> int:
         snapshot = d.snapshot()
         host = _host(snapshot, args.uuid)
         if host.owner and not args.direct:
-            raise ConflictError(f"host {host.uuid}: server {host.owner} owns it; stop it from "
-                                "applying the host, then run `stateless host decommission "
-                                f"{host.uuid} --direct`")
+            report = _through_owner(snapshot, host, args.keep_entry, args.timeout)
+            return _print(args, out, report, f" (by server {report['server']})")
         vcenter = _vcenter_for(args, snapshot, host)
         password = _vc_secret(args, vcenter)
         effective = resolve(snapshot, host.uuid)
@@ -52,20 +51,46 @@ def cmd_host_decommission(args: argparse.Namespace, out: TextIO) -> int:
     report = {"host": host.uuid, "name": name, "vcenter": vcenter.name,
               "removed_from_vcenter": ref is not None, "freed": freed,
               "entry_deleted": not args.keep_entry}
+    return _print(args, out, report, "")
+
+
+def _print(args: argparse.Namespace, out: TextIO, report: dict[str, Any], by: str) -> int:
     if args.json:
         _emit(out, report)
         return 0
-    out.write((f"removed {name} from vCenter {vcenter.name}\n" if ref is not None else
-               f"vCenter {vcenter.name} has no host {name}: nothing to remove there\n")
-              + "".join(f"freed {a}\n" for a in freed)
-              + (f"deleted host {host.uuid}\n" if not args.keep_entry else
-                 f"kept the entry of host {host.uuid}\n"))
+    name, vcenter, uuid = report["name"], report["vcenter"], report["host"]
+    out.write((f"removed {name} from vCenter {vcenter}{by}\n" if report["removed_from_vcenter"]
+               else f"vCenter {vcenter} has no host {name}: nothing to remove there\n")
+              + "".join(f"freed {a}\n" for a in report["freed"])
+              + (f"deleted host {uuid}\n" if report["entry_deleted"] else
+                 f"kept the entry of host {uuid}\n"))
     return 0
 
 
-def _by_name(client: Any, name: str) -> Any:
-    from stateless.errors import NotFoundError
+def _through_owner(snapshot: Snapshot, host: HostRecord, keep_entry: bool,
+                   timeout: float) -> dict[str, Any]:
+    """POST /v1/hosts/{uuid}/decommission to the owning server, answered once done."""
+    from stateless.cli.remote import _request, _server_url
 
+    try:
+        owner, base = host.owner, _server_url(snapshot, host.owner)
+    except NotFoundError:
+        raise NotFoundError(f"host {host.uuid}: server {host.owner} owns it and has no entry with "
+                            "a URL; `stateless host decommission "
+                            f"{host.uuid} --direct` acts from here instead") from None
+    query = "?keep_entry=1" if keep_entry else ""
+    status, doc = _request("POST", f"{base}/v1/hosts/{host.uuid}/decommission{query}", timeout)
+    if status == 409 and doc.get("owner_url"):  # ownership moved since our snapshot: once
+        owner, base = str(doc.get("owner")), str(doc["owner_url"]).rstrip("/")
+        status, doc = _request("POST", f"{base}/v1/hosts/{host.uuid}/decommission{query}", timeout)
+    if status != 202:
+        raise StatelessError(f"server {owner} ({base}) did not decommission host {host.uuid}: "
+                             f"{status} {doc.get('error', '')}; `stateless host decommission "
+                             f"{host.uuid} --direct` acts from here instead")
+    return {**doc, "server": owner}
+
+
+def _by_name(client: Any, name: str) -> Any:
     try:
         return client.resolve(name)
     except NotFoundError:
@@ -81,9 +106,9 @@ def add_parser(g: Any) -> None:
     sp.add_argument("--keep-entry", action="store_true",
                     help="only remove it from vCenter and free its addresses")
     sp.add_argument("--direct", action="store_true",
-                    help="act from here even though a server owns the host")
+                    help="act from here even when a server owns the host")
     sp.add_argument("--vcenter", metavar="NAME",
                     help="the vCenter (default: the one its container names, or the only one)")
     secret_key(sp)
     sp.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
-                    help="per vCenter call (default 60)")
+                    help="per vCenter call or server request (default 60)")

@@ -22,7 +22,7 @@ from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 from twisted.web import http, resource, server
 
-from stateless.errors import NotFoundError, StatelessError
+from stateless.errors import ConflictError, NotFoundError, StatelessError
 from stateless.model.birth import MAX_BODY, BirthError, BirthMessage, parse_birth
 from stateless.model.identity import normalize_uuid
 
@@ -75,6 +75,8 @@ class Controller(Protocol):
     def locate(self, address: str) -> list[dict[str, Any]]: ...
     def health(self) -> dict[str, Any]: ...
     def reapply(self, uuid: str) -> defer.Deferred[ReapplyOutcome]: ...
+    def decommission(self, uuid: str, keep_entry: bool) -> defer.Deferred[
+        dict[str, Any] | OwnedElsewhere]: ...
 
 
 def _encode(doc: Any) -> bytes:
@@ -303,6 +305,34 @@ class Handlers:
         d.addCallbacks(answer, failed)
         return server.NOT_DONE_YET
 
+    def decommission(self, request: server.Request, params: Params) -> bytes | int:
+        """POST /v1/hosts/{uuid}/decommission[?keep_entry=1]: answered once done."""
+        uuid = params["uuid"]
+        values = request.args.get(b"keep_entry") if request.args else None
+        keep = values is not None and bool(values) and values[0] in (b"1", b"true")
+        try:
+            d = self.controller.decommission(uuid, keep)  # NotFoundError (404) when unknown
+        except ConflictError as exc:
+            return _error(request, 409, str(exc))
+
+        def answer(outcome: dict[str, Any] | OwnedElsewhere) -> None:
+            if isinstance(outcome, OwnedElsewhere):
+                where = f" at {outcome.url}/v1/hosts/{uuid}/decommission" if outcome.url else ""
+                body = _error(request, 409, f"host {uuid} is owned by server {outcome.owner}; "
+                              f"ask that server{where}", owner=outcome.owner, owner_url=outcome.url)
+            else:
+                body = _json(request, 202, outcome)
+            _finish(request, body)
+
+        def failed(failure: Failure) -> None:
+            if failure.check(StatelessError):
+                _finish(request, _error(request, 503, f"decommission failed: {failure.value}"))
+            else:
+                _internal(request, failure, f"POST /v1/hosts/{uuid}/decommission")
+
+        d.addCallbacks(answer, failed)
+        return server.NOT_DONE_YET
+
     def effective(self, request: server.Request, params: Params) -> bytes:
         return _json(request, 200, self.controller.effective(params["uuid"]))
 
@@ -335,6 +365,7 @@ def routes(controller: Controller, registry: CollectorRegistry) -> list[Route]:
         Route("/v1/hosts/{uuid}", {"GET": h.host}),
         Route("/v1/hosts/{uuid}/effective", {"GET": h.effective}),
         Route("/v1/hosts/{uuid}/apply", {"POST": h.apply}),
+        Route("/v1/hosts/{uuid}/decommission", {"POST": h.decommission}),
         Route("/v1/locate", {"GET": h.locate}),
         Route("/healthz", {"GET": h.health}),
         Route("/metrics", {"GET": h.metrics}),

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import random
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from prometheus_client import CollectorRegistry
 from twisted.internet import defer
@@ -31,7 +31,13 @@ from stateless.daemon.metrics import Metrics
 from stateless.daemon.ports import Blocking, Clock, Delayed, HostDirectory, VCenters
 from stateless.daemon.queue import ApplyQueue, RetryPolicy
 from stateless.daemon.scan import ComplianceScan
-from stateless.errors import NotFoundError, StatelessError, TransientVCenterError, ValidationError
+from stateless.errors import (
+    ConflictError,
+    NotFoundError,
+    StatelessError,
+    TransientVCenterError,
+    ValidationError,
+)
 from stateless.model.birth import BirthMessage
 from stateless.model.inventory import HostState, Snapshot
 from stateless.plan import KeyDiff
@@ -50,6 +56,9 @@ from stateless.prepare import (
 )
 from stateless.sites import nearest_servers
 from stateless.vcenter.converge import Converged
+
+if TYPE_CHECKING:
+    from stateless.directory.client import Directory
 
 log = Logger()
 
@@ -465,6 +474,24 @@ class Engine:
             self.states.set(uuid, HostState.PENDING, "re-apply requested", next_try=None)
             self.writer.write(uuid, HostState.PENDING, "re-apply requested")
         self.queue.add(uuid)
+
+    def decommission(self, uuid: str, keep_entry: bool) -> defer.Deferred[dict[str, Any] | OwnedElsewhere]:
+        """Out of vCenter, addresses freed, entry deleted (or retired), if this server owns the
+        host or nobody does; refused while the host is being applied."""
+        from stateless.daemon.decommission import decommission
+
+        host = self.snapshot.hosts.get(uuid)
+        if host is None:
+            raise NotFoundError(f"host {uuid}: unknown; it has not been born nor added")
+        if host.owner and host.owner != self.config.name:
+            return defer.succeed(self._elsewhere(host.owner))
+        if self._state(uuid) in IN_PROGRESS or self.queue.running(uuid):
+            raise ConflictError(f"host {uuid}: being applied; decommission it once that settled")
+        self._forget(uuid, "decommissioned")  # no apply, retry or scan of it from now on
+        vcenter = serving_vcenter(self.snapshot, self.config.name)
+        return self.blocking(decommission, cast("Directory", self.directory), self.vcenters,
+                             self.snapshot, uuid, vcenter, keep_entry=keep_entry,
+                             host_domain=self.config.host_domain)
 
     def _elsewhere(self, owner: str) -> OwnedElsewhere:
         server = self.snapshot.servers.get(owner)

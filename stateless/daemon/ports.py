@@ -46,6 +46,8 @@ class VCenters(Protocol):
 
     def check(self, vcenter: str, target: Target) -> list[KeyDiff] | None: ...
 
+    def remove(self, vcenter: str, name: str, location: str | None, leaf: str) -> bool: ...
+
 
 class Delayed(Protocol):
     """A call scheduled with `Clock.callLater`."""

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from stateless.errors import StatelessError
+from stateless.errors import NotFoundError, StatelessError
 from stateless.model.inventory import VCenter
 from stateless.plan import KeyDiff
 from stateless.prepare import Target
@@ -53,6 +53,18 @@ class VCenterClients:
 
     def check(self, vcenter: str, target: Target) -> list[KeyDiff] | None:
         return check(self.client(vcenter), target)
+
+    def remove(self, vcenter: str, name: str, location: str | None, leaf: str) -> bool:
+        """Remove the host object named `name`; False when vCenter does not have it."""
+        client = self.client(vcenter)
+        ref = client.find_host(name, location, leaf) if location else None
+        if ref is None:
+            try:
+                ref = client.resolve(name)
+            except NotFoundError:
+                return False
+        client.remove_host(ref)
+        return True
 
     def close(self) -> None:
         with self._lock:

@@ -126,7 +126,8 @@ def test_decommission_removes_from_vcenter_and_frees_addresses(
 
     directory.claim_owner(B, "sd1")
     status, _, err = cli("host", "decommission", B, *key, ok=False)
-    assert status == 1 and f"run `stateless host decommission {B} --direct`" in err
+    assert status == 1 and "server sd1 owns it and has no entry with a URL" in err
+    assert f"`stateless host decommission {B} --direct` acts from here instead" in err
 
     _, out, _ = cli("host", "decommission", A, *key)
     assert "removed esx-a01.example.com from vCenter vc1" in out and f"deleted host {A}" in out

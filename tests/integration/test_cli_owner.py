@@ -80,3 +80,28 @@ def test_a_direct_apply_is_taken_over_and_later_edits_reach_it(
              what="the policy edit to reach the host applied directly")
     wait_for(lambda: states(d).get(PRESTAGED_B, {}).get("state") == "compliant",
              what="the host compliant again")
+
+
+def test_decommission_of_an_owned_host_goes_through_its_server(
+        estate: Estate, sim: Vcsim,  # noqa: F811  (fixtures imported above)
+        tmp_path: Path, daemons: Callable[..., Daemon]) -> None:
+    from tests.integration.test_cli_fleet import in_vcenter
+
+    d = daemons(tmp_path / "d", estate.slapd, estate.base, estate.key_file, name="sd1", site="siteA")
+    ident = identity(2, "siteA")
+    uuid = ident["uuid"]
+    assert births(d, [ident]) == [202]
+    wait_states(d, [uuid])
+    held = {a.address for a in estate.directory.snapshot().hosts[uuid].allocations}
+    assert held
+    status, out, err = stateless(estate, "host", "decommission", uuid)
+    assert status == 0, err
+    assert f"removed {ident['hostname']}.example.com from vCenter" in out and "(by server sd1)" in out
+    assert all(f"freed {a}" in out for a in held)
+    assert not in_vcenter(sim.connect(), f"{ident['hostname']}.example.com")
+    assert uuid not in estate.directory.snapshot().hosts
+    _, used = estate.directory.pool_used("vmotion-a")
+    assert not held & used
+    wait_for(lambda: uuid not in states(d), what="the server to stop tracking the host")
+    status, out, err = stateless(estate, "host", "decommission", uuid)
+    assert status == 1 and f"host {uuid}: not in the directory" in err

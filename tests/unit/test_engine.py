@@ -308,3 +308,17 @@ def test_resume_takes_back_unfinished_and_failed_hosts(tmp_path: Path) -> None:
     # Left applying: placed again (placement finds what a killed apply left); failed: retried;
     # compliant with an applied digest that no longer matches: applied again; others' hosts: not.
     assert applied == {uuid_of(1): True, uuid_of(2): False, uuid_of(3): False}
+
+
+def test_decommission_is_refused_for_other_owners_unknown_hosts_and_hosts_being_applied(
+        tmp_path: Path) -> None:
+    from stateless.errors import ConflictError
+
+    w = world(tmp_path, estate([record(1), record(2, owner="sd2")]))
+    assert outcome(w.engine.decommission(uuid_of(2), False)) == [
+        OwnedElsewhere("sd2", "http://127.0.0.2:8480")]
+    with pytest.raises(NotFoundError):
+        w.engine.decommission(uuid_of(99), False)
+    w.engine.reapply(uuid_of(1))  # pending from now until the apply settles
+    with pytest.raises(ConflictError, match="being applied"):
+        w.engine.decommission(uuid_of(1), False)
