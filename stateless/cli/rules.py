@@ -8,6 +8,7 @@ from typing import Any, TextIO
 from stateless import validate
 from stateless.cli import rulecheck
 from stateless.cli._common import UsageError, _connect, _emit, _table, cmd, group
+from stateless.directory import admin
 from stateless.directory.admin import refuse
 from stateless.errors import NotFoundError
 from stateless.inputs import read_identity
@@ -20,16 +21,20 @@ def _rule_json(rule: Rule) -> dict[str, Any]:
             "image": rule.image, "policies": list(rule.policies), "dn": rule.dn}
 
 
-def cmd_rules_add(args: argparse.Namespace, out: TextIO) -> int:
-    from stateless.rules import check_rule
-
+def _match(items: list[str]) -> dict[str, tuple[str, ...]]:
     match: dict[str, list[str]] = {}
-    for text in args.match or []:
+    for text in items:
         field, sep, pattern = text.partition("=")
         if not sep or not field.strip() or not pattern.strip():
             raise UsageError(f"--match {text!r}: expected FIELD=PATTERN, e.g. vendor=Dell*")
         match.setdefault(field.strip(), []).append(pattern.strip())
-    rule = Rule(args.name, args.order, {k: tuple(v) for k, v in match.items()}, args.location,
+    return {k: tuple(v) for k, v in match.items()}
+
+
+def cmd_rules_add(args: argparse.Namespace, out: TextIO) -> int:
+    from stateless.rules import check_rule
+
+    rule = Rule(args.name, args.order, _match(args.match or []), args.location,
                 args.image, tuple(check_name(p, "policy") for p in args.policy or []))
     refuse(check_rule(rule))
     with _connect(args) as d:
@@ -49,6 +54,22 @@ def cmd_rules_list(args: argparse.Namespace, out: TextIO) -> int:
              " ".join(f"{f}={'|'.join(p)}" for f, p in r.match.items()) or "(any host)",
              r.location or "", r.image or "", ", ".join(r.policies)] for r in snapshot.rules]
     _table(out, ["order", "rule", "match", "location", "image", "policies"], rows)
+    return 0
+
+
+def cmd_rules_set(args: argparse.Namespace, out: TextIO) -> int:
+    fields: dict[str, Any] = {"order": args.order, "image": args.image,
+                              "match": _match(args.match) if args.match is not None else None,
+                              "policies": tuple(check_name(p, "policy") for p in args.policy)
+                              if args.policy is not None else None}
+    fields["location"] = args.location
+    clear = ["location"] if args.no_location else []
+    if all(v is None for v in fields.values()) and not clear:
+        raise UsageError("rules set: nothing to change; give --order, --match, --location, "
+                         "--no-location, --image or --policy")
+    with _connect(args) as d:
+        rule = admin.set_rule(d, args.name, fields, clear)
+    out.write(f"changed rule {rule.name} (order {rule.order})\n")
     return 0
 
 
@@ -115,6 +136,17 @@ def register(sub: Any) -> None:
     sp.add_argument("--image", metavar="NAME")
     sp.add_argument("--policy", action="append", metavar="NAME")
     cmd(g, "list", cmd_rules_list, "list rules in order", json_flag=True)
+    sp = cmd(g, "set", cmd_rules_set, "change a rule (checked as `rules add` checks a new one)")
+    sp.add_argument("name", metavar="NAME")
+    sp.add_argument("--order", type=int)
+    sp.add_argument("--match", action="append", metavar="FIELD=PATTERN",
+                    help="replaces every match; repeat for several")
+    loc = sp.add_mutually_exclusive_group()
+    loc.add_argument("--location", metavar="PATH")
+    loc.add_argument("--no-location", action="store_true", help="the rule gives no location")
+    sp.add_argument("--image", metavar="NAME")
+    sp.add_argument("--policy", action="append", metavar="NAME",
+                    help="replaces the policies; repeat for several")
     sp = cmd(g, "show", cmd_rules_show, "show one rule", json_flag=True)
     sp.add_argument("name", metavar="NAME")
     sp = cmd(g, "delete", cmd_rules_delete, "delete a rule")

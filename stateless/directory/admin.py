@@ -21,6 +21,7 @@ from stateless.errors import ConflictError, NotFoundError, ValidationError
 from stateless.model.identity import normalize_uuid
 from stateless.model.inventory import (
     HostRecord,
+    Rule,
     Server,
     Site,
     SiteLink,
@@ -295,6 +296,34 @@ def delete_container(d: Directory, path: str, recursive: bool) -> list[str]:
     return [*inner, path]
 
 
+# --- rules -------------------------------------------------------------------------------
+
+
+def set_rule(d: Directory, name: str, fields: Mapping[str, Any], clear: Sequence[str] = ()) -> Rule:
+    """Change a rule's fields (None: unchanged; `clear`: fields to empty); checked as
+    `rules add` checks a new one."""
+    import attrs
+
+    from stateless.directory import mapping
+    from stateless.rules import check_rule
+
+    snapshot = d.snapshot()
+    current = next((r for r in snapshot.rules if r.name == check_name(name, "rule")), None)
+    if current is None:
+        raise NotFoundError(f"rule {name}: not in the directory; see `stateless rules list`")
+    changed: dict[str, Any] = {k: v for k, v in fields.items() if v is not None}
+    changed.update(dict.fromkeys(clear))
+    rule = attrs.evolve(current, **changed)
+    refuse(check_rule(rule))
+    refuse(validate.rule_references(snapshot, rule))
+    wanted = mapping.rule_attrs(rule)
+    changes: Changes = {attr: [(ldap3.MODIFY_REPLACE, wanted.get(attr, []))] for attr in (
+        "statelessOrder", "statelessMatch", "statelessLocation", "statelessImageName",
+        "statelessPolicyName")}
+    d.modify(d.named_dn("rules", name), changes, f"change rule {name}")
+    return rule
+
+
 # --- hosts ---------------------------------------------------------------------------------
 
 
@@ -373,6 +402,7 @@ __all__ = [
     "pool_users",
     "retire",
     "set_container",
+    "set_rule",
     "set_server",
     "set_site",
     "set_site_link",

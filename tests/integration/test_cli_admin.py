@@ -219,3 +219,16 @@ def test_rules_test_all_and_repair(cli: Run, directory: Directory) -> None:  # n
     status, out, _ = cli("rules", "test", "--all", ok=False)
     assert status == 3 and "effective configuration differs" in out
     assert "rules test: give --identity FILE.json or --all" in cli("rules", "test", ok=False)[2]
+
+
+def test_rules_set_changes_fields_with_the_same_checks(cli: Run) -> None:  # noqa: F811
+    build(cli)
+    cli("rules", "add", "r1", "--match", "vendor=Dell*", "--location", "/DC1")
+    cli("rules", "set", "r1", "--order", "5", "--match", "model=R650", "--policy", "Security")
+    shown = js(cli, "rules", "show", "r1")
+    assert (shown["order"], shown["match"], shown["location"], shown["policies"]) == (  # type: ignore[index]
+        5, {"model": ["R650"]}, "/DC1", ["Security"])
+    assert "image nope does not exist" in refused(cli, "rules", "set", "r1", "--image", "nope")
+    cli("rules", "set", "r1", "--no-location")
+    assert js(cli, "rules", "show", "r1")["location"] is None  # type: ignore[index]
+    assert "rule nope: not in the directory" in refused(cli, "rules", "set", "nope", "--order", "1")
