@@ -232,3 +232,21 @@ def test_rules_set_changes_fields_with_the_same_checks(cli: Run) -> None:  # noq
     cli("rules", "set", "r1", "--no-location")
     assert js(cli, "rules", "show", "r1")["location"] is None  # type: ignore[index]
     assert "rule nope: not in the directory" in refused(cli, "rules", "set", "nope", "--order", "1")
+
+
+def test_files_in_utf16_and_with_a_bom_are_read(cli: Run, tmp_path: Path) -> None:  # noqa: F811
+    import codecs
+
+    estate = tmp_path / "estate.stateless"
+    estate.write_bytes(codecs.BOM_UTF16_LE + "container add /DC1 --kind datacenter\r\n"
+                       "rules add any --location /DC1\r\n".encode("utf-16-le"))
+    assert "2 command(s)" in cli("load", str(estate))[1]
+    identity = tmp_path / "id.json"
+    identity.write_bytes(codecs.BOM_UTF16_LE + json.dumps({"uuid": H1}).encode("utf-16-le"))
+    assert js(cli, "rules", "test", "--identity", str(identity))["location"] == "/DC1"  # type: ignore[index]
+    identity.write_bytes(codecs.BOM_UTF8 + json.dumps({"uuid": H1, "macs": "00:50:56:aa:bb:cc"})
+                         .encode())
+    assert "field macs must be a list of strings" in refused(
+        cli, "rules", "test", "--identity", str(identity))
+    identity.write_text(json.dumps({"vendor": "Dell"}))
+    assert "field uuid is missing" in refused(cli, "rules", "test", "--identity", str(identity))
