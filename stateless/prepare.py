@@ -58,14 +58,16 @@ def name_clash(snapshot: Snapshot, host: HostRecord, name: str, host_domain: str
 
     Two hosts never share a name: vCenter would take the second for the first.
     """
-    first, _, domain = name.lower().partition(".")
-    for other in snapshot.hosts.values():
+    lowered = name.lower()
+    first, _, domain = lowered.partition(".")
+    for other in snapshot.hosts.values():  # the cheap test first: it runs for every host
         ident = other.identity
-        short = str(other.answers.get("dns.hostname") or (ident.hostname if ident else "")
-                    or (ident.ipv4 if ident else "") or "").lower()
-        if short.partition(".")[0] != first or other.uuid == host.uuid:
-            continue  # the cheap test first: this runs for every host of a boot storm
-        if vcenter_name(other, None, host_domain or domain).lower() == name.lower():
+        short = other.answers.get("dns.hostname") or (
+            ident.hostname or ident.ipv4 if ident is not None else None)
+        if not isinstance(short, str) or not short.lower().startswith(first):
+            continue
+        if other.uuid != host.uuid and vcenter_name(other, None, host_domain or domain).lower() \
+                == lowered:
             return other.uuid
     return None
 
