@@ -97,6 +97,7 @@ class Engine:
         self.scanner = ComplianceScan(self)
         self._place: dict[str, str | None] = {}  # born hosts to (re)place in vCenter: thumbprint
         self._recheck: set[str] = set()  # running hosts whose inputs may have changed meanwhile
+        self._leaving: set[str] = set()  # being decommissioned: never taken back meanwhile
         self._slots: dict[str, defer.DeferredSemaphore] = {}
         self._timer: Delayed | None = None
         self._woken = False
@@ -111,6 +112,8 @@ class Engine:
             self.births.snapshot = snapshot
             return
         self.births.update(snapshot)
+        self._leaving = {u for u in self._leaving  # until its entry is gone or retired
+                         if u in snapshot.hosts and snapshot.hosts[u].owner == self.config.name}
         for uuid in self.owned - snapshot.hosts.keys() - self.births.tracked():
             if not self.queue.running(uuid):  # a running apply finds out by itself
                 self._forget(uuid, "its directory entry was deleted")
@@ -158,7 +161,7 @@ class Engine:
 
     def _take(self, uuid: str) -> None:
         host = self.snapshot.hosts.get(uuid)
-        if host is None or host.state is None or uuid in self.owned:
+        if host is None or host.state is None or uuid in self.owned or uuid in self._leaving:
             return
         log.info("host {uuid}: now owned by this server (state {state})", uuid=uuid,
                  state=str(host.state), event="adopted")
@@ -488,10 +491,18 @@ class Engine:
         if self._state(uuid) in IN_PROGRESS or self.queue.running(uuid):
             raise ConflictError(f"host {uuid}: being applied; decommission it once that settled")
         self._forget(uuid, "decommissioned")  # no apply, retry or scan of it from now on
+        self._leaving.add(uuid)
         vcenter = serving_vcenter(self.snapshot, self.config.name)
-        return self.blocking(decommission, cast("Directory", self.directory), self.vcenters,
-                             self.snapshot, uuid, vcenter, keep_entry=keep_entry,
-                             host_domain=self.config.host_domain)
+        d = self.blocking(decommission, cast("Directory", self.directory), self.vcenters,
+                          self.snapshot, uuid, vcenter, keep_entry=keep_entry,
+                          host_domain=self.config.host_domain)
+
+        def failed(failure: Failure) -> Failure:
+            self._leaving.discard(uuid)
+            self._take(uuid)  # still ours: tracked again
+            return failure
+
+        return cast("defer.Deferred[dict[str, Any] | OwnedElsewhere]", d.addErrback(failed))
 
     def _elsewhere(self, owner: str) -> OwnedElsewhere:
         server = self.snapshot.servers.get(owner)

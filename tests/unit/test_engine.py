@@ -322,3 +322,15 @@ def test_decommission_is_refused_for_other_owners_unknown_hosts_and_hosts_being_
     w.engine.reapply(uuid_of(1))  # pending from now until the apply settles
     with pytest.raises(ConflictError, match="being applied"):
         w.engine.decommission(uuid_of(1), False)
+
+
+def test_a_host_being_decommissioned_is_not_taken_back_by_a_new_view(tmp_path: Path) -> None:
+    w = world(tmp_path, estate([record(1, state=HostState.COMPLIANT)]))
+    w.blocking.hold = True
+    w.engine.decommission(uuid_of(1), False)
+    assert uuid_of(1) not in w.engine.owned
+    w.change(estate([record(1, state=HostState.COMPLIANT, allocations=())]))  # addresses freed
+    w.settle()
+    assert uuid_of(1) not in w.engine.owned and not w.vcenters.applied
+    w.change(estate([]))  # the entry is gone: nothing is remembered of it
+    assert not w.engine._leaving
