@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -74,6 +75,8 @@ class Engine:
         self.snapshot = Snapshot()
         self.resolver = Resolver(self.snapshot)
         self.ready = False
+        # Extra `/healthz` fields from other parts of the service (the replica check, ...).
+        self.health_fields: list[Callable[[], dict[str, Any]]] = []
         self.directory_state = "loading"  # "synchronized" once the change feed is; "unreachable"
         self.directory_reason = "the change feed has not completed its first refresh"
         self.owned: set[str] = set()
@@ -515,10 +518,13 @@ class Engine:
     def health(self) -> dict[str, Any]:
         directory = self.directory_state if self.ready else "loading"
         reason = self.directory_reason if self.ready else "loading the directory"
-        return health_document(ready=self.ready, directory=directory, reason=reason,
-                               name=self.config.name, site=self.config.site,
-                               hosts=len(self.snapshot.hosts), queue=self.backlog,
-                               vcenters=sorted(self.snapshot.vcenters))
+        doc = health_document(ready=self.ready, directory=directory, reason=reason,
+                              name=self.config.name, site=self.config.site,
+                              hosts=len(self.snapshot.hosts), queue=self.backlog,
+                              vcenters=sorted(self.snapshot.vcenters))
+        for extra in self.health_fields:  # what other parts of the service add
+            doc.update({k: v for k, v in extra().items() if k not in doc})
+        return doc
 
     def stop(self) -> None:
         """Cancel every timer (the service is stopping)."""

@@ -101,6 +101,7 @@ class StatelessService(service.MultiService):
         self.dns_ports: tuple[Any, ...] = ()
         self.dns_port = 0
         self.registrar: Any = None
+        self.replica_check: Any = None
         self.vcenters: VCenterClients | None = None
         self.started: defer.Deferred[None] = defer.Deferred()
         self._loops: list[Periodic] = []
@@ -183,6 +184,7 @@ class StatelessService(service.MultiService):
             yield self._serve_zone(snapshot)
         elif cfg.dns == "update":
             yield self._register_dns(me)
+        self._check_replicas(urls, bind_dn, password, base)
         scan = Periodic(self.reactor, cfg.scan_interval, self.engine.scan, name="compliance scan",
                         jitter=SCAN_JITTER, rng=random.Random())
         self._loops.append(scan)
@@ -204,6 +206,19 @@ class StatelessService(service.MultiService):
                                      attributes=MODEL_ATTRIBUTES, retry_delay=FEED_RETRY[0],
                                      max_retry_delay=FEED_RETRY[1])
         self.consumer.start()
+
+    def _check_replicas(self, urls: tuple[str, ...], bind_dn: str, password: str,
+                        base: str) -> None:
+        from stateless.daemon.replicacheck import ReplicaCheck
+
+        assert self.engine is not None
+        self.replica_check = ReplicaCheck(self.reactor, InPool(self.reactor, self.pool),
+                                          self.registry, urls, bind_dn, password, base,
+                                          self.config.replica_check)
+        self.engine.health_fields.append(self.replica_check.fields)
+        if self.replica_check.enabled:
+            self._loops.append(self.replica_check.loop)
+            self.replica_check.start()
 
     def _served_vcenters(self, snapshot: Any) -> tuple[str, ...]:
         existing = snapshot.servers.get(self.config.name)
