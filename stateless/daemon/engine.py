@@ -25,6 +25,7 @@ from stateless.daemon.adoption import adoptable
 from stateless.daemon.api import BirthOutcome, OwnedElsewhere, Reapplying
 from stateless.daemon.births import FEED_TIMEOUT, Births
 from stateless.daemon.config import DaemonConfig
+from stateless.daemon.coverage import apply_vcenter
 from stateless.daemon.documents import health_document, host_document, iso
 from stateless.daemon.failures import GONE, PERMANENT, classify
 from stateless.daemon.hoststate import IN_PROGRESS, HostStates, HostStatus, StateWriter
@@ -45,7 +46,6 @@ from stateless.prepare import (
     inputs_digest,
     missing_allocations,
     prepare,
-    serving_vcenter,
     vcenter_name,
     with_allocations,
 )
@@ -251,7 +251,7 @@ class Engine:
             snap, host = with_allocations(snap, host, made)
             effective = resolve(snap, uuid)
         target = prepare(snap, host, effective)
-        vcenter = serving_vcenter(snap, self.config.name)
+        vcenter = apply_vcenter(snap, self.config.name, target.location)
         reason = f"applying through vCenter {vcenter}"
         self.states.set(uuid, HostState.APPLYING, reason, next_try=None)
         if host.state not in IN_PROGRESS:  # a birth's `pending` says enough after a restart
@@ -352,7 +352,7 @@ class Engine:
         except StatelessError:
             return ""
         try:
-            vcenter = serving_vcenter(self.snapshot, self.config.name)
+            vcenter = apply_vcenter(self.snapshot, self.config.name, effective.location)
         except ValidationError:
             vcenter = ""
         return inputs_digest(effective, self.snapshot.pools, vcenter)
@@ -399,7 +399,8 @@ class Engine:
         if host is None:
             raise NotFoundError(f"host {uuid}: no directory entry (was it deleted?)")
         target = prepare(snap, host, self.resolver.resolve(uuid))
-        return self.blocking(self.vcenters.check, serving_vcenter(snap, self.config.name), target)
+        return self.blocking(self.vcenters.check,
+                             apply_vcenter(snap, self.config.name, target.location), target)
 
     def vcenter_drift(self, uuid: str, reason: str) -> None:
         """The scan found the host differing in vCenter: apply it, or report it once (a host

@@ -102,6 +102,7 @@ class StatelessService(service.MultiService):
         self.dns_port = 0
         self.registrar: Any = None
         self.replica_check: Any = None
+        self.coverage: Any = None
         self.vcenters: VCenterClients | None = None
         self.started: defer.Deferred[None] = defer.Deferred()
         self._loops: list[Periodic] = []
@@ -184,6 +185,7 @@ class StatelessService(service.MultiService):
             yield self._serve_zone(snapshot)
         elif cfg.dns == "update":
             yield self._register_dns(me)
+        self._cover()
         self._check_replicas(urls, bind_dn, password, base)
         scan = Periodic(self.reactor, cfg.scan_interval, self.engine.scan, name="compliance scan",
                         jitter=SCAN_JITTER, rng=random.Random())
@@ -206,6 +208,19 @@ class StatelessService(service.MultiService):
                                      attributes=MODEL_ATTRIBUTES, retry_delay=FEED_RETRY[0],
                                      max_retry_delay=FEED_RETRY[1])
         self.consumer.start()
+
+    def _cover(self) -> None:
+        """Publish the records of sites this server covers, as leases run out or come back."""
+        from stateless.daemon.coverage import INTERVAL, SiteCoverage
+
+        engine = self.engine
+        assert engine is not None
+        self.coverage = SiteCoverage(self.reactor, InPool(self.reactor, self.pool),
+                                     self.config.site, lambda: engine.snapshot, zone=self.zone,
+                                     registrar=self.registrar)
+        loop = Periodic(self.reactor, INTERVAL, self.coverage.refresh, name="site coverage")
+        self._loops.append(loop)
+        loop.start(now=True)
 
     def _check_replicas(self, urls: tuple[str, ...], bind_dn: str, password: str,
                         base: str) -> None:
@@ -264,8 +279,8 @@ class StatelessService(service.MultiService):
             self._rebuild_cost = time.monotonic() - started
             assert self.engine is not None
             self.engine.set_snapshot(snapshot)
-            if self.zone is not None:
-                self.zone.update(list(snapshot.servers.values()))
+            if self.coverage is not None:
+                self.coverage.refresh()
         except Exception:
             log.failure("applying a directory change")
         finally:
