@@ -6,6 +6,7 @@ import email.utils
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -155,7 +156,8 @@ def test_the_next_closest_sites_come_from_the_answers_and_the_state_file(
     asked: list[tuple[str | None, list[str]]] = []
 
     def locate(_lookups: object, _domain: str, site: str | None, **kw: object) -> list[object]:
-        asked.append((site, list(kw["others"])))  # type: ignore[call-overload]
+        others: Any = kw["others"]
+        asked.append((site, list(others)))
         return []
 
     monkeypatch.setattr(birth_module, "locate", locate)
