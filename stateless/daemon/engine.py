@@ -158,6 +158,10 @@ class Engine:
                  state=str(host.state), event="adopted")
         self.owned.add(uuid)
         self.states.set(uuid, host.state, host.reason)
+        if host.state in IN_PROGRESS:  # as after a restart: finish what was left
+            self._place[uuid] = None
+            self.queue.add(uuid)
+            return
         self.reconsider(uuid)
 
     def directory_lost(self, reason: str) -> None:

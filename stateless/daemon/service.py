@@ -103,6 +103,7 @@ class StatelessService(service.MultiService):
         self.registrar: Any = None
         self.replica_check: Any = None
         self.coverage: Any = None
+        self.failover: Any = None
         self.vcenters: VCenterClients | None = None
         self.started: defer.Deferred[None] = defer.Deferred()
         self._loops: list[Periodic] = []
@@ -187,6 +188,7 @@ class StatelessService(service.MultiService):
             yield self._register_dns(me)
         self._cover()
         self._check_replicas(urls, bind_dn, password, base)
+        self._fail_over(urls, bind_dn, password, base)
         scan = Periodic(self.reactor, cfg.scan_interval, self.engine.scan, name="compliance scan",
                         jitter=SCAN_JITTER, rng=random.Random())
         self._loops.append(scan)
@@ -221,6 +223,19 @@ class StatelessService(service.MultiService):
         loop = Periodic(self.reactor, INTERVAL, self.coverage.refresh, name="site coverage")
         self._loops.append(loop)
         loop.start(now=True)
+
+    def _fail_over(self, urls: tuple[str, ...], bind_dn: str, password: str, base: str) -> None:
+        """With several --ldap URLs: back to the first (local) replica once it returns."""
+        from stateless.daemon.failover import DirectoryFailover
+
+        self.failover = DirectoryFailover(self.reactor, InPool(self.reactor, self.pool),
+                                          self.consumer, self.directory, urls, bind_dn, password,
+                                          base)
+        if self.failover.enabled:
+            assert self.engine is not None
+            self.engine.health_fields.append(self.failover.fields)
+            self._loops.append(self.failover.loop)
+            self.failover.start()
 
     def _check_replicas(self, urls: tuple[str, ...], bind_dn: str, password: str,
                         base: str) -> None:
