@@ -10,16 +10,12 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import attrs
-import pytest
-
 from stateless.directory.client import Directory
-from stateless.directory.embedded import EmbeddedDirectory
 from tests.integration.fixtures_daemon import (
     Daemon,
     hosts_by_name,
@@ -29,44 +25,11 @@ from tests.integration.fixtures_daemon import (
     wait_for,
     wait_states,
 )
-from tests.integration.fixtures_slapd import Slapd, stop_all
+from tests.integration.fixtures_federation import PAIR_BASE, Pair
 from tests.integration.fixtures_vcsim import Vcsim
-from tests.ports import free_port
 
-BASE = "ou=failover,dc=example,dc=com"
 HOSTS = 100
 STOP_AFTER = 30  # births answered before the local provider stops
-
-
-@attrs.frozen
-class Pair:
-    local: EmbeddedDirectory
-    remote: EmbeddedDirectory
-
-    def slapd(self, node: EmbeddedDirectory, url: str | None = None) -> Slapd:
-        return Slapd(url or node.url, node.bind_dn, self.local.password_file, BASE, node.data_dir)
-
-    def directory(self, node: EmbeddedDirectory) -> Directory:
-        return Directory([node.url], node.bind_dn, self.local.password_file.read_text().strip(),
-                         base=BASE)
-
-
-@pytest.fixture
-def pair(tmp_path: Path) -> Iterator[Pair]:
-    ports = [free_port(), free_port()]
-    urls = [f"ldap://127.0.0.1:{p}" for p in ports]
-    first = tmp_path / "p1" / "admin.password"
-    nodes = [EmbeddedDirectory(tmp_path / f"p{i}", port=ports[i - 1], server_id=i,
-                               peers=(urls[2 - i],), admin_password_file=None if i == 1 else first)
-             for i in (1, 2)]
-    started: list[EmbeddedDirectory] = []
-    try:
-        for node in nodes:
-            node.start()
-            started.append(node)
-        yield Pair(*nodes)
-    finally:
-        stop_all(started)
 
 
 def host_entries(directory: Directory) -> dict[str, tuple[str | None, str | None]]:
@@ -94,12 +57,12 @@ def test_local_provider_stopped_during_births_nothing_lost_and_the_daemon_return
         pair: Pair, vcsim_factory: Callable[..., Vcsim], daemons: Callable[..., Daemon],
         tmp_path: Path) -> None:
     sim = vcsim_factory("-dc", "0")
-    estate = load_estate(pair.slapd(pair.local), BASE, sim, tmp_path / "secret.key")
+    estate = load_estate(pair.slapd(pair.local), PAIR_BASE, sim, tmp_path / "secret.key")
     remote = pair.directory(pair.remote)
     wait_for(lambda: len(remote.snapshot().policies) == len(estate.directory.snapshot().policies),
              what="the estate replicated to the remote provider")
     both = pair.slapd(pair.local, f"{pair.local.url},{pair.remote.url}")
-    daemon = daemons(tmp_path / "sd", both, BASE, estate.key_file, name="sdF", site="siteA")
+    daemon = daemons(tmp_path / "sd", both, PAIR_BASE, estate.key_file, name="sdF", site="siteA")
     assert health(daemon)["directory_url"] == pair.local.url
 
     docs = [identity(n, "siteA") for n in range(300, 300 + HOSTS)]
