@@ -25,7 +25,8 @@ class Options(usage.Options):
         ["site", None, None, "this server's site [default]"],
         ["listen", None, None, "HTTP API address:port [127.0.0.1:8480]"],
         ["public-url", None, None, "API URL advertised to hosts (SRV target, referrals)"],
-        ["ldap", None, None, "directory URL(s), comma-separated; none: embedded slapd"],
+        ["ldap", None, None, "directory URL(s), comma-separated, the local replica first "
+         "(failover in order, back to the first); none: embedded slapd"],
         ["bind-dn", None, None, "bind DN for the directory"],
         ["password-file", None, None, "file holding the bind password"],
         ["base", None, None, "base DN of the stateless subtree"],
