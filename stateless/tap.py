@@ -25,7 +25,8 @@ class Options(usage.Options):
         ["site", None, None, "this server's site [default]"],
         ["listen", None, None, "HTTP API address:port [127.0.0.1:8480]"],
         ["public-url", None, None, "API URL advertised to hosts (SRV target, referrals)"],
-        ["ldap", None, None, "directory URL(s), comma-separated; none: embedded slapd"],
+        ["ldap", None, None, "directory URL(s), comma-separated, the local replica first "
+         "(failover in order, back to the first); none: embedded slapd"],
         ["bind-dn", None, None, "bind DN for the directory"],
         ["password-file", None, None, "file holding the bind password"],
         ["base", None, None, "base DN of the stateless subtree"],
@@ -36,6 +37,8 @@ class Options(usage.Options):
         ["tsig-key-file", None, None, "TSIG key file for updates"],
         ["mode", None, None, "enforce (re-apply on change) | report (mark drifted) [enforce]"],
         ["scan-interval", None, None, "seconds between compliance scans [600]"],
+        ["replica-check", None, None, "seconds between divergence checks of the --ldap "
+         "replicas, 0: never [300]"],
         ["max-pending", None, None, "births queued before answering 429 [2000]"],
         ["retry-cap", None, None, "longest wait, seconds, between retries of a failed apply [300]"],
         ["vcenter-concurrency", None, None, "hosts applied at once per vCenter [8]"],

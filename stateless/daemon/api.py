@@ -36,12 +36,16 @@ MAX_WAIT = 300.0  # seconds a status request may be held (?wait=)
 @attrs.frozen
 class Accepted:
     host: str
+    site: str | None = None  # the host's site (None: in no site's subnets)
+    closest: bool = True  # the answering server is in the host's site
+    sites: tuple[str, ...] = ()  # the host's site, then the others by link cost
 
 
 @attrs.frozen
 class Referral:
     site: str
     servers: tuple[dict[str, Any], ...]
+    sites: tuple[str, ...] = ()  # the host's site, then the others by link cost
 
 
 @attrs.frozen
@@ -227,10 +231,13 @@ class Handlers:
     def _answer(outcome: BirthOutcome, request: Any, message: BirthMessage) -> None:
         uuid = message.identity.uuid
         if isinstance(outcome, Accepted):
-            body = _json(request, 202, {"host": uuid, "status_url": f"/v1/hosts/{uuid}"})
+            body = _json(request, 202, {"host": uuid, "status_url": f"/v1/hosts/{uuid}",
+                                        "site": outcome.site, "closest": outcome.closest,
+                                        "sites": list(outcome.sites)})
         elif isinstance(outcome, Referral):
             body = _json(request, 200, {"referral": {"site": outcome.site,
-                                                     "servers": list(outcome.servers)}})
+                                                     "servers": list(outcome.servers),
+                                                     "sites": list(outcome.sites)}})
         else:
             body = _json(request, 429, {"error": "too many births in progress; retry later",
                                         "retry_after": outcome.retry_after},

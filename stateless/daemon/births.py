@@ -1,4 +1,4 @@
-"""Births: referral, admission, the directory write, and the wait for the change feed.
+"""Births: referral or coverage (`coverage`), admission, the directory write, and the feed.
 
 A birth is answered 202 only once the directory holds it.  The engine resolves hosts from the
 change feed's view, so an accepted birth is applied once the feed shows the entry it wrote
@@ -18,13 +18,13 @@ from twisted.logger import Logger
 from stateless.daemon.admission import Admission
 from stateless.daemon.api import Accepted, BirthOutcome, Busy, Referral
 from stateless.daemon.config import DaemonConfig
+from stateless.daemon.coverage import BirthRoute, birth_route
 from stateless.daemon.metrics import Metrics
 from stateless.daemon.ports import Blocking, Clock, Delayed, HostDirectory
 from stateless.daemon.queue import ApplyQueue
 from stateless.model.birth import BirthMessage
 from stateless.model.identity import HostIdentity
 from stateless.model.inventory import Snapshot
-from stateless.sites import nearest_servers, site_of
 
 log = Logger()
 
@@ -65,10 +65,12 @@ class Births:
 
     def answer(self, message: BirthMessage, peer: str) -> defer.Deferred[BirthOutcome]:
         identity = message.identity
-        referral = self._referral(identity.ipv4 or peer)
-        if referral is not None:
+        route = self._route(identity.ipv4 or peer)
+        if route.refer:
             self._metrics.births.labels(outcome="referral").inc()
-            return defer.succeed(referral)
+            return defer.succeed(Referral(route.site or "", tuple(
+                {"name": s.name, "url": s.url, "priority": s.priority, "weight": s.weight}
+                for s in route.refer), route.sites))
         uuid = identity.uuid
         busy = uuid in self._waiting or self._queue.busy(uuid)
         ticket = self.admission.admit(uuid, self.backlog, busy)
@@ -88,7 +90,7 @@ class Births:
             self.release()
             if uuid in self._waiting:
                 self._later(FEED_TIMEOUT, self.release)
-            return Accepted(uuid)
+            return Accepted(uuid, route.site, route.closest, route.sites)
 
         def released(result: Any) -> Any:  # the slot went to the backlog, or the write failed
             self.admission.release(ticket)
@@ -98,16 +100,10 @@ class Births:
         outcome.addBoth(released)
         return outcome
 
-    def _referral(self, address: str) -> Referral | None:
-        snap = self.snapshot
-        site = site_of(snap.sites.values(), address) if address else None
-        if site is None or site == self.config.site:
-            return None
-        servers = [s for s in nearest_servers(snap, address) if s.site == site]
-        if not servers:
-            return None
-        return Referral(site, tuple({"name": s.name, "url": s.url, "priority": s.priority,
-                                     "weight": s.weight} for s in servers))
+    def _route(self, address: str) -> BirthRoute:
+        """Accept here, or refer (see `coverage.birth_route`: covered sites are accepted)."""
+        now = datetime.fromtimestamp(self._clock.seconds(), UTC)
+        return birth_route(self.snapshot, self.config.site, address, now)
 
     def update(self, snapshot: Snapshot) -> None:
         """A new directory view: queue the births it shows."""

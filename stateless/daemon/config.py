@@ -32,6 +32,14 @@ def _endpoint(value: str, what: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def _not_negative(what: str) -> Any:
+    def check(_inst: object, _attr: object, value: float) -> None:
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise ValidationError(f"{what} {value!r}: must be a number of seconds, 0 or more")
+
+    return check
+
+
 def _positive(what: str) -> Any:
     def check(_inst: object, _attr: object, value: float) -> None:
         if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
@@ -60,6 +68,9 @@ class DaemonConfig:
                                              converter=attrs.converters.optional(Path))
     dns_refresh: float = attrs.field(default=300.0, validator=_positive("dns refresh"))
     mode: str = "enforce"  # enforce | report
+    # Seconds between divergence checks of the directory replicas (the --ldap URLs, when
+    # there are two or more); 0: never.
+    replica_check: float = attrs.field(default=300.0, validator=_not_negative("replica check"))
     scan_interval: float = attrs.field(default=600.0, validator=_positive("scan interval"))
     max_pending: int = attrs.field(default=2000, validator=_positive("max pending"))
     # Transient apply failures are retried forever, with full-jitter exponential backoff
@@ -134,7 +145,7 @@ def _coerce(name: str, value: Any) -> Any:
             return int(value)
         except (TypeError, ValueError):
             raise ValidationError(f"{name} {value!r}: expected an integer") from None
-    if name in ("dns_refresh", "scan_interval", "switch_interval", "retry_cap"):
+    if name in ("dns_refresh", "scan_interval", "replica_check", "switch_interval", "retry_cap"):
         try:
             return float(value)
         except (TypeError, ValueError):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -24,6 +25,7 @@ from stateless.daemon.adoption import adoptable
 from stateless.daemon.api import BirthOutcome, OwnedElsewhere, Reapplying
 from stateless.daemon.births import FEED_TIMEOUT, Births
 from stateless.daemon.config import DaemonConfig
+from stateless.daemon.coverage import apply_vcenter
 from stateless.daemon.documents import health_document, host_document, iso
 from stateless.daemon.failures import GONE, PERMANENT, classify
 from stateless.daemon.hoststate import IN_PROGRESS, HostStates, HostStatus, StateWriter
@@ -44,7 +46,6 @@ from stateless.prepare import (
     inputs_digest,
     missing_allocations,
     prepare,
-    serving_vcenter,
     vcenter_name,
     with_allocations,
 )
@@ -74,6 +75,8 @@ class Engine:
         self.snapshot = Snapshot()
         self.resolver = Resolver(self.snapshot)
         self.ready = False
+        # Extra `/healthz` fields from other parts of the service (the replica check, ...).
+        self.health_fields: list[Callable[[], dict[str, Any]]] = []
         self.directory_state = "loading"  # "synchronized" once the change feed is; "unreachable"
         self.directory_reason = "the change feed has not completed its first refresh"
         self.owned: set[str] = set()
@@ -155,6 +158,10 @@ class Engine:
                  state=str(host.state), event="adopted")
         self.owned.add(uuid)
         self.states.set(uuid, host.state, host.reason)
+        if host.state in IN_PROGRESS:  # as after a restart: finish what was left
+            self._place[uuid] = None
+            self.queue.add(uuid)
+            return
         self.reconsider(uuid)
 
     def directory_lost(self, reason: str) -> None:
@@ -248,7 +255,7 @@ class Engine:
             snap, host = with_allocations(snap, host, made)
             effective = resolve(snap, uuid)
         target = prepare(snap, host, effective)
-        vcenter = serving_vcenter(snap, self.config.name)
+        vcenter = apply_vcenter(snap, self.config.name, target.location)
         reason = f"applying through vCenter {vcenter}"
         self.states.set(uuid, HostState.APPLYING, reason, next_try=None)
         if host.state not in IN_PROGRESS:  # a birth's `pending` says enough after a restart
@@ -349,7 +356,7 @@ class Engine:
         except StatelessError:
             return ""
         try:
-            vcenter = serving_vcenter(self.snapshot, self.config.name)
+            vcenter = apply_vcenter(self.snapshot, self.config.name, effective.location)
         except ValidationError:
             vcenter = ""
         return inputs_digest(effective, self.snapshot.pools, vcenter)
@@ -396,7 +403,8 @@ class Engine:
         if host is None:
             raise NotFoundError(f"host {uuid}: no directory entry (was it deleted?)")
         target = prepare(snap, host, self.resolver.resolve(uuid))
-        return self.blocking(self.vcenters.check, serving_vcenter(snap, self.config.name), target)
+        return self.blocking(self.vcenters.check,
+                             apply_vcenter(snap, self.config.name, target.location), target)
 
     def vcenter_drift(self, uuid: str, reason: str) -> None:
         """The scan found the host differing in vCenter: apply it, or report it once (a host
@@ -515,10 +523,13 @@ class Engine:
     def health(self) -> dict[str, Any]:
         directory = self.directory_state if self.ready else "loading"
         reason = self.directory_reason if self.ready else "loading the directory"
-        return health_document(ready=self.ready, directory=directory, reason=reason,
-                               name=self.config.name, site=self.config.site,
-                               hosts=len(self.snapshot.hosts), queue=self.backlog,
-                               vcenters=sorted(self.snapshot.vcenters))
+        doc = health_document(ready=self.ready, directory=directory, reason=reason,
+                              name=self.config.name, site=self.config.site,
+                              hosts=len(self.snapshot.hosts), queue=self.backlog,
+                              vcenters=sorted(self.snapshot.vcenters))
+        for extra in self.health_fields:  # what other parts of the service add
+            doc.update({k: v for k, v in extra().items() if k not in doc})
+        return doc
 
     def stop(self) -> None:
         """Cancel every timer (the service is stopping)."""

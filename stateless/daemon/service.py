@@ -101,6 +101,9 @@ class StatelessService(service.MultiService):
         self.dns_ports: tuple[Any, ...] = ()
         self.dns_port = 0
         self.registrar: Any = None
+        self.replica_check: Any = None
+        self.coverage: Any = None
+        self.failover: Any = None
         self.vcenters: VCenterClients | None = None
         self.started: defer.Deferred[None] = defer.Deferred()
         self._loops: list[Periodic] = []
@@ -183,6 +186,9 @@ class StatelessService(service.MultiService):
             yield self._serve_zone(snapshot)
         elif cfg.dns == "update":
             yield self._register_dns(me)
+        self._cover()
+        self._check_replicas(urls, bind_dn, password, base)
+        self._fail_over(urls, bind_dn, password, base)
         scan = Periodic(self.reactor, cfg.scan_interval, self.engine.scan, name="compliance scan",
                         jitter=SCAN_JITTER, rng=random.Random())
         self._loops.append(scan)
@@ -204,6 +210,45 @@ class StatelessService(service.MultiService):
                                      attributes=MODEL_ATTRIBUTES, retry_delay=FEED_RETRY[0],
                                      max_retry_delay=FEED_RETRY[1])
         self.consumer.start()
+
+    def _cover(self) -> None:
+        """Publish the records of sites this server covers, as leases run out or come back."""
+        from stateless.daemon.coverage import INTERVAL, SiteCoverage
+
+        engine = self.engine
+        assert engine is not None
+        self.coverage = SiteCoverage(self.reactor, InPool(self.reactor, self.pool),
+                                     self.config.site, lambda: engine.snapshot, zone=self.zone,
+                                     registrar=self.registrar)
+        loop = Periodic(self.reactor, INTERVAL, self.coverage.refresh, name="site coverage")
+        self._loops.append(loop)
+        loop.start(now=True)
+
+    def _fail_over(self, urls: tuple[str, ...], bind_dn: str, password: str, base: str) -> None:
+        """With several --ldap URLs: back to the first (local) replica once it returns."""
+        from stateless.daemon.failover import DirectoryFailover
+
+        self.failover = DirectoryFailover(self.reactor, InPool(self.reactor, self.pool),
+                                          self.consumer, self.directory, urls, bind_dn, password,
+                                          base)
+        if self.failover.enabled:
+            assert self.engine is not None
+            self.engine.health_fields.append(self.failover.fields)
+            self._loops.append(self.failover.loop)
+            self.failover.start()
+
+    def _check_replicas(self, urls: tuple[str, ...], bind_dn: str, password: str,
+                        base: str) -> None:
+        from stateless.daemon.replicacheck import ReplicaCheck
+
+        assert self.engine is not None
+        self.replica_check = ReplicaCheck(self.reactor, InPool(self.reactor, self.pool),
+                                          self.registry, urls, bind_dn, password, base,
+                                          self.config.replica_check)
+        self.engine.health_fields.append(self.replica_check.fields)
+        if self.replica_check.enabled:
+            self._loops.append(self.replica_check.loop)
+            self.replica_check.start()
 
     def _served_vcenters(self, snapshot: Any) -> tuple[str, ...]:
         existing = snapshot.servers.get(self.config.name)
@@ -249,8 +294,8 @@ class StatelessService(service.MultiService):
             self._rebuild_cost = time.monotonic() - started
             assert self.engine is not None
             self.engine.set_snapshot(snapshot)
-            if self.zone is not None:
-                self.zone.update(list(snapshot.servers.values()))
+            if self.coverage is not None:
+                self.coverage.refresh()
         except Exception:
             log.failure("applying a directory change")
         finally:

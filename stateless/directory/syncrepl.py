@@ -469,6 +469,7 @@ class SyncConsumer:
         self._thread: threading.Thread | None = None
         self._conn: Any = None
         self._index = 0
+        self._move_to: int | None = None  # a planned move to urls[i] (see `move_to`)
         self.current_url: str | None = None
         self.last_error: str | None = None
         self.sessions = 0
@@ -514,6 +515,15 @@ class SyncConsumer:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
 
+    def move_to(self, url: str) -> None:
+        """End the current session and resume on `url` (one of `urls`) from the stored cookie,
+        without reporting a loss: a planned return to the preferred server."""
+        self._move_to = self.urls.index(url)
+        conn = self._conn
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.unbind()
+
     def run(self) -> None:
         """Follow the directory until `stop()`; never raises for connection trouble."""
         failures = 0
@@ -528,10 +538,13 @@ class SyncConsumer:
             except (_SessionLost, DirectoryError) as e:
                 if self._stop.is_set():
                     break
-                self.last_error = f"{url}: {e}"
-                # Once per outage, not once per attempt: attempts may come several a second.
-                (log.warning if self._session_was_good or not failures else log.debug)(
-                    "change feed from %s lost: %s", url, e)
+                if self._move_to is not None:
+                    log.info("change feed leaves %s for %s", url, self.urls[self._move_to])
+                else:
+                    self.last_error = f"{url}: {e}"
+                    # Once per outage, not once per attempt: attempts may come several a second.
+                    (log.warning if self._session_was_good or not failures else log.debug)(
+                        "change feed from %s lost: %s", url, e)
             except Exception as e:  # a library surprise must not end the feed for good
                 self.last_error = f"{url}: {e!r}"
                 log.exception("change feed from %s failed", url)
@@ -541,6 +554,9 @@ class SyncConsumer:
                 self._close()
             if self._stop.is_set():
                 break
+            if self._move_to is not None:
+                self._index, self._move_to, failures = self._move_to, None, 0
+                continue
             self._lost(self.last_error or f"{url}: connection closed")
             self._index += 1
             failures = 0 if self._session_was_good else failures + 1

@@ -247,7 +247,11 @@ def test_apply_endpoint(estate: Estate, sim: Vcsim, tmp_path: Path,
 
     # Owned by another server: 409, and where to ask instead.
     estate.ldapmodify(OWNED_BY_SD9.format(base=estate.base))
-    wait_for(lambda: states(d)[OTHERS]["owner"] == "sd9", timeout=30, what="the owner change")
+    # Both halves of the change: the host's new owner and sd9's server entry (the change feed
+    # may deliver the entry added second in a later batch).
+    wait_for(lambda: states(d)[OTHERS]["owner"] == "sd9" and "sd9" in {
+        s["name"] for s in d.get("/v1/locate?ip=10.1.0.5")["servers"]}, timeout=30,
+        what="the owner change and the owner's server entry")
     status, _, body = d.request("POST", f"/v1/hosts/{OTHERS}/apply")
     assert status == 409
     doc = json.loads(body)

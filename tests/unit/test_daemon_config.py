@@ -27,6 +27,9 @@ def test_defaults(tmp_path: Path) -> None:
     config = DaemonConfig(tmp_path)
     assert config.embedded and config.mode == "enforce" and config.switch_interval == 0.05
     assert config.api_url(8123) == "http://127.0.0.1:8123"
+    assert config.replica_check == 300.0
+    assert load_config(None, {"STATELESS_REPLICA_CHECK": "0"},
+                       {"state_dir": str(tmp_path)}).replica_check == 0.0
 
 
 @pytest.mark.parametrize(("options", "message"), [
@@ -34,6 +37,8 @@ def test_defaults(tmp_path: Path) -> None:
     ({"switch_interval": "soon"}, "switch_interval 'soon'"),
     ({"threads": "many"}, "threads 'many'"),
     ({"mode": "fix"}, "mode 'fix'"),
+    ({"replica_check": "-1"}, "replica check -1"),
+    ({"replica_check": "often"}, "replica_check 'often'"),
     ({"dns": "update", "dns_server": "127.0.0.1:53"}, "TSIG"),
     ({"ldap_urls": "ldap://127.0.0.1:389"}, "bind-dn"),
 ])
