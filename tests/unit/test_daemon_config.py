@@ -26,7 +26,33 @@ def test_options_win_over_environment_over_file(tmp_path: Path) -> None:
 def test_defaults(tmp_path: Path) -> None:
     config = DaemonConfig(tmp_path)
     assert config.embedded and config.mode == "enforce" and config.switch_interval == 0.05
-    assert config.api_url(8123) == "http://127.0.0.1:8123"
+    assert config.api_url("127.0.0.1", 8123) == "http://127.0.0.1:8123"
+    assert config.listen_description == "tcp:8480:interface=127.0.0.1"
+    assert config.host_events == 50
+
+
+@pytest.mark.parametrize(("listen", "description"), [
+    ("127.0.0.1:0", "tcp:0:interface=127.0.0.1"),
+    ("[::1]:8480", "tcp6:8480:interface=\\:\\:1"),
+    ("tcp:8080:interface=127.0.0.1", "tcp:8080:interface=127.0.0.1"),
+])
+def test_listen_takes_the_shorthand_or_an_endpoint_string(tmp_path: Path, listen: str,
+                                                          description: str) -> None:
+    assert DaemonConfig(tmp_path, listen=listen).listen_description == description
+
+
+def test_a_unix_socket_needs_a_public_url(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="--public-url"):
+        DaemonConfig(tmp_path, listen=f"unix:{tmp_path}/api.sock")
+    config = DaemonConfig(tmp_path, listen=f"unix:{tmp_path}/api.sock",
+                          public_url="https://sd1.example.net")
+    assert config.api_url("", 0) == "https://sd1.example.net"
+
+
+@pytest.mark.parametrize("listen", ["localhost:8480", "tcp:port", "ssl:8443:privateKey=/nonexistent"])
+def test_bad_listen_values_are_refused_with_the_value(tmp_path: Path, listen: str) -> None:
+    with pytest.raises(ValidationError, match="listen"):
+        DaemonConfig(tmp_path, listen=listen)
 
 
 @pytest.mark.parametrize(("options", "message"), [
