@@ -4,14 +4,14 @@ Everything here runs on the reactor thread; directory writes and vCenter calls g
 `Blocking` runner (the daemon's thread pool).  The parts live in their own modules: births
 and their admission (`births`, `admission`), the apply queue and its retry policy (`queue`),
 what a failure means (`failures`), host state in memory and in the directory (`hoststate`),
-the compliance scan (`scan`) and the API's documents (`documents`).  A transient failure is
+the compliance scan (`scan`), the API's documents (`documents`, `answers`), ownership
+(`ownership`) and the audit events (`audit`).  A transient failure is
 retried with capped, jittered backoff for as long as it takes; a failure of the host's own
 (invalid policy, a full or missing pool) waits for a change to its inputs.
 """
 
 from __future__ import annotations
 
-import contextlib
 import random
 from collections.abc import Sequence
 from typing import Any
@@ -21,11 +21,11 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from stateless.daemon.answers import Answers
 from stateless.daemon.api import BirthOutcome
 from stateless.daemon.audit import Audit
 from stateless.daemon.births import Births
 from stateless.daemon.config import DaemonConfig
-from stateless.daemon.documents import health_document, host_document
 from stateless.daemon.failures import GONE, PERMANENT, classify
 from stateless.daemon.hoststate import IN_PROGRESS, HostStates, HostStatus, StateWriter
 from stateless.daemon.metrics import Metrics
@@ -47,7 +47,6 @@ from stateless.prepare import (
     serving_vcenter,
     with_allocations,
 )
-from stateless.sites import nearest_servers
 from stateless.vcenter.converge import Converged
 
 log = Logger()
@@ -57,7 +56,7 @@ WRITE_RETRY_CAP = 10.0  # seconds between tries of a state write, at most
 AGAIN = "queued again: asked for while it was being applied"
 
 
-class Engine(Ownership):
+class Engine(Ownership, Answers):
     """Births, applies and status; the HTTP API's controller and the scan's fleet."""
 
     def __init__(self, config: DaemonConfig, reactor: Clock, blocking: Blocking,
@@ -433,7 +432,7 @@ class Engine(Ownership):
         d: defer.Deferred[None] = self.scanner.run()
         return d.addCallback(lambda _: self.metrics.scans.inc())
 
-    # --- HTTP API answers ---------------------------------------------------------------------
+    # --- state --------------------------------------------------------------------------------
 
     def _state(self, uuid: str) -> HostState | None:
         status = self.states.get(uuid)
@@ -443,57 +442,10 @@ class Engine(Ownership):
         status = self.states.get(uuid)
         return status.cause if status and status.state == HostState.FAILED else ""
 
-    def _document(self, uuid: str) -> dict[str, Any]:
-        host = self.snapshot.hosts.get(uuid)
-        location = host.location if host else None
-        if host is not None and location is None:
-            with contextlib.suppress(StatelessError):
-                location = self.resolver.resolve(uuid).location  # chosen by a deploy rule
-        return host_document(uuid, host, self.states.get(uuid), location)
-
-    def hosts(self) -> list[dict[str, Any]]:
-        return [self._document(u) for u in sorted(set(self.snapshot.hosts) | self.states.uuids())]
-
-    def host(self, uuid: str) -> dict[str, Any]:
-        if uuid not in self.snapshot.hosts and uuid not in self.states:
-            raise NotFoundError(f"host {uuid}: unknown; it has not been born nor added")
-        return self._document(uuid)
-
-    def settled(self, uuid: str, timeout: float) -> defer.Deferred[dict[str, Any]]:
-        """The host's document once it is no longer pending or applying, or after `timeout`.
-
-        Agents that wait for their host hold one request each instead of polling, which
-        during a boot storm would cost the server a request per host per poll interval.
-        """
-        self.host(uuid)  # NotFoundError when unknown
-        return self.states.settled(uuid, timeout).addCallback(lambda _: self.host(uuid))
-
-    def effective(self, uuid: str) -> dict[str, Any]:
-        return self.resolver.resolve(uuid).to_json()
-
-    def locate(self, address: str) -> list[dict[str, Any]]:
-        return [{"name": s.name, "site": s.site, "url": s.url, "priority": s.priority,
-                 "weight": s.weight} for s in nearest_servers(self.snapshot, address)]
-
-    def health(self) -> dict[str, Any]:
-        directory = self.directory_state if self.ready else "loading"
-        reason = self.directory_reason if self.ready else "loading the directory"
-        return health_document(ready=self.ready, directory=directory, reason=reason,
-                               name=self.config.name, site=self.config.site,
-                               hosts=len(self.snapshot.hosts), queue=self.backlog,
-                               vcenters=sorted(self.snapshot.vcenters))
-
     def _state_changed(self, uuid: str, before: HostState | None, status: HostStatus) -> None:
         self.audit.state(host=uuid, state=str(status.state),
                          previous=str(before) if before is not None else None,
                          reason=status.reason)
-
-    def events(self, uuid: str) -> dict[str, Any]:
-        """`GET /v1/hosts/{uuid}/events`: the host's last events, oldest first."""
-        if uuid not in self.audit.history and uuid not in self.snapshot.hosts \
-                and uuid not in self.states:
-            raise NotFoundError(f"host {uuid}: unknown; it has not been born nor added")
-        return {"host": uuid, "events": self.audit.history.of(uuid)}
 
     def stop(self) -> None:
         """Cancel every timer (the service is stopping)."""
