@@ -39,7 +39,7 @@ from tests.ports import free_port
 ROOT = Path(__file__).resolve().parents[2]
 STATELESSD = ROOT / ".venv" / "bin" / "statelessd"
 ESTATE = ROOT / "contrib" / "examples" / "estate.stateless"
-READY = re.compile(r"statelessd (\S+) \(site (\S+)\) serving (http://\S+)")
+READY = re.compile(r"statelessd (\S+) \(site (\S+)\) serving (https?://\S+)")
 START_TIMEOUT = 60.0
 
 

@@ -6,16 +6,21 @@ The daemon writes JSON lines (`--log-format json`), listens on an endpoint strin
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
+import socket
+import ssl
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from pyVmomi import vim
 
+from stateless.security import pki
 from tests.integration.fixtures_daemon import ROOT, STATELESSD, Daemon, Estate, wait_for
 from tests.integration.fixtures_slapd import Slapd
 from tests.integration.fixtures_vcsim import Vcsim
@@ -134,3 +139,48 @@ def test_a_bad_option_is_one_line_and_status_2(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.strip() == "statelessd: error: --log-format 'xml': expected text or json"
+
+
+# --- the API on other endpoints -----------------------------------------------------------------
+
+class UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: Path) -> None:
+        super().__init__("localhost", timeout=10)
+        self.path = str(path)
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(10)
+        self.sock.connect(self.path)
+
+
+def test_the_api_listens_on_tls_and_advertises_https(
+        estate: Estate, tmp_path: Path,  # noqa: F811  (fixtures imported above)
+        daemons: Callable[..., Daemon]) -> None:
+    pki.init_ca(tmp_path / "pki")
+    issued = pki.issue(tmp_path / "pki", "sd1", ips=["127.0.0.1"])
+    d = daemons(tmp_path / "d", estate.slapd, estate.base, estate.key_file, name="sd1",
+                site="siteA", extra=("--listen", f"ssl:0:interface=127.0.0.1:privateKey="
+                                     f"{issued.key}:certKey={issued.cert}"))
+    assert d.url.startswith("https://127.0.0.1:")
+    context = ssl.create_default_context(cafile=str(tmp_path / "pki" / "ca.crt"))
+    with urllib.request.urlopen(f"{d.url}/healthz", context=context, timeout=10) as answer:
+        assert answer.status == 200 and json.loads(answer.read())["ok"] is True
+    assert estate.directory.snapshot().servers["sd1"].url == d.url  # advertised as bound
+
+
+def test_the_api_listens_on_a_unix_socket_and_advertises_the_public_url(
+        estate: Estate, tmp_path: Path,  # noqa: F811  (fixtures imported above)
+        daemons: Callable[..., Daemon]) -> None:
+    sock = tmp_path / "api.sock"
+    d = daemons(tmp_path / "d", estate.slapd, estate.base, estate.key_file, name="sd1",
+                site="siteA", extra=("--listen", f"unix:{sock}",
+                                     "--public-url", "https://sd1.example.net:8443"))
+    assert d.url == "https://sd1.example.net:8443"
+    conn = UnixConnection(sock)
+    conn.request("GET", "/healthz")
+    answer = conn.getresponse()
+    assert answer.status == 200 and json.loads(answer.read())["name"] == "sd1"
+    conn.close()
+    assert estate.directory.snapshot().servers["sd1"].url == d.url
+    assert d.stop() == 0 and not sock.exists()  # the tree closed the port on SIGTERM
