@@ -17,13 +17,15 @@ from twisted.logger import Logger
 
 from stateless.daemon.services import Parts, Stage
 from stateless.errors import StatelessError
-from stateless.model.inventory import Problem, Snapshot
 from stateless.policy.problems import directory_problems
 
 log = Logger()
 
 FEED_RETRY = (0.05, 0.5)  # seconds: the change feed's reconnect backoff, first and longest
 FIRST_VIEW_TIMEOUT = 120.0  # seconds the first complete view may take
+# The directory's problems are listed at most this often: at 10,000 hosts a listing costs
+# ~30 ms, fifty times an incremental snapshot, and a boot storm rebuilds many times a second.
+PROBLEMS_EVERY = 1.0
 
 
 class FeedStage(Stage):
@@ -38,6 +40,8 @@ class FeedStage(Stage):
         self._rebuild_scheduled = False
         self._rebuilding = False
         self._rebuild_cost = 0.0  # seconds the last snapshot rebuild took
+        self._problems_scheduled = False
+        self._problems_at = 0.0  # clock time of the last listing of the problems
         self._stopping = False
 
     @defer.inlineCallbacks
@@ -61,7 +65,9 @@ class FeedStage(Stage):
             raise StatelessError(f"directory {', '.join(urls)}: no complete view after "
                                  f"{FIRST_VIEW_TIMEOUT:.0f} s; is the syncprov overlay "
                                  "configured on the database?")
-        snapshot, problems = yield parts.thread(self._build)
+        snapshot = yield parts.thread(self.mirror.snapshot, base)
+        problems = yield parts.thread(directory_problems, snapshot)
+        self._problems_at = parts.reactor.seconds()
         parts.engine.set_snapshot(snapshot)
         parts.engine.set_problems(problems)
 
@@ -70,11 +76,6 @@ class FeedStage(Stage):
         self._stopping = True
         if self.consumer is not None:
             yield self.parts.thread(self.consumer.stop)
-
-    def _build(self) -> tuple[Snapshot, list[Problem]]:
-        """In a pool thread: the view, and every problem in it (for the log and the gauge)."""
-        snapshot: Snapshot = self.mirror.snapshot(self.parts.config.base)
-        return snapshot, directory_problems(snapshot)
 
     def _refreshed(self) -> None:
         """In the feed's thread: the mirror is complete, and the directory reachable."""
@@ -109,17 +110,42 @@ class FeedStage(Stage):
         self._rebuilding = True
         try:
             started = time.monotonic()
-            snapshot, problems = yield threads.deferToThreadPool(parts.reactor, parts.build_pool,
-                                                                 self._build)
+            snapshot = yield threads.deferToThreadPool(parts.reactor, parts.build_pool,
+                                                       self.mirror.snapshot, parts.config.base)
             self._rebuild_cost = time.monotonic() - started
             parts.engine.set_snapshot(snapshot)
-            parts.engine.set_problems(problems)
+            self._list_problems()
             if parts.zone is not None:
                 parts.zone.update(list(snapshot.servers.values()))
         except Exception:
             log.failure("applying a directory change")
         finally:
             self._rebuilding = False
+
+
+    def _list_problems(self) -> None:
+        """List the problems of the engine's view soon (at most every PROBLEMS_EVERY s)."""
+        if self._problems_scheduled or self._stopping:
+            return
+        self._problems_scheduled = True
+        reactor = self.parts.reactor
+        delay = max(0.0, self._problems_at + PROBLEMS_EVERY - reactor.seconds())
+        reactor.callLater(delay, self._problems)
+
+    @defer.inlineCallbacks
+    def _problems(self) -> Any:
+        """In the snapshot thread: every problem of the current view, for the log and gauge."""
+        parts = self.parts
+        self._problems_scheduled = False  # a newer view from now on is listed again
+        if self._stopping:
+            return
+        self._problems_at = parts.reactor.seconds()
+        try:
+            problems = yield threads.deferToThreadPool(parts.reactor, parts.build_pool,
+                                                       directory_problems, parts.engine.snapshot)
+            parts.engine.set_problems(problems)
+        except Exception:
+            log.failure("listing the directory's problems")
 
 
 __all__ = ["FEED_RETRY", "FeedStage"]
