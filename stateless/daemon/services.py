@@ -98,7 +98,12 @@ class Sequence(service.MultiService):
             child.startService()
             ready = getattr(child, "ready", None)
             if isinstance(ready, defer.Deferred):
-                yield ready
+                try:
+                    yield ready
+                except Exception:
+                    if self.running:
+                        raise
+                    return  # stopped while starting: what failed was told to stop
 
     @defer.inlineCallbacks
     def stopService(self) -> Any:

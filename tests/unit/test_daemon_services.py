@@ -91,7 +91,18 @@ def test_a_stop_during_the_start_starts_no_more_children() -> None:
     root.startService()
     root.stopService()
     a.starting.callback(None)
-    assert "start b" not in log
+    assert "start b" not in log and root.started.called
+
+
+def test_a_start_failing_because_of_a_stop_is_no_failed_start() -> None:
+    log: list[str] = []
+    root, (a, _b) = tree(log, "a", "b")
+    failures: list[Failure] = []
+    root.started.addErrback(failures.append)
+    root.startService()
+    root.stopService()
+    a.starting.errback(StatelessError("interrupted"))
+    assert failures == [] and root.started.called
 
 
 def test_the_daemon_tree_in_start_order(tmp_path: Path) -> None:
