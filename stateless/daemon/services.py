@@ -188,6 +188,15 @@ class StatelessService(Sequence):
     def __init__(self, parts: Parts) -> None:
         super().__init__()
         self.parts = parts
+        self.started.addCallback(self._ready)
+
+    def _ready(self, _: object) -> None:
+        """Every child is started: the line launchers and tests wait for."""
+        cfg = self.parts.config
+        if not self.running:
+            return  # stopped while starting
+        log.info("statelessd {name} (site {site}) serving {url}", name=cfg.name, site=cfg.site,
+                 url=self.parts.api_url)
 
     @property
     def engine(self) -> Any:

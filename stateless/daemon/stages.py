@@ -120,8 +120,6 @@ class AnnounceStage(Stage):
         yield parts.thread(parts.directory.put_server, me)
         parts.me = me
         parts.engine.resume()
-        log.info("statelessd {name} (site {site}) serving {url}", name=cfg.name, site=cfg.site,
-                 url=parts.api_url)
 
 
 def bound(port: Any) -> tuple[str, int]:
