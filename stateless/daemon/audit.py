@@ -12,7 +12,7 @@ and a history entry carry them unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -83,10 +83,15 @@ class Audit:
                    f"in progress (limit {limit}); retry after {retry_after} s", host,
                    backlog=backlog, limit=limit, retry_after=retry_after)
 
-    def rule(self, *, host: str, location: str | None, by: str) -> None:
-        text = (f"host {host}: placed at {location} by {by}" if location
-                else f"host {host}: no location from {by}")
-        self._emit(LogLevel.info, "rule", text, host, location=location, by=by)
+    def rule(self, *, host: str, location: str | None, placed_by: str,
+             matched: Mapping[str, str]) -> None:
+        """The rule outcome of a born host: where it goes, and which deploy rule won for what."""
+        rules = "; ".join(f"{item}: rule {name}" for item, name in sorted(matched.items()))
+        text = (f"host {host}: placed at {location} by {placed_by}" if location
+                else f"host {host}: no location")
+        text += f" ({rules})" if rules else "; no deploy rule matched"
+        self._emit(LogLevel.info, "rule", text, host, location=location, placed_by=placed_by,
+                   matched=dict(matched))
 
     def apply(self, *, host: str, keys: Sequence[str], calls: int, seconds: float,
               vcenter: str) -> None:

@@ -234,7 +234,8 @@ class Engine(Ownership, Answers):
         vcenter = serving_vcenter(snap, self.config.name)
         if uuid in self._place:  # just born (or left half-placed): where the rules put it
             self.audit.rule(host=uuid, location=effective.location,
-                            by="its directory entry" if host.location else "deploy rules")
+                            placed_by="its directory entry" if host.location else "deploy rules",
+                            matched=dict(self.resolver.rule_result(uuid).matched))
         reason = f"applying through vCenter {vcenter}"
         self.states.set(uuid, HostState.APPLYING, reason, next_try=None)
         if host.state not in IN_PROGRESS:  # a birth's `pending` says enough after a restart

@@ -77,6 +77,9 @@ def test_births_applies_drift_and_problems_are_audited_and_kept_per_host(
     assert birth["time"].endswith("Z") and uuid in birth["message"]
     drift = next(e for e in doc["events"] if e["event"] == "drift")
     assert drift["source"] == "vcenter" and any(k.startswith("ntp") for k in drift["keys"]), drift
+    rule = next(e for e in doc["events"] if e["event"] == "rule")
+    assert rule["location"] == "/DC1/Prod/ClusterA" and rule["placed_by"] == "deploy rules"
+    assert rule["matched"]["location"] == "prod-dell" and "rule prod-dell" in rule["message"]
     first_apply = next(e for e in doc["events"] if e["event"] == "apply")
     assert first_apply["keys"] and first_apply["calls"] > 0 and first_apply["vcenter"] == "vc1"
     states = [(e["previous"], e["state"]) for e in doc["events"] if e["event"] == "state"]

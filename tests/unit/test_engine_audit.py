@@ -33,7 +33,8 @@ def test_a_birth_its_apply_and_its_states_are_in_the_history_oldest_first(tmp_pa
     birth, rule, apply = (e for e in doc["events"] if e["event"] != "state")
     assert birth["time"] == "2023-11-14T22:13:20Z" and birth["site"] == "default"
     assert "esx1.example.com" in birth["identity"] and birth["message"].startswith(f"host {uuid_of(1)}")
-    assert rule["location"] == "/DC/C"
+    assert rule["location"] == "/DC/C" and rule["placed_by"] == "its directory entry"
+    assert rule["matched"] == {} and rule["message"].endswith("no deploy rule matched")
     assert apply["vcenter"] == "vc1" and apply["calls"] >= 0 and isinstance(apply["keys"], list)
     states = [(e["previous"], e["state"]) for e in doc["events"] if e["event"] == "state"]
     assert states[0] == (None, "pending") and states[-1] == ("applying", "compliant")
