@@ -33,6 +33,7 @@ from tests.integration.test_daemon import (  # noqa: F401  (estate, key_file, si
     sim,
     wait_states,
 )
+from tests.ports import free_port
 
 
 def json_events(log: Path) -> list[dict[str, Any]]:
@@ -55,7 +56,8 @@ def test_births_applies_drift_and_problems_are_audited_and_kept_per_host(
         tmp_path: Path, daemons: Callable[..., Daemon]) -> None:
     d = daemons(tmp_path / "d", estate.slapd, estate.base, estate.key_file, name="sd1",
                 site="siteA", extra=("--listen", "tcp:0:interface=127.0.0.1",
-                                     "--scan-interval", "0.3", "--log-format", "json"))
+                                     "--scan-interval", "0.3", "--log-format", "json",
+                                     "--log-level", "debug"))
     host = identity(1, "siteA")
     uuid = host["uuid"]
     assert births(d, [host]) == [202]
@@ -87,8 +89,13 @@ def test_births_applies_drift_and_problems_are_audited_and_kept_per_host(
     times = [e["time"] for e in doc["events"]]
     assert times == sorted(times)  # oldest first
 
-    # The same events, one JSON line each, in the audit log.
+    # The same events, one JSON line each, in the audit log (state changes at debug level),
+    # and the change feed's stdlib logging in the same log.
     assert [e["host"] for e in audit(d.log, "birth")] == [uuid]
+    assert [e["state"] for e in audit(d.log, "state") if e["host"] == uuid][:2] == ["pending",
+                                                                                   "applying"]
+    assert any(e.get("log_namespace") == "stateless.directory.syncrepl"
+               and e["text"].startswith("following ") for e in json_events(d.log))
     assert audit(d.log, "apply")[0]["keys"] == first_apply["keys"]
     assert "drift reverted" in audit(d.log, "drift_reverted")[0]["text"]
 
@@ -135,6 +142,40 @@ def test_a_failed_start_exits_non_zero_with_one_line(tmp_path: Path, slapd: Slap
     lines = [line for line in text.splitlines() if "cannot start" in line]
     assert len(lines) == 1 and f"{tmp_path / 'missing'}" in lines[0], text
     assert "Traceback" not in text
+
+
+def test_the_log_level_filters_the_audit_events(
+        estate: Estate, tmp_path: Path) -> None:  # noqa: F811  (a fixture imported above)
+    """At warn, the info lines (the ready line too) stay out of the log; the history has all."""
+    url = f"http://127.0.0.1:{free_port()}"
+    log = tmp_path / "sd1.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [str(STATELESSD), "--state-dir", str(tmp_path / "d"), "--name", "sd1", "--site", "siteA",
+             "--listen", url.removeprefix("http://"), "--ldap", estate.slapd.url,
+             "--bind-dn", estate.slapd.bind_dn, "--password-file", str(estate.slapd.password_file),
+             "--base", estate.base, "--secret-key-file", str(estate.key_file),
+             "--log-level", "warn"], stdout=out, stderr=subprocess.STDOUT,
+            env={k: v for k, v in os.environ.items() if not k.startswith("STATELESS_")})
+    try:
+        d = Daemon("sd1", "siteA", url, tmp_path / "d", log, [], proc)
+        wait_for(lambda: healthy(d), timeout=60, what="statelessd healthy")
+        host = identity(1, "siteA")
+        assert births(d, [host]) == [202]
+        wait_states(d, [host["uuid"]])
+        events = d.get(f"/v1/hosts/{host['uuid']}/events")["events"]
+        assert [e["event"] for e in events if e["event"] in ("birth", "apply")] == ["birth", "apply"]
+    finally:
+        assert Daemon("sd1", "siteA", url, tmp_path / "d", log, [], proc).stop() == 0
+    text = log.read_text()
+    assert "serving" not in text and "born" not in text and "applied through" not in text
+
+
+def healthy(d: Daemon) -> bool:
+    try:
+        return d.request("GET", "/healthz", timeout=2)[0] == 200
+    except OSError:
+        return False
 
 
 def test_a_bad_option_is_one_line_and_status_2(tmp_path: Path) -> None:
