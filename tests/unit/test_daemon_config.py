@@ -59,6 +59,8 @@ def test_bad_listen_values_are_refused_with_the_value(tmp_path: Path, listen: st
     ({"switch_interval": "0"}, "switch interval"),
     ({"switch_interval": "soon"}, "switch_interval 'soon'"),
     ({"threads": "many"}, "threads 'many'"),
+    ({"host_events": "many"}, "host_events 'many'"),
+    ({"host_events": "0"}, "host events"),
     ({"mode": "fix"}, "mode 'fix'"),
     ({"dns": "update", "dns_server": "127.0.0.1:53"}, "TSIG"),
     ({"ldap_urls": "ldap://127.0.0.1:389"}, "bind-dn"),
