@@ -23,6 +23,7 @@ log = Logger()
 
 FEED_RETRY = (0.05, 0.5)  # seconds: the change feed's reconnect backoff, first and longest
 FIRST_VIEW_TIMEOUT = 120.0  # seconds the first complete view may take
+WAIT_SLICE = 0.5  # seconds: how long a pool thread waits for it at a time
 # The directory's problems are listed at most this often: at 10,000 hosts a listing costs
 # ~30 ms, fifty times an incremental snapshot, and a boot storm rebuilds many times a second.
 PROBLEMS_EVERY = 1.0
@@ -60,11 +61,15 @@ class FeedStage(Stage):
                                      attributes=MODEL_ATTRIBUTES, retry_delay=FEED_RETRY[0],
                                      max_retry_delay=FEED_RETRY[1])
         self.consumer.start()
-        refreshed = yield parts.thread(self.consumer.wait_refreshed, FIRST_VIEW_TIMEOUT)
-        if not refreshed:
-            raise StatelessError(f"directory {', '.join(urls)}: no complete view after "
-                                 f"{FIRST_VIEW_TIMEOUT:.0f} s; is the syncprov overlay "
-                                 "configured on the database?")
+        deadline = reactor.seconds() + FIRST_VIEW_TIMEOUT
+        # In slices, so that a stop meanwhile does not leave a pool thread waiting.
+        while not (yield parts.thread(self.consumer.wait_refreshed, WAIT_SLICE)):
+            if self._stopping:
+                raise StatelessError("stopped before the directory's first complete view")
+            if reactor.seconds() >= deadline:
+                raise StatelessError(f"directory {', '.join(urls)}: no complete view after "
+                                     f"{FIRST_VIEW_TIMEOUT:.0f} s; is it reachable, and is the "
+                                     "syncprov overlay configured on the database?")
         snapshot = yield parts.thread(self.mirror.snapshot, base)
         problems = yield parts.thread(directory_problems, snapshot)
         self._problems_at = parts.reactor.seconds()

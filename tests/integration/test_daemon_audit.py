@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import signal
 import socket
 import ssl
 import subprocess
@@ -176,6 +177,28 @@ def healthy(d: Daemon) -> bool:
         return d.request("GET", "/healthz", timeout=2)[0] == 200
     except OSError:
         return False
+
+
+def test_sigterm_while_waiting_for_the_directory_stops_cleanly(tmp_path: Path) -> None:
+    """No directory answers: the start waits for it; SIGTERM ends the wait and the process."""
+    (tmp_path / "pw").write_text("secret\n")
+    log = tmp_path / "sd.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([str(STATELESSD), "--state-dir", str(tmp_path / "state"),
+                                 "--ldap", f"ldap://127.0.0.1:{free_port()}", "--bind-dn", "cn=x",
+                                 "--password-file", str(tmp_path / "pw"),
+                                 "--listen", "127.0.0.1:0"], stdout=out, stderr=subprocess.STDOUT,
+                                env={k: v for k, v in os.environ.items()
+                                     if not k.startswith("STATELESS_")})
+    try:
+        wait_for(lambda: "change feed" in log.read_text(), what="the feed trying the directory")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0, log.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "cannot start" not in log.read_text()
 
 
 def test_a_bad_option_is_one_line_and_status_2(tmp_path: Path) -> None:
