@@ -84,3 +84,16 @@ def test_command_line(tmp_path: Path) -> None:
                           "--bind-dn", "cn=admin", "--password-file", str(tmp_path / "pw")])
     assert options.config.switch_interval == 0.02
     assert options.config.ldap_urls == ("ldap://127.0.0.1:389", "ldap://127.0.0.2:389")
+
+
+def test_the_script_hands_log_options_to_twist_and_defaults_to_text() -> None:
+    from twisted.python.usage import UsageError
+
+    from stateless.tap import twist_arguments
+
+    assert twist_arguments(["--name", "sd1"]) == (["--log-format=text"], ["--name", "sd1"])
+    assert twist_arguments(["--log-format=json", "--name", "sd1", "--log-level", "warn"]) == (
+        ["--log-format=json", "--log-level=warn"], ["--name", "sd1"])
+    for bad in (["--log-level", "loud"], ["--log-format"]):
+        with pytest.raises(UsageError, match="expected"):
+            twist_arguments(bad)
