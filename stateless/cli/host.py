@@ -9,6 +9,7 @@ from typing import Any, TextIO
 import attrs
 
 from stateless.cli._common import UsageError, _connect, _emit, _host, _pairs, _table, cmd, group
+from stateless.cli.remote import host_events, owner_url
 from stateless.directory.client import Directory
 from stateless.model.identity import normalize_uuid
 from stateless.model.inventory import HostRecord, normalize_path
@@ -89,6 +90,27 @@ def cmd_host_show(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def cmd_host_events(args: argparse.Namespace, out: TextIO) -> int:
+    """The host's recent events, as the server that owns it (or `--server`) remembers them."""
+    uuid = normalize_uuid(args.uuid)
+    if args.server:
+        base = args.server
+    else:
+        with _connect(args) as d:
+            snapshot = d.snapshot()
+        base = owner_url(snapshot, _host(snapshot, uuid))
+    doc = host_events(base, uuid, args.timeout)
+    if args.json:
+        _emit(out, doc)
+        return 0
+    for event in doc.get("events", []):
+        out.write(f"{event.get('time', '')}  {event.get('event', ''):<20} "
+                  f"{event.get('message', '')}\n")
+    if not doc.get("events"):
+        out.write(f"host {uuid}: no events recorded by {base}\n")
+    return 0
+
+
 def cmd_host_list(args: argparse.Namespace, out: TextIO) -> int:
     with _connect(args) as d:
         snapshot = d.snapshot()
@@ -118,3 +140,9 @@ def register(sub: Any) -> None:
     sp = cmd(g, "show", cmd_host_show, "show one host", json_flag=True)
     sp.add_argument("uuid", metavar="UUID")
     cmd(g, "list", cmd_host_list, "list hosts", json_flag=True)
+    sp = cmd(g, "events", cmd_host_events, "the host's recent events (birth, applies, drift, "
+             "failures), from the server that owns it", json_flag=True)
+    sp.add_argument("uuid", metavar="UUID")
+    sp.add_argument("--server", metavar="URL", help="ask this server instead of the owner")
+    sp.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
+                    help="of the HTTP request [10]")

@@ -22,7 +22,11 @@ MAX_POLL = 300.0  # seconds one status request may be held (the API's limit)
 SETTLING = ("pending", "applying")
 
 
-def _request(method: str, url: str, timeout: float) -> tuple[int, dict[str, Any]]:
+APPLY_HINT = "`stateless apply --direct` applies from here instead"
+
+
+def _request(method: str, url: str, timeout: float,
+             hint: str = APPLY_HINT) -> tuple[int, dict[str, Any]]:
     """(status, JSON body) of one request; a refused or unreachable server is an error."""
     request = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)
     try:
@@ -35,16 +39,35 @@ def _request(method: str, url: str, timeout: float) -> tuple[int, dict[str, Any]
             return exc.code, {"error": exc.reason}
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise StatelessError(f"{method} {url}: cannot reach the server ({reason}); is it running? "
-                             "`stateless apply --direct` applies from here instead") from None
+        raise StatelessError(f"{method} {url}: cannot reach the server ({reason}); is it "
+                             f"running? {hint}") from None
 
 
-def _server_url(snapshot: Snapshot, name: str) -> str:
+def _server_url(snapshot: Snapshot, name: str, hint: str = "or use `stateless apply --direct`") -> str:
     server = snapshot.servers.get(name)
     if server is None or not server.url:
         raise NotFoundError(f"server {name}: no entry with a URL under ou=servers; it owns the "
-                            "host, so ask it when it is back, or use `stateless apply --direct`")
+                            f"host, so ask it when it is back, {hint}")
     return server.url.rstrip("/")
+
+
+def owner_url(snapshot: Snapshot, host: HostRecord) -> str:
+    """The API URL of the server that owns `host` (for questions only it can answer)."""
+    if not host.owner:
+        raise NotFoundError(f"host {host.uuid}: no server owns it (it has not been born, nor "
+                            "applied by a server); ask a server with --server URL")
+    return _server_url(snapshot, host.owner, "or ask another server with --server URL")
+
+
+def host_events(base: str, uuid: str, timeout: float) -> dict[str, Any]:
+    """`GET /v1/hosts/{uuid}/events` of the server at `base`."""
+    url = f"{base.rstrip('/')}/v1/hosts/{uuid}/events"
+    status, doc = _request("GET", url, timeout, hint="ask another server with --server URL")
+    if status == 404:
+        raise NotFoundError(f"GET {url}: {doc.get('error', 'not found')}")
+    if status != 200:
+        raise StatelessError(f"GET {url}: {status} {doc.get('error', '')}")
+    return doc
 
 
 def _await(base: str, uuid: str, wait: float, timeout: float, seen: Callable[[dict[str, Any]], None],

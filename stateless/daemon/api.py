@@ -79,6 +79,7 @@ class Controller(Protocol):
     def locate(self, address: str) -> list[dict[str, Any]]: ...
     def health(self) -> dict[str, Any]: ...
     def reapply(self, uuid: str) -> defer.Deferred[ReapplyOutcome]: ...
+    def events(self, uuid: str) -> dict[str, Any]: ...
 
 
 def _encode(doc: Any) -> bytes:
@@ -310,6 +311,9 @@ class Handlers:
         d.addCallbacks(answer, failed)
         return server.NOT_DONE_YET
 
+    def events(self, request: server.Request, params: Params) -> bytes:
+        return _json(request, 200, self.controller.events(params["uuid"]))
+
     def effective(self, request: server.Request, params: Params) -> bytes:
         return _json(request, 200, self.controller.effective(params["uuid"]))
 
@@ -341,6 +345,7 @@ def routes(controller: Controller, registry: CollectorRegistry) -> list[Route]:
         Route("/v1/hosts", {"GET": h.hosts}),
         Route("/v1/hosts/{uuid}", {"GET": h.host}),
         Route("/v1/hosts/{uuid}/effective", {"GET": h.effective}),
+        Route("/v1/hosts/{uuid}/events", {"GET": h.events}),
         Route("/v1/hosts/{uuid}/apply", {"POST": h.apply}),
         Route("/v1/locate", {"GET": h.locate}),
         Route("/healthz", {"GET": h.health}),

@@ -17,6 +17,7 @@ from twisted.logger import Logger
 
 from stateless.daemon.admission import Admission
 from stateless.daemon.api import Accepted, BirthOutcome, Busy, Referral
+from stateless.daemon.audit import Audit
 from stateless.daemon.config import DaemonConfig
 from stateless.daemon.coverage import BirthRoute, birth_route
 from stateless.daemon.metrics import Metrics
@@ -36,8 +37,10 @@ class Births:
 
     def __init__(self, config: DaemonConfig, clock: Clock, blocking: Blocking,
                  directory: HostDirectory, metrics: Metrics, rng: random.Random,
-                 queue: ApplyQueue, accepted: Callable[[str, BirthMessage], None]) -> None:
+                 queue: ApplyQueue, accepted: Callable[[str, BirthMessage], None], *,
+                 audit: Audit | None = None) -> None:
         self.config = config
+        self._audit = audit or Audit(clock, config.host_events)
         self._clock = clock
         self._blocking = blocking
         self._directory = directory
@@ -65,19 +68,26 @@ class Births:
 
     def answer(self, message: BirthMessage, peer: str) -> defer.Deferred[BirthOutcome]:
         identity = message.identity
+        uuid = identity.uuid
         route = self._route(identity.ipv4 or peer)
         if route.refer:
             self._metrics.births.labels(outcome="referral").inc()
-            return defer.succeed(Referral(route.site or "", tuple(
+            referral = Referral(route.site or "", tuple(
                 {"name": s.name, "url": s.url, "priority": s.priority, "weight": s.weight}
-                for s in route.refer), route.sites))
-        uuid = identity.uuid
+                for s in route.refer), route.sites)
+            self._audit.referral(host=uuid, identity=identity, site=referral.site,
+                                 servers=[str(s["name"]) for s in referral.servers])
+            return defer.succeed(referral)
         busy = uuid in self._waiting or self._queue.busy(uuid)
         ticket = self.admission.admit(uuid, self.backlog, busy)
         if ticket is None:
             self._metrics.births.labels(outcome="busy").inc()
-            return defer.succeed(Busy(self.admission.retry_after(
-                self.backlog, self.config.vcenter_concurrency)))
+            busy_for = Busy(self.admission.retry_after(self.backlog,
+                                                       self.config.vcenter_concurrency))
+            self._audit.admission_refused(host=uuid, backlog=self.backlog,
+                                          limit=self.config.max_pending,
+                                          retry_after=busy_for.retry_after)
+            return defer.succeed(busy_for)
         d = defer.maybeDeferred(self._blocking, self._directory.record_birth, identity,
                                 datetime.fromtimestamp(self._clock.seconds(), UTC),
                                 self.config.name, known=uuid in self.snapshot.hosts,
@@ -85,6 +95,8 @@ class Births:
 
         def recorded(_: object) -> BirthOutcome:
             self._metrics.births.labels(outcome="accepted").inc()
+            self._audit.birth(host=uuid, identity=identity, server=self.config.name,
+                              site=route.site or self.config.site)
             self._accepted(uuid, message)
             self._waiting[uuid] = (identity, self._clock.seconds() + FEED_TIMEOUT)
             self.release()

@@ -20,6 +20,8 @@ from stateless.directory.connection import DEFAULT_BASE, ENVIRONMENT, resolve_co
 from stateless.errors import ValidationError
 from stateless.model.inventory import check_name
 
+ENDPOINT_TYPES = ("tcp", "tcp6", "ssl", "unix")  # endpoint strings `--listen` takes as they are
+
 
 def _endpoint(value: str, what: str) -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
@@ -40,6 +42,32 @@ def _not_negative(what: str) -> Any:
     return check
 
 
+def listen_description(value: str) -> str:
+    """The Twisted endpoint string of `--listen`: given as one (`tcp:8480:interface=...`,
+    `ssl:...`, `unix:...`), or made from the ADDRESS:PORT shorthand."""
+    kind = value.partition(":")[0]
+    if kind in ENDPOINT_TYPES:
+        return value
+    host, port = _endpoint(value, "listen")
+    if ipaddress.ip_address(host).version == 6:
+        return f"tcp6:{port}:interface={host.replace(':', chr(92) + ':')}"
+    return f"tcp:{port}:interface={host}"
+
+
+def _check_listen(value: str) -> None:
+    """The endpoint string parses (ssl: also reads its certificate and key here)."""
+    from twisted.internet.endpoints import serverFromString
+
+    description = listen_description(value)
+    try:
+        serverFromString(object(), description)  # the reactor is only used when listening
+    except Exception as exc:  # a bad description raises whatever its parser raises
+        raise ValidationError(f"listen {value!r}: {exc or type(exc).__name__}; expected "
+                              "ADDRESS:PORT or an endpoint such as tcp:8480:interface=127.0.0.1, "
+                              "ssl:8443:privateKey=KEY:certKey=CERT or unix:/run/statelessd.sock"
+                              ) from None
+
+
 def _positive(what: str) -> Any:
     def check(_inst: object, _attr: object, value: float) -> None:
         if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
@@ -53,8 +81,8 @@ class DaemonConfig:
     state_dir: Path = attrs.field(converter=Path)
     name: str = attrs.field(default="statelessd", validator=lambda _s, _a, v: check_name(v, "server"))
     site: str = attrs.field(default="default", validator=lambda _s, _a, v: check_name(v, "site"))
-    listen: str = "127.0.0.1:8480"
-    public_url: str = ""  # advertised API URL; derived from `listen` when empty
+    listen: str = "127.0.0.1:8480"  # ADDRESS:PORT, or a Twisted endpoint string
+    public_url: str = ""  # advertised API URL; derived from the bound address when empty
     ldap_urls: tuple[str, ...] = attrs.field(default=(), converter=tuple)  # empty: embedded slapd
     bind_dn: str = ""
     password_file: Path | None = attrs.field(default=None,
@@ -86,9 +114,13 @@ class DaemonConfig:
                                                converter=attrs.converters.optional(Path))
     host_password_file: Path | None = attrs.field(default=None,
                                                   converter=attrs.converters.optional(Path))
+    host_events: int = attrs.field(default=50, validator=_positive("host events"))
 
     def __attrs_post_init__(self) -> None:
-        _endpoint(self.listen, "listen")
+        _check_listen(self.listen)
+        if listen_description(self.listen).startswith("unix:") and not self.public_url:
+            raise ValidationError(f"listen {self.listen!r}: a unix socket has no URL hosts can "
+                                  "reach; give the advertised one with --public-url")
         if self.dns not in ("none", "serve", "update"):
             raise ValidationError(f"dns {self.dns!r}: expected none, serve or update")
         if self.dns == "serve":
@@ -118,19 +150,20 @@ class DaemonConfig:
         return not self.ldap_urls
 
     @property
-    def listen_endpoint(self) -> tuple[str, int]:
-        return _endpoint(self.listen, "listen")
+    def listen_description(self) -> str:
+        return listen_description(self.listen)
 
     @property
     def dns_listen_endpoint(self) -> tuple[str, int]:
         return _endpoint(self.dns_listen, "dns listen")
 
-    def api_url(self, port: int | None = None) -> str:
-        """The URL advertised in SRV targets and referrals."""
+    def api_url(self, host: str, port: int) -> str:
+        """The URL advertised in SRV targets and referrals: --public-url, or the address the
+        API port is bound to."""
         if self.public_url:
             return self.public_url.rstrip("/")
-        host, configured = self.listen_endpoint
-        return f"http://{host}:{port or configured}"
+        scheme = "https" if self.listen_description.startswith("ssl:") else "http"
+        return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
 
 _FIELDS = {f.name: f for f in attrs.fields(DaemonConfig)}
@@ -140,7 +173,7 @@ ENV_PREFIX = "STATELESS_"
 def _coerce(name: str, value: Any) -> Any:
     if name == "ldap_urls" and isinstance(value, str):
         return tuple(u.strip() for u in value.split(",") if u.strip())
-    if name in ("max_pending", "vcenter_concurrency", "threads"):
+    if name in ("max_pending", "vcenter_concurrency", "threads", "host_events"):
         try:
             return int(value)
         except (TypeError, ValueError):

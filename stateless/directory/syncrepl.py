@@ -29,6 +29,7 @@ from pyasn1.codec.der import encoder as der_encoder
 from pyasn1.error import PyAsn1Error
 from pyasn1.type import constraint, namedtype, namedval, tag, univ
 
+from stateless.directory import ldap3_shim
 from stateless.errors import DirectoryError
 
 log = logging.getLogger(__name__)
@@ -626,16 +627,9 @@ class SyncConsumer:
         if self._stop.is_set():
             return
         strategy = conn.strategy
-
-        def deliver(message_id: int, message: dict[str, Any]) -> None:
-            # Runs in ldap3's receiver thread: hand over and forget, so the strategy keeps no
-            # backlog of a search that never completes.
-            if message.get("type") in ("searchResEntry", "searchResRef", "intermediateResponse"):
-                with strategy.async_lock:
-                    strategy._responses.pop(message_id, None)
-            inbox.put((message_id, message))
-
-        strategy.accumulate_stream = deliver
+        # In ldap3's receiver thread: hand over and forget, so the strategy keeps no backlog
+        # of a search that never completes.
+        ldap3_shim.stream_messages(strategy, lambda message_id, message: inbox.put((message_id, message)))
         sent_cookie = self._cookie
         control = (SYNC_REQUEST_OID, True, encode_sync_request(SyncMode.REFRESH_AND_PERSIST, sent_cookie))
         message_id = conn.search(self.base, self.search_filter, search_scope=ldap3.SUBTREE,
@@ -656,7 +650,7 @@ class SyncConsumer:
             try:
                 got_id, message = inbox.get(timeout=self.poll_interval)
             except queue.Empty:
-                if conn.closed or strategy.receiver is None or not strategy.receiver.is_alive():
+                if conn.closed or not ldap3_shim.receiver_alive(strategy):
                     raise _SessionLost("connection closed") from None
                 continue
             if got_id == message_id:

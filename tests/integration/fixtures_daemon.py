@@ -39,7 +39,7 @@ from tests.ports import free_port
 ROOT = Path(__file__).resolve().parents[2]
 STATELESSD = ROOT / ".venv" / "bin" / "statelessd"
 ESTATE = ROOT / "contrib" / "examples" / "estate.stateless"
-READY = re.compile(r"statelessd (\S+) \(site (\S+)\) serving (http://\S+)")
+READY = re.compile(r"statelessd (\S+) \(site (\S+)\) serving (https?://\S+)")
 START_TIMEOUT = 60.0
 
 
@@ -115,6 +115,18 @@ class Daemon:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
 
+def ready_url(log_text: str) -> str | None:
+    """The URL of the "serving" line, in a text log or a `--log-format json` one."""
+    found = READY.search(log_text)
+    if found:
+        return found.group(3)
+    for line in log_text.split("\n"):  # not splitlines(): it splits at the \x1e before each
+        if line.startswith("\x1e{") and "serving {url}" in line:
+            with contextlib.suppress(ValueError):
+                return str(json.loads(line[1:])["url"])
+    return None
+
+
 def start_daemon(state_dir: Path, slapd: Slapd, base: str, key_file: Path, *, name: str = "sd1",
                  site: str = "siteA", extra: tuple[str, ...] = (), log: Path | None = None) -> Daemon:
     """Start statelessd and wait for its "serving URL" line on stderr."""
@@ -134,9 +146,9 @@ def start_daemon(state_dir: Path, slapd: Slapd, base: str, key_file: Path, *, na
         with log.open("rb") as f:
             f.seek(offset)
             text = f.read().decode(errors="replace")
-        found = READY.search(text)
-        if found:
-            return Daemon(name, site, found.group(3), state_dir, log, args, proc)
+        url = ready_url(text)
+        if url:
+            return Daemon(name, site, url, state_dir, log, args, proc)
         if proc.poll() is not None or time.monotonic() > deadline:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()

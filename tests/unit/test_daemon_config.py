@@ -26,16 +26,44 @@ def test_options_win_over_environment_over_file(tmp_path: Path) -> None:
 def test_defaults(tmp_path: Path) -> None:
     config = DaemonConfig(tmp_path)
     assert config.embedded and config.mode == "enforce" and config.switch_interval == 0.05
-    assert config.api_url(8123) == "http://127.0.0.1:8123"
+    assert config.api_url("127.0.0.1", 8123) == "http://127.0.0.1:8123"
     assert config.replica_check == 300.0
     assert load_config(None, {"STATELESS_REPLICA_CHECK": "0"},
                        {"state_dir": str(tmp_path)}).replica_check == 0.0
+    assert config.listen_description == "tcp:8480:interface=127.0.0.1"
+    assert config.host_events == 50
+
+
+@pytest.mark.parametrize(("listen", "description"), [
+    ("127.0.0.1:0", "tcp:0:interface=127.0.0.1"),
+    ("[::1]:8480", "tcp6:8480:interface=\\:\\:1"),
+    ("tcp:8080:interface=127.0.0.1", "tcp:8080:interface=127.0.0.1"),
+])
+def test_listen_takes_the_shorthand_or_an_endpoint_string(tmp_path: Path, listen: str,
+                                                          description: str) -> None:
+    assert DaemonConfig(tmp_path, listen=listen).listen_description == description
+
+
+def test_a_unix_socket_needs_a_public_url(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="--public-url"):
+        DaemonConfig(tmp_path, listen=f"unix:{tmp_path}/api.sock")
+    config = DaemonConfig(tmp_path, listen=f"unix:{tmp_path}/api.sock",
+                          public_url="https://sd1.example.net")
+    assert config.api_url("", 0) == "https://sd1.example.net"
+
+
+@pytest.mark.parametrize("listen", ["localhost:8480", "tcp:port", "ssl:8443:privateKey=/nonexistent"])
+def test_bad_listen_values_are_refused_with_the_value(tmp_path: Path, listen: str) -> None:
+    with pytest.raises(ValidationError, match="listen"):
+        DaemonConfig(tmp_path, listen=listen)
 
 
 @pytest.mark.parametrize(("options", "message"), [
     ({"switch_interval": "0"}, "switch interval"),
     ({"switch_interval": "soon"}, "switch_interval 'soon'"),
     ({"threads": "many"}, "threads 'many'"),
+    ({"host_events": "many"}, "host_events 'many'"),
+    ({"host_events": "0"}, "host events"),
     ({"mode": "fix"}, "mode 'fix'"),
     ({"replica_check": "-1"}, "replica check -1"),
     ({"replica_check": "often"}, "replica_check 'often'"),
@@ -61,3 +89,16 @@ def test_command_line(tmp_path: Path) -> None:
                           "--bind-dn", "cn=admin", "--password-file", str(tmp_path / "pw")])
     assert options.config.switch_interval == 0.02
     assert options.config.ldap_urls == ("ldap://127.0.0.1:389", "ldap://127.0.0.2:389")
+
+
+def test_the_script_hands_log_options_to_twist_and_defaults_to_text() -> None:
+    from twisted.python.usage import UsageError
+
+    from stateless.tap import twist_arguments
+
+    assert twist_arguments(["--name", "sd1"]) == (["--log-format=text"], ["--name", "sd1"])
+    assert twist_arguments(["--log-format=json", "--name", "sd1", "--log-level", "warn"]) == (
+        ["--log-format=json", "--log-level=warn"], ["--name", "sd1"])
+    for bad in (["--log-level", "loud"], ["--log-format"]):
+        with pytest.raises(UsageError, match="expected"):
+            twist_arguments(bad)
