@@ -4,7 +4,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := slapd ldap-utils golang-go golang-github-vmware-govmomi-dev bind9 bind9-dnsutils
+APT_PACKAGES := slapd ldap-utils golang-go golang-github-vmware-govmomi-dev bind9 bind9-dnsutils \
+    chromium chromium-driver 389-ds-base systemd
 VCSIM := contrib/vcsim/vcsim
 RUN_DIR ?= run
 WHEEL_VENV := .wheel-venv
