@@ -119,7 +119,8 @@ def ds389(tmp_path: Path) -> Iterator[Instance]:
     try:
         created = ds.run("dscreate", "from-file", str(inf))
         if created.returncode != 0:
-            pytest.skip("389-DS cannot start here: dscreate: " + (created.stdout + created.stderr).replace("\n", " | "))
+            said = (created.stdout + created.stderr).replace("\n", " | ")
+            pytest.skip(f"389-DS cannot start here: dscreate: {said}")
         wait_for_port(port)
         yield ds
     finally:
