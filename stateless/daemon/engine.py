@@ -28,6 +28,7 @@ from stateless.daemon.documents import health_document, host_document, iso
 from stateless.daemon.failures import GONE, PERMANENT, classify
 from stateless.daemon.hoststate import IN_PROGRESS, HostStates, HostStatus, StateWriter
 from stateless.daemon.metrics import Metrics
+from stateless.daemon.overview import Overview
 from stateless.daemon.ports import Blocking, Clock, Delayed, HostDirectory, VCenters
 from stateless.daemon.queue import ApplyQueue, RetryPolicy
 from stateless.daemon.scan import ComplianceScan
@@ -86,6 +87,7 @@ class Engine:
         self.births = Births(config, reactor, blocking, directory, self.metrics, self.rng,
                              self.queue, self._born)
         self.scanner = ComplianceScan(self)
+        self.overview = Overview(self, reactor.seconds, config.mode)
         self._place: dict[str, str | None] = {}  # born hosts to (re)place in vCenter: thumbprint
         self._recheck: set[str] = set()  # running hosts whose inputs may have changed meanwhile
         self._slots: dict[str, defer.DeferredSemaphore] = {}
@@ -519,6 +521,12 @@ class Engine:
                                name=self.config.name, site=self.config.site,
                                hosts=len(self.snapshot.hosts), queue=self.backlog,
                                vcenters=sorted(self.snapshot.vcenters))
+
+    def summary(self) -> dict[str, Any]:
+        return self.overview.summary()
+
+    def problems(self) -> dict[str, Any]:
+        return self.overview.problems_document()
 
     def stop(self) -> None:
         """Cancel every timer (the service is stopping)."""
