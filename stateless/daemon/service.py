@@ -31,6 +31,7 @@ from twisted.python.threadpool import ThreadPool
 
 from stateless.daemon.api import build_site
 from stateless.daemon.config import DaemonConfig
+from stateless.daemon.drift import DriftWatch
 from stateless.daemon.engine import Engine
 from stateless.daemon.loops import Periodic
 from stateless.daemon.ports import Blocking, Clock
@@ -102,6 +103,7 @@ class StatelessService(service.MultiService):
         self.dns_port = 0
         self.registrar: Any = None
         self.vcenters: VCenterClients | None = None
+        self.drift: DriftWatch | None = None
         self.started: defer.Deferred[None] = defer.Deferred()
         self._loops: list[Periodic] = []
         self._rebuild_scheduled = False
@@ -187,6 +189,10 @@ class StatelessService(service.MultiService):
                         jitter=SCAN_JITTER, rng=random.Random())
         self._loops.append(scan)
         scan.start()
+        self.drift = DriftWatch(self.engine, self.vcenters, self.reactor,
+                                InPool(self.reactor, self.pool), server=cfg.name, mode=cfg.mode)
+        self.engine.overview.vcenter_health = self.drift.health
+        self.drift.start()
         log.info("statelessd {name} (site {site}) serving {url}", name=cfg.name, site=cfg.site,
                  url=self.api_url)
 
@@ -303,6 +309,8 @@ class StatelessService(service.MultiService):
         self._stopping = True
         for loop in self._loops:
             loop.stop()  # a scan waiting on vCenter must not hold the shutdown up
+        if self.drift is not None:
+            yield self.drift.stop()
         if self.engine is not None:
             self.engine.stop()
         if self.port is not None:

@@ -14,6 +14,7 @@ in between is unknown, so the caller compares every watched host once.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -83,6 +84,11 @@ class HostWatch:
     @property
     def where(self) -> Where:
         return Where(self.name)
+
+    def stale(self) -> bool:
+        """Subscribed with another set of hosts than the one last asked for."""
+        with self._lock:
+            return self._sub is not None and self._viewed != self._hosts
 
     def set_hosts(self, moids: Iterable[str]) -> None:
         """Watch exactly these hosts from now on (one ModifyListView when subscribed)."""
@@ -158,9 +164,12 @@ class HostWatch:
         sub.session.close()
 
     def close(self) -> None:
+        """End the subscription; a `wait` in progress in another thread returns at once."""
         with self._lock:
             sub, self._sub, self._viewed = self._sub, None, set()
         if sub is not None:
+            with contextlib.suppress(Exception):  # the session may be gone already
+                sub.collector.CancelWaitForUpdates()
             sub.session.close()
 
 
