@@ -36,6 +36,7 @@ class Options(usage.Options):
         ["tsig-key-file", None, None, "TSIG key file for updates"],
         ["mode", None, None, "enforce (re-apply on change) | report (mark drifted) [enforce]"],
         ["scan-interval", None, None, "seconds between compliance scans [600]"],
+        ["vcenter-watch", None, None, "on: vCenter pushes host changes at once; off: scans only [on]"],
         ["max-pending", None, None, "births queued before answering 429 [2000]"],
         ["retry-cap", None, None, "longest wait, seconds, between retries of a failed apply [300]"],
         ["vcenter-concurrency", None, None, "hosts applied at once per vCenter [8]"],

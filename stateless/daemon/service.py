@@ -189,10 +189,11 @@ class StatelessService(service.MultiService):
                         jitter=SCAN_JITTER, rng=random.Random())
         self._loops.append(scan)
         scan.start()
-        self.drift = DriftWatch(self.engine, self.vcenters, self.reactor,
-                                InPool(self.reactor, self.pool), server=cfg.name, mode=cfg.mode)
-        self.engine.overview.vcenter_health = self.drift.health
-        self.drift.start()
+        if cfg.vcenter_watch:
+            self.drift = DriftWatch(self.engine, self.vcenters, self.reactor,
+                                    InPool(self.reactor, self.pool), server=cfg.name, mode=cfg.mode)
+            self.engine.overview.vcenter_health = self.drift.health
+            self.drift.start()
         log.info("statelessd {name} (site {site}) serving {url}", name=cfg.name, site=cfg.site,
                  url=self.api_url)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,6 +35,7 @@ def test_defaults(tmp_path: Path) -> None:
     ({"switch_interval": "soon"}, "switch_interval 'soon'"),
     ({"threads": "many"}, "threads 'many'"),
     ({"mode": "fix"}, "mode 'fix'"),
+    ({"vcenter_watch": "maybe"}, "vcenter_watch 'maybe'"),
     ({"dns": "update", "dns_server": "127.0.0.1:53"}, "TSIG"),
     ({"ldap_urls": "ldap://127.0.0.1:389"}, "bind-dn"),
 ])
@@ -56,3 +58,25 @@ def test_command_line(tmp_path: Path) -> None:
                           "--bind-dn", "cn=admin", "--password-file", str(tmp_path / "pw")])
     assert options.config.switch_interval == 0.02
     assert options.config.ldap_urls == ("ldap://127.0.0.1:389", "ldap://127.0.0.2:389")
+
+
+@pytest.mark.parametrize(("source", "expected"), [
+    ({}, True), ({"options": {"vcenter_watch": "off"}}, False),
+    ({"env": {"STATELESS_VCENTER_WATCH": "no"}}, False), ({"file": "vcenter-watch = false\n"}, False),
+    ({"file": "vcenter-watch = false\n", "options": {"vcenter_watch": "on"}}, True),
+])
+def test_the_vcenter_watch_switch(tmp_path: Path, source: dict[str, Any], expected: bool) -> None:
+    file = None
+    if "file" in source:
+        file = tmp_path / "statelessd.toml"
+        file.write_text(source["file"])
+    config = load_config(file, source.get("env", {}),
+                         {"state_dir": str(tmp_path), **source.get("options", {})})
+    assert config.vcenter_watch is expected
+
+
+def test_a_file_value_of_the_wrong_kind_is_refused(tmp_path: Path) -> None:
+    file = tmp_path / "statelessd.toml"
+    file.write_text("vcenter-watch = 3\n")
+    with pytest.raises(ValidationError, match="vcenter watch 3"):
+        load_config(file, {}, {"state_dir": str(tmp_path)})
