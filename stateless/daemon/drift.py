@@ -201,17 +201,20 @@ class DriftWatch:
             return
         wanted = self.wanted()
         missing = [u for u in wanted if u not in self.moids]
-        for uuid in missing:
-            target = self._target(uuid)
-            if target is None:
-                continue
-            moid = yield self.blocking(self.vcenters.find, vcenter, target)
-            if moid is not None:
-                self.moids[uuid] = moid
-        hosts = {self.moids[u]: u for u in wanted if u in self.moids}
-        if hosts != self.watched or watch.stale():
-            yield self.blocking(watch.set_hosts, sorted(hosts))
-            self.watched = hosts
+        try:
+            for uuid in missing:
+                target = self._target(uuid)
+                if target is None:
+                    continue
+                moid = yield self.blocking(self.vcenters.find, vcenter, target)
+                if moid is not None:
+                    self.moids[uuid] = moid
+            hosts = {self.moids[u]: u for u in wanted if u in self.moids}
+            if hosts != self.watched or watch.stale():
+                yield self.blocking(watch.set_hosts, sorted(hosts))
+                self.watched = hosts
+        except StatelessError:
+            return  # vCenter is not answering: the watch loop says so; the next sync tries again
 
     def _target(self, uuid: str) -> Target | None:
         snapshot = self.engine.snapshot
