@@ -233,8 +233,12 @@ def test_sigkill_during_births_loses_nothing(estate: Estate, tmp_path: Path,
     assert births(again, retry) == [202] * len(retry)
     wait_states(again, [i["uuid"] for i in idents], timeout=120)
 
-    hosts = estate.directory.snapshot().hosts
-    assert all(hosts[i["uuid"]].state == "compliant" for i in idents)
+    # The API answers from memory; the directory's state write follows it.
+    def recorded() -> Any:
+        hosts = estate.directory.snapshot().hosts
+        return hosts if all(hosts[i["uuid"]].state == "compliant" for i in idents) else None
+
+    wait_for(recorded, timeout=30, what="the directory to record every host compliant")
     si = slow.connect()
     found = hosts_by_name(si)
     names = [f"{i['hostname']}.example.com" for i in idents]
