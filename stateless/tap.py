@@ -52,6 +52,7 @@ class Options(usage.Options):
         ["scan-interval", None, None, "seconds between compliance scans [600]"],
         ["replica-check", None, None, "seconds between divergence checks of the --ldap "
          "replicas, 0: never [300]"],
+        ["vcenter-watch", None, None, "on: vCenter pushes host changes at once; off: scans only [on]"],
         ["max-pending", None, None, "births queued before answering 429 [2000]"],
         ["retry-cap", None, None, "longest wait, seconds, between retries of a failed apply [300]"],
         ["vcenter-concurrency", None, None, "hosts applied at once per vCenter [8]"],

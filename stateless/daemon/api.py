@@ -22,6 +22,7 @@ from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 from twisted.web import http, resource, server
 
+from stateless.daemon import status_page
 from stateless.errors import NotFoundError, StatelessError
 from stateless.model.birth import MAX_BODY, BirthError, BirthMessage, parse_birth
 from stateless.model.identity import normalize_uuid
@@ -80,6 +81,8 @@ class Controller(Protocol):
     def health(self) -> dict[str, Any]: ...
     def reapply(self, uuid: str) -> defer.Deferred[ReapplyOutcome]: ...
     def events(self, uuid: str) -> dict[str, Any]: ...
+    def summary(self) -> dict[str, Any]: ...
+    def problems(self) -> dict[str, Any]: ...
 
 
 def _encode(doc: Any) -> bytes:
@@ -332,6 +335,12 @@ class Handlers:
         doc = self.controller.health()
         return _json(request, 200 if doc.get("ok") else 503, doc)
 
+    def summary(self, request: server.Request, params: Params) -> bytes:
+        return _json(request, 200, self.controller.summary())
+
+    def problems(self, request: server.Request, params: Params) -> bytes:
+        return _json(request, 200, self.controller.problems())
+
     def metrics(self, request: server.Request, params: Params) -> bytes:
         request.setHeader(b"content-type", CONTENT_TYPE_LATEST.encode())
         return generate_latest(self.registry)
@@ -348,7 +357,10 @@ def routes(controller: Controller, registry: CollectorRegistry) -> list[Route]:
         Route("/v1/hosts/{uuid}/events", {"GET": h.events}),
         Route("/v1/hosts/{uuid}/apply", {"POST": h.apply}),
         Route("/v1/locate", {"GET": h.locate}),
+        Route("/v1/summary", {"GET": h.summary}),
+        Route("/v1/problems", {"GET": h.problems}),
         Route("/healthz", {"GET": h.health}),
+        *(Route(path, {"GET": handler}) for path, handler in status_page.FILES.items()),
         Route("/metrics", {"GET": h.metrics}),
     ]
 

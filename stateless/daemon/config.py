@@ -100,6 +100,8 @@ class DaemonConfig:
     # there are two or more); 0: never.
     replica_check: float = attrs.field(default=300.0, validator=_not_negative("replica check"))
     scan_interval: float = attrs.field(default=600.0, validator=_positive("scan interval"))
+    # vCenter pushes changes of the owned hosts (WaitForUpdatesEx); off: only the scan finds drift
+    vcenter_watch: bool = True
     max_pending: int = attrs.field(default=2000, validator=_positive("max pending"))
     # Transient apply failures are retried forever, with full-jitter exponential backoff
     # whose ceiling stops growing here.
@@ -130,6 +132,8 @@ class DaemonConfig:
             if self.tsig_key_file is None:
                 raise ValidationError("dns update needs a TSIG key file (--tsig-key-file); "
                                       "unsigned updates are refused by any sane primary")
+        if not isinstance(self.vcenter_watch, bool):
+            raise ValidationError(f"vcenter watch {self.vcenter_watch!r}: expected on or off")
         if self.mode not in ("enforce", "report"):
             raise ValidationError(f"mode {self.mode!r}: expected enforce or report")
         for url in self.ldap_urls:
@@ -170,7 +174,15 @@ _FIELDS = {f.name: f for f in attrs.fields(DaemonConfig)}
 ENV_PREFIX = "STATELESS_"
 
 
+SWITCH = {"on": True, "true": True, "yes": True, "1": True,
+          "off": False, "false": False, "no": False, "0": False}
+
+
 def _coerce(name: str, value: Any) -> Any:
+    if name == "vcenter_watch" and isinstance(value, str):
+        if value.strip().lower() not in SWITCH:
+            raise ValidationError(f"{name} {value!r}: expected on or off")
+        return SWITCH[value.strip().lower()]
     if name == "ldap_urls" and isinstance(value, str):
         return tuple(u.strip() for u in value.split(",") if u.strip())
     if name in ("max_pending", "vcenter_concurrency", "threads", "host_events"):

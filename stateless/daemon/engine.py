@@ -30,6 +30,7 @@ from stateless.daemon.coverage import apply_vcenter
 from stateless.daemon.failures import GONE, PERMANENT, classify
 from stateless.daemon.hoststate import IN_PROGRESS, HostStates, HostStatus, StateWriter
 from stateless.daemon.metrics import Metrics
+from stateless.daemon.overview import Overview
 from stateless.daemon.ownership import Ownership
 from stateless.daemon.ports import Blocking, Clock, Delayed, HostDirectory, VCenters
 from stateless.daemon.queue import ApplyQueue, RetryPolicy
@@ -87,11 +88,12 @@ class Engine(Ownership, Answers):
         self.births = Births(config, reactor, blocking, directory, self.metrics, self.rng,
                              self.queue, self._born, audit=self.audit)
         self.scanner = ComplianceScan(self)
+        self.overview = Overview(self, reactor.seconds, config.mode)
         self._place: dict[str, str | None] = {}  # born hosts to (re)place in vCenter: thumbprint
         self._recheck: set[str] = set()  # running hosts whose inputs may have changed meanwhile
         self._slots: dict[str, defer.DeferredSemaphore] = {}
         self._drifted: dict[str, list[str]] = {}  # drift in vCenter being reverted: its keys
-        self.problems: frozenset[Problem] = frozenset()
+        self.known_problems: frozenset[Problem] = frozenset()
         self._timer: Delayed | None = None
         self._woken = False
 
@@ -136,9 +138,9 @@ class Engine(Ownership, Answers):
     def set_problems(self, problems: list[Problem]) -> None:
         """The directory's problems (`policy.problems`): one audit line per new or cleared one."""
         now = frozenset(problems)
-        new = sorted(now - self.problems, key=str)
-        resolved = sorted(self.problems - now, key=str)
-        self.problems = now
+        new = sorted(now - self.known_problems, key=str)
+        resolved = sorted(self.known_problems - now, key=str)
+        self.known_problems = now
         self.metrics.problems.set(len(now))
         self.audit.directory_problems(new, resolved)
 
@@ -450,6 +452,12 @@ class Engine(Ownership, Answers):
         self.audit.state(host=uuid, state=str(status.state),
                          previous=str(before) if before is not None else None,
                          reason=status.reason)
+
+    def summary(self) -> dict[str, Any]:
+        return self.overview.summary()
+
+    def problems(self) -> dict[str, Any]:
+        return self.overview.problems_document()
 
     def stop(self) -> None:
         """Cancel every timer (the service is stopping)."""

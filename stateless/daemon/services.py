@@ -239,6 +239,8 @@ def build_service(config: DaemonConfig, reactor: Any = None) -> StatelessService
         children.append(discovery.RegistrarStage(parts))
     children.append(sitestages.SitesStage(parts))
     children.append(stages.ScanStage(parts))
+    if config.vcenter_watch:
+        children.append(stages.WatchStage(parts))
     for child in children:
         child.setServiceParent(root)
     return root

@@ -148,4 +148,28 @@ class ScanStage(Stage):
             self.loop.stop()  # a scan waiting on vCenter must not hold the shutdown up
 
 
-__all__ = ["AnnounceStage", "DirectoryStage", "EngineStage", "ScanStage", "bound"]
+class WatchStage(Stage):
+    """Drift pushed by vCenter: one property-collector session per vCenter (`drift`)."""
+
+    name = "vcenter watch"
+
+    def __init__(self, parts: Parts) -> None:
+        self.parts = parts
+        self.watch: Any = None
+
+    def start(self) -> None:
+        from stateless.daemon.drift import DriftWatch
+
+        parts, cfg = self.parts, self.parts.config
+        self.watch = DriftWatch(parts.engine, parts.engine.vcenters, parts.reactor,
+                                parts.blocking, server=cfg.name, mode=cfg.mode)
+        parts.engine.overview.vcenter_health = self.watch.health
+        self.watch.start()
+
+    def stop(self) -> Any:
+        if self.watch is not None:
+            return self.watch.stop()
+        return None
+
+
+__all__ = ["AnnounceStage", "DirectoryStage", "EngineStage", "ScanStage", "WatchStage", "bound"]

@@ -75,6 +75,14 @@ class Controller:
         self._check()
         return {"ok": True}
 
+    def summary(self) -> dict[str, Any]:
+        self._check()
+        return {"hosts": 0, "states": {}}
+
+    def problems(self) -> dict[str, Any]:
+        self._check()
+        return {"problems": []}
+
 
 @pytest.fixture
 def controller() -> Controller:
@@ -115,7 +123,7 @@ def doc(body: bytes) -> Any:
 
 @pytest.mark.parametrize(("method", "path", "code", "allow"), [
     ("GET", "/nope", 404, None),
-    ("GET", "/", 404, None),
+    ("GET", "/index.html", 404, None),
     ("GET", "/v1/hosts/x/y/z", 404, None),
     ("POST", "/v1/hosts", 405, "GET, HEAD"),
     ("DELETE", "/v1/hosts/" + UUID, 405, "GET, HEAD"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -67,6 +68,7 @@ def test_bad_listen_values_are_refused_with_the_value(tmp_path: Path, listen: st
     ({"mode": "fix"}, "mode 'fix'"),
     ({"replica_check": "-1"}, "replica check -1"),
     ({"replica_check": "often"}, "replica_check 'often'"),
+    ({"vcenter_watch": "maybe"}, "vcenter_watch 'maybe'"),
     ({"dns": "update", "dns_server": "127.0.0.1:53"}, "TSIG"),
     ({"ldap_urls": "ldap://127.0.0.1:389"}, "bind-dn"),
 ])
@@ -102,3 +104,25 @@ def test_the_script_hands_log_options_to_twist_and_defaults_to_text() -> None:
     for bad in (["--log-level", "loud"], ["--log-format"]):
         with pytest.raises(UsageError, match="expected"):
             twist_arguments(bad)
+
+
+@pytest.mark.parametrize(("source", "expected"), [
+    ({}, True), ({"options": {"vcenter_watch": "off"}}, False),
+    ({"env": {"STATELESS_VCENTER_WATCH": "no"}}, False), ({"file": "vcenter-watch = false\n"}, False),
+    ({"file": "vcenter-watch = false\n", "options": {"vcenter_watch": "on"}}, True),
+])
+def test_the_vcenter_watch_switch(tmp_path: Path, source: dict[str, Any], expected: bool) -> None:
+    file = None
+    if "file" in source:
+        file = tmp_path / "statelessd.toml"
+        file.write_text(source["file"])
+    config = load_config(file, source.get("env", {}),
+                         {"state_dir": str(tmp_path), **source.get("options", {})})
+    assert config.vcenter_watch is expected
+
+
+def test_a_file_value_of_the_wrong_kind_is_refused(tmp_path: Path) -> None:
+    file = tmp_path / "statelessd.toml"
+    file.write_text("vcenter-watch = 3\n")
+    with pytest.raises(ValidationError, match="vcenter watch 3"):
+        load_config(file, {}, {"state_dir": str(tmp_path)})
