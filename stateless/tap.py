@@ -43,6 +43,10 @@ class Options(usage.Options):
         ["switch-interval", None, None, "Python thread switch interval, seconds [0.05]"],
         ["secret-key-file", None, None, "key that decrypts vCenter passwords [STATE/secret.key]"],
         ["host-password-file", None, None, "root password of the hosts, for adding them"],
+        ["tftp-root", None, None, "keep pxelinux configs for the hosts in this TFTP root"],
+        ["image-root", None, None, "serve image files from this directory at /boot/images/"],
+        ["boot-ca-fingerprint", None, None, "SHA-256 of the API's CA, put on boot lines"],
+        ["boot-module", None, None, "URL of stateless.tgz [beside the image's files]"],
     ]
 
     config: DaemonConfig

@@ -30,6 +30,7 @@ from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
 from stateless.daemon.api import build_site
+from stateless.daemon.boot import start_boot
 from stateless.daemon.config import DaemonConfig
 from stateless.daemon.engine import Engine
 from stateless.daemon.loops import Periodic
@@ -98,6 +99,7 @@ class StatelessService(service.MultiService):
         self.port: Any = None
         self.api_url = ""
         self.zone: Any = None
+        self.tftp: Any = None  # the TFTP root's sync (stateless.daemon.boot), with --tftp-root
         self.dns_ports: tuple[Any, ...] = ()
         self.dns_port = 0
         self.registrar: Any = None
@@ -172,7 +174,8 @@ class StatelessService(service.MultiService):
 
         # The API, then this server's entry (its URL carries the port actually bound).
         host, port = cfg.listen_endpoint
-        self.port = self.reactor.listenTCP(port, build_site(self.engine, self.registry),
+        boot, self.tftp = start_boot(cfg, self._snapshot, self.registry, self._thread)
+        self.port = self.reactor.listenTCP(port, build_site(self.engine, self.registry, boot=boot),
                                            interface=host)
         self.api_url = cfg.api_url(self.port.getHost().port)
         me = Server(cfg.name, cfg.site, self.api_url, self._served_vcenters(snapshot))
@@ -208,6 +211,9 @@ class StatelessService(service.MultiService):
     def _served_vcenters(self, snapshot: Any) -> tuple[str, ...]:
         existing = snapshot.servers.get(self.config.name)
         return tuple(existing.vcenters) if existing is not None else ()
+
+    def _snapshot(self) -> Any:
+        return self.engine.snapshot if self.engine is not None else None
 
     def _registered_vcenter(self, name: str) -> Any:
         return self.engine.snapshot.vcenters.get(name) if self.engine is not None else None
@@ -249,6 +255,8 @@ class StatelessService(service.MultiService):
             self._rebuild_cost = time.monotonic() - started
             assert self.engine is not None
             self.engine.set_snapshot(snapshot)
+            if self.tftp is not None:
+                self.tftp.update(snapshot)
             if self.zone is not None:
                 self.zone.update(list(snapshot.servers.values()))
         except Exception:

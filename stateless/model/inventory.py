@@ -131,6 +131,8 @@ class Container:
     block: bool = False
     dn: str = ""
     vcenter: str | None = None  # the vCenter that manages it and what is below (inherited)
+    image: str | None = None  # boot image of the hosts below it (inherited; see stateless.boot)
+    previous_image: str | None = None  # the assignment before, restored by a rollback
 
     @property
     def name(self) -> str:
