@@ -83,7 +83,8 @@ TABLE = [
 
 @pytest.mark.parametrize("rules,assign,identity,expected", TABLE)
 def test_rule_and_container_to_image(rules: tuple[Rule, ...], assign: dict[str, str],
-                                     identity: HostIdentity, expected: tuple[str | None, str, str | None]) -> None:
+                                     identity: HostIdentity,
+                                     expected: tuple[str | None, str, str | None]) -> None:
     choice = BootPlanner(world(rules, assign), NOW, "paris").choose(identity)
     assert (choice.image.name if choice.image else None, choice.image_from, choice.location) == expected
     assert bool(choice.reason) == (choice.image is None)
