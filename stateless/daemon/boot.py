@@ -33,7 +33,7 @@ from stateless.boot.render import (
 )
 from stateless.boot.select import BootChoice, BootPlanner
 from stateless.boot.tree import OWN_DIR, tftp_files
-from stateless.errors import StatelessError, ValidationError
+from stateless.errors import NotFoundError, StatelessError, ValidationError
 from stateless.model.identity import HostIdentity, normalize_mac, normalize_uuid
 from stateless.model.inventory import Snapshot
 from stateless.security.enroll import boot_option, valid_keys
@@ -156,6 +156,8 @@ class BootResource(resource.Resource):
         except ValidationError as exc:
             self.served.labels(kind="request", outcome="bad").inc()
             return _json(request, 400, {"error": str(exc)})
+        except NotFoundError as exc:
+            return _json(request, 404, {"error": str(exc)})
         except StatelessError as exc:
             self.served.labels(kind="request", outcome="unavailable").inc()
             log.warn("boot request {uri}: {error}", uri=request.uri, error=exc)
@@ -182,8 +184,9 @@ class BootResource(resource.Resource):
             return _text(request, no_image_ipxe(choice, self.files.settings(choice.site)))
         self.files.settings(choice.site)  # the boot.cfg it asks next must be renderable
         self.served.labels(kind="ipxe", outcome="image").inc()
-        log.info("boot: host {uuid}: iPXE script for image {image} (from {source})",
-                 uuid=choice.uuid, image=choice.image.name, source=choice.image_from)
+        log.info("boot: host {uuid}: iPXE script for image {image} (from {source}) at {uri}",
+                 uuid=choice.uuid, image=choice.image.name, source=choice.image_from,
+                 uri=(request.uri or b"").decode("ascii", "replace"))
         return _text(request, host_ipxe(choice, base))
 
     def _bootcfg(self, request: server.Request, key: str) -> bytes:
@@ -206,8 +209,6 @@ class BootResource(resource.Resource):
             owners = [h for h in snapshot.hosts.values()
                       if h.identity is not None and mac in h.identity.field_values("mac")]
             if len(owners) != 1:
-                from stateless.errors import NotFoundError
-
                 raise NotFoundError(f"mac {mac}: " + ("no known host has it; ask by UUID"
                                                      if not owners else
                                                      f"{len(owners)} hosts claim it; ask by UUID"))
@@ -225,10 +226,7 @@ class _BootLeaf(resource.Resource):
     def render(self, request: server.Request) -> bytes:
         parts = [p.decode("utf-8", "replace") for p in (request.prepath or [])[1:]]
         parts += [p.decode("utf-8", "replace") for p in request.postpath or () if p]
-        try:
-            return self.parent.answer(request, [p for p in parts if p])
-        except StatelessError as exc:  # NotFoundError from a MAC lookup
-            return _json(request, 404, {"error": str(exc)})
+        return self.parent.answer(request, [p for p in parts if p])
 
 
 class Mount(resource.Resource):

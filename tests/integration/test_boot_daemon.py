@@ -1,0 +1,183 @@
+"""Boot files from a real statelessd: /boot endpoints, the TFTP root, dnsmasq, rollbacks."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from stateless.boot.bootcfg import parse_bootcfg
+from stateless.cli import main
+from tests.integration.fixtures_daemon import Daemon, Estate, load_estate, wait_for
+from tests.integration.fixtures_slapd import Slapd
+from tests.integration.fixtures_vcsim import Vcsim
+
+H1 = "4c4c4544-0042-3510-8052-b4c04f4b4e31"  # the estate's host in /DC1/Prod/ClusterA
+H2 = "4c4c4544-0042-3510-8052-b4c04f4b4e32"  # and in /DC1/Lab/ClusterB
+DATA = Path(__file__).resolve().parents[1] / "unit" / "data"
+TFTP_ADDRESS = "127.0.0.69"  # dnsmasq's TFTP port is 69 whatever we say: an address of its own
+
+
+@pytest.fixture
+def key_file(tmp_path: Path) -> Path:
+    return tmp_path / "secret.key"
+
+
+@pytest.fixture
+def sim(vcsim_factory: Callable[..., Vcsim]) -> Vcsim:
+    return vcsim_factory("-dc", "0")
+
+
+@pytest.fixture
+def estate(slapd: Slapd, base: str, sim: Vcsim, key_file: Path) -> Estate:
+    return load_estate(slapd, base, sim, key_file)
+
+
+def cli(estate: Estate, *argv: str) -> str:
+    out, err = io.StringIO(), io.StringIO()
+    conn = ["--ldap", estate.slapd.url, "--bind-dn", estate.slapd.bind_dn, "--password-file",
+            str(estate.slapd.password_file), "--base", estate.base]
+    assert main([*conn, *argv], out=out, err=err) == 0, err.getvalue()
+    return out.getvalue()
+
+
+def boot_daemon(estate: Estate, daemons: Callable[..., Daemon], tmp_path: Path,
+                *extra: str) -> Daemon:
+    return daemons(tmp_path / "d", estate.slapd, estate.base, estate.key_file, name="sd1",
+                   site="siteA", extra=("--tftp-root", str(tmp_path / "tftp"), *extra))
+
+
+def text(d: Daemon, path: str) -> str:
+    status, _, body = d.request("GET", path)
+    assert status == 200, (path, status, body[:300])
+    return body.decode()
+
+
+def bootcfg_prefix(d: Daemon, uuid: str) -> str:
+    status, _, body = d.request("GET", f"/boot/{uuid}/boot.cfg")
+    return parse_bootcfg(body.decode()).prefix or "" if status == 200 else f"{status}"
+
+
+def test_boot_endpoints_serve_per_host_files(estate: Estate, tmp_path: Path,
+                                             daemons: Callable[..., Daemon]) -> None:
+    d = boot_daemon(estate, daemons, tmp_path)
+    bootstrap = text(d, "/boot/ipxe")
+    assert bootstrap.startswith("#!ipxe\n")
+    assert f"chain {d.url}/boot/ipxe?uuid=${{uuid}}&mac=${{net0/mac}}" in bootstrap
+
+    # H1's rule needs a Dell in 10.1/16: the identity iPXE sends carries no address, so its
+    # location (ClusterA, from its entry) gives no image until one is assigned.
+    script = text(d, f"/boot/ipxe?uuid={H1}&mac=52:54:00:12:34:56")
+    assert "no image for this host" in script and script.rstrip().endswith("reboot")
+    cli(estate, "image", "import", "esx8", "--boot-cfg", str(DATA / "esxi8-boot.cfg"), "--url",
+        "http://10.1.0.80/images/esx8")
+    cli(estate, "image", "assign", "/DC1", "esx8")
+    wait_for(lambda: "image esx8" in text(d, f"/boot/ipxe?uuid={H1}"), what="esx8 for H1")
+    script = text(d, f"/boot/ipxe?uuid={H1}&mac=52%3A54%3A00%3A12%3A34%3A56&manufacturer=QEMU")
+    assert f"servers {d.url}" in script
+    assert f"kernel http://10.1.0.80/images/esx8/mboot.c32 -c {d.url}/boot/{H1}/boot.cfg" in script
+
+    cfg = parse_bootcfg(text(d, f"/boot/{H1}/boot.cfg"))
+    assert cfg.prefix == "http://10.1.0.80/images/esx8/"
+    assert cfg.kernel == "b.b00" and cfg.modules[-1] == "stateless.tgz"
+    assert cfg.modules[0] == "jumpstrt.gz" and len(cfg.modules) == 45
+    assert cfg.kernelopt.split() == ["runweasel", "cdromBoot", "stateless.site=siteA",
+                                     f"stateless.server={d.url}", "stateless.domain=stateless.test"]
+
+    for path, code in [("/boot/ipxe?uuid=not-a-uuid", 400), ("/boot/ipxe?mac=zz:00", 400),
+                       ("/boot/ipxe?uuid=" + H1 + "&mac=00:11:22:33:44:zz", 400),
+                       ("/boot/xyz/boot.cfg", 400), ("/boot/00:11:22:33:44:55/boot.cfg", 404),
+                       ("/boot/%ff%fe/boot.cfg", 400), ("/boot/nothing", 404)]:
+        status, headers, body = d.request("GET", path)
+        assert status == code, (path, status, body)
+        assert {k.lower(): v for k, v in headers.items()}["content-type"] == "application/json"
+        assert "error" in json.loads(body) and b"Traceback" not in body
+    status, _, body = d.request("POST", f"/boot/{H1}/boot.cfg", b"")
+    assert status == 405 and "error" in json.loads(body)
+    assert d.get("/healthz")["ok"]  # the API still answers beside /boot
+
+
+def test_rollback_changes_the_next_boot_cfg_of_exactly_its_hosts(
+        estate: Estate, tmp_path: Path, daemons: Callable[..., Daemon]) -> None:
+    for name in ("esx7", "esx8"):
+        cli(estate, "image", "import", name, "--boot-cfg", str(DATA / f"esxi{name[3]}-boot.cfg"),
+            "--url", f"http://images/{name}")
+    cli(estate, "image", "assign", "/DC1", "esx8")
+    cli(estate, "image", "assign", "/DC1/Prod/ClusterA", "esx7")
+    cli(estate, "image", "assign", "/DC1/Prod/ClusterA", "esx8")
+    d = boot_daemon(estate, daemons, tmp_path)
+    tftp = tmp_path / "tftp"
+    wait_for(lambda: (tftp / "stateless" / H2 / "boot.cfg").exists(), what="TFTP root written")
+    assert bootcfg_prefix(d, H1) == bootcfg_prefix(d, H2) == "http://images/esx8/"
+    h2_file = tftp / "stateless" / H2 / "boot.cfg"
+    h2_before = h2_file.stat()
+
+    cli(estate, "image", "rollback", "/DC1/Prod/ClusterA")
+    wait_for(lambda: bootcfg_prefix(d, H1) == "http://images/esx7/", what="H1 rolled back")
+    assert bootcfg_prefix(d, H2) == "http://images/esx8/"  # another cluster: untouched
+    wait_for(lambda: "images/esx7" in (tftp / "stateless" / H1 / "boot.cfg").read_text(),
+             what="H1's TFTP boot.cfg rolled back")
+    assert "images/esx7" in (tftp / "pxelinux.cfg" / H1).read_text()
+    after = h2_file.stat()  # not rewritten: only files that change are written
+    assert (after.st_ino, after.st_mtime_ns) == (h2_before.st_ino, h2_before.st_mtime_ns)
+
+
+@pytest.fixture
+def dnsmasq(tmp_path: Path) -> Iterator[Callable[[Path], subprocess.Popen[bytes]]]:
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(root: Path) -> subprocess.Popen[bytes]:
+        exe = shutil.which("dnsmasq")
+        if exe is None:
+            pytest.skip("dnsmasq is not installed (Debian dnsmasq-base; `make deps`)")
+        log = tmp_path / "dnsmasq.log"
+        proc = subprocess.Popen([exe, "--keep-in-foreground", "--port=0", "--enable-tftp",
+                                 f"--tftp-root={root}", f"--listen-address={TFTP_ADDRESS}",
+                                 "--bind-interfaces", f"--pid-file={tmp_path / 'dnsmasq.pid'}",
+                                 "--log-facility=-", "--user=root" if os.geteuid() == 0 else
+                                 "--log-queries"],
+                                stdout=log.open("wb"), stderr=subprocess.STDOUT)
+        started.append(proc)
+        wait_for(lambda: "TFTP root is" in log.read_text() or proc.poll() is not None,
+                 what="dnsmasq ready")
+        assert proc.poll() is None, log.read_text()
+        return proc
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=10)
+
+
+def test_dnsmasq_serves_the_generated_configs(estate: Estate, tmp_path: Path,
+                                              daemons: Callable[..., Daemon],
+                                              dnsmasq: Callable[[Path], object]) -> None:
+    cli(estate, "image", "import", "esx8", "--boot-cfg", str(DATA / "esxi8-boot.cfg"), "--url",
+        "http://images/esx8")
+    cli(estate, "image", "assign", "/DC1/Prod", "esx8")
+    estate.ldapmodify(f"dn: statelessUuid={H1},ou=hosts,{estate.base}\nchangetype: modify\n"
+                      "add: statelessMac\nstatelessMac: 52:54:00:12:34:56\n")
+    boot_daemon(estate, daemons, tmp_path)
+    root = tmp_path / "tftp"
+    wanted = root / "pxelinux.cfg" / "01-52-54-00-12-34-56"
+    wait_for(wanted.exists, what="the per-MAC pxelinux config")
+    dnsmasq(root)
+    got = subprocess.run(["curl", "-sS", "--max-time", "10",
+                          f"tftp://{TFTP_ADDRESS}/pxelinux.cfg/01-52-54-00-12-34-56"],
+                         capture_output=True, timeout=30)
+    assert got.returncode == 0, got.stderr.decode()
+    assert got.stdout == wanted.read_bytes()
+    assert f"SAY stateless: host {H1} image esx8" in got.stdout.decode()
+    assert f"APPEND -c stateless/{H1}/boot.cfg" in got.stdout.decode()
+    cfg = subprocess.run(["curl", "-sS", "--max-time", "10",
+                          f"tftp://{TFTP_ADDRESS}/stateless/{H1}/boot.cfg"],
+                         capture_output=True, timeout=30)
+    assert parse_bootcfg(cfg.stdout.decode()).prefix == "http://images/esx8/"
