@@ -4,7 +4,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := slapd ldap-utils golang-go golang-github-vmware-govmomi-dev bind9 bind9-dnsutils
+APT_PACKAGES := slapd ldap-utils golang-go golang-github-vmware-govmomi-dev bind9 bind9-dnsutils \
+	qemu-system-x86 ipxe-qemu pxelinux syslinux-common dnsmasq-base curl
 VCSIM := contrib/vcsim/vcsim
 RUN_DIR ?= run
 WHEEL_VENV := .wheel-venv
