@@ -37,10 +37,9 @@ class BootChoice:
 
 
 def assigned_image(snapshot: Snapshot, location: str | None) -> tuple[str, str] | None:
-    """(image name, container path) of the nearest container up the chain assigning one."""
-    if location is None:
-        return None
-    for path in reversed(path_chain(location)):
+    """(image name, container path) of the nearest container up the chain assigning one; a
+    host with no location yet has the root's (the default image of every host)."""
+    for path in reversed(path_chain(location or "/")):
         container = snapshot.containers.get(path)
         if container is not None and container.image:
             return container.image, path

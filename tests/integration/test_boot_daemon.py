@@ -8,6 +8,8 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
+import tarfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -15,7 +17,7 @@ import pytest
 
 from stateless.boot.bootcfg import parse_bootcfg
 from stateless.cli import main
-from tests.integration.fixtures_daemon import Daemon, Estate, load_estate, wait_for
+from tests.integration.fixtures_daemon import Daemon, Estate, identity, load_estate, wait_for
 from tests.integration.fixtures_slapd import Slapd
 from tests.integration.fixtures_vcsim import Vcsim
 
@@ -181,3 +183,43 @@ def test_dnsmasq_serves_the_generated_configs(estate: Estate, tmp_path: Path,
                           f"tftp://{TFTP_ADDRESS}/stateless/{H1}/boot.cfg"],
                          capture_output=True, timeout=30)
     assert parse_bootcfg(cfg.stdout.decode()).prefix == "http://images/esx8/"
+
+
+def test_the_boot_module_brings_a_host_up_from_its_rendered_boot_line(
+        estate: Estate, tmp_path: Path, daemons: Callable[..., Daemon]) -> None:
+    """The module's hook, given the kernelopt the daemon rendered, runs the module's agent,
+    which is born and waits until the daemon has configured the host in the simulator."""
+    cli(estate, "image", "import", "esx8", "--boot-cfg", str(DATA / "esxi8-boot.cfg"), "--url",
+        "http://images/esx8")
+    cli(estate, "image", "assign", "/", "esx8")
+    module = tmp_path / "stateless.tgz"
+    assert "boot module" in cli(estate, "agent", "bundle", "--module", "-o", str(module))
+    root = tmp_path / "host-root"
+    with tarfile.open(module) as tar:
+        names = tar.getnames()
+        tar.extractall(root, filter="data")
+    assert {"opt/stateless/agent.pyz", "opt/stateless/stateless-boot.sh",
+            "etc/rc.local.d/999.stateless.sh"} <= set(names)
+    assert "/opt/stateless/stateless-boot.sh" in (root / "etc/rc.local.d/999.stateless.sh").read_text()
+
+    d = boot_daemon(estate, daemons, tmp_path)
+    ident = identity(7, "siteA")
+    cfg = parse_bootcfg(text(d, f"/boot/{ident['uuid']}/boot.cfg"))
+    assert cfg.modules[-1] == "stateless.tgz"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "bootOption").write_text(f"#!/bin/sh\necho 'BOOTIF=01-{ident['macs'][0].replace(':', '-')} "
+                                        f"{cfg.kernelopt}'\n")
+    (bin_dir / "logger").write_text(f'#!/bin/sh\nshift 2\necho "$*" >> {tmp_path / "syslog"}\n')
+    for tool in ("bootOption", "logger"):
+        (bin_dir / tool).chmod(0o755)
+    (tmp_path / "identity.json").write_text(json.dumps(ident))
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}",
+           "STATELESS_AGENT": str(root / "opt/stateless/agent.pyz"),
+           "STATELESS_PYTHON": sys.executable, "STATELESS_TIMEOUT": "90",
+           "STATELESS_IDENTITY": str(tmp_path / "identity.json"),
+           "STATELESS_STATE": str(tmp_path / "agent-state.json")}
+    done = subprocess.run(["sh", str(root / "opt/stateless/stateless-boot.sh")], env=env,
+                          timeout=120, capture_output=True)
+    assert done.returncode == 0, done.stderr.decode()
+    assert d.host(ident["uuid"])["state"] == "compliant", (tmp_path / "syslog").read_text()
