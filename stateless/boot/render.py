@@ -40,6 +40,7 @@ def boot_line(choice: BootChoice, image: Image, settings: BootSettings) -> str:
     """`kernelopt`: the image's own options, then what the agent reads."""
     words = [image.options] if image.options else []
     words.append(f"stateless.site={choice.site}")
+    words.append(f"stateless.image={image.name}")  # the agent reports it in its birth
     if choice.servers:
         words.append("stateless.server=" + ",".join(choice.servers))
     if settings.domain:

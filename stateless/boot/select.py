@@ -62,6 +62,13 @@ def rolled_back(current: Container) -> tuple[str | None, str | None]:
     return current.previous_image, current.image
 
 
+def reboot_required(wanted: BootChoice, booted: str | None) -> bool:
+    """The host runs another image than the one it would boot now (`booted` None: unknown,
+    which never asks for a reboot)."""
+    now = wanted.image.name if wanted.image is not None else None
+    return booted is not None and booted != now
+
+
 class BootPlanner:
     """Built once per snapshot (rules compiled, sites' servers listed), asked once per boot."""
 
@@ -138,4 +145,4 @@ class BootPlanner:
                           **base)  # type: ignore[arg-type]
 
 
-__all__ = ["BootChoice", "BootPlanner", "assigned", "assigned_image", "rolled_back"]
+__all__ = ["BootChoice", "BootPlanner", "assigned", "assigned_image", "reboot_required", "rolled_back"]

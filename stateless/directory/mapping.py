@@ -802,4 +802,5 @@ def host_from(dn: str, attrs: Attrs, links: tuple[Link, ...],
     return HostRecord(uuid, location, links, answers, allocations, identity, state,
                       one(attrs, "statelessStateReason"), one(attrs, "statelessAppliedDigest"),
                       problems, dn, one(attrs, "statelessOwner"),
-                      one(attrs, "statelessThumbprint") or None, pinned)
+                      one(attrs, "statelessThumbprint") or None, pinned,
+                      one(attrs, "statelessBootImage") or None)

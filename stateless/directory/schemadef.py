@@ -195,6 +195,8 @@ ATTRIBUTES: tuple[AttributeType, ...] = (
     # boot: a container's image assignment before the current one (rollback restores it)
     _a(110, "statelessPreviousImage", "boot image assigned before the current one", DSTRING,
        single=True),
+    _a(111, "statelessBootImage", "boot image a host reported at its last birth", DSTRING,
+       single=True),
     # federation: a server's lease (its liveness, and what its ownership of hosts rests on)
     _a(130, "statelessLeaseExpiry", "until when a server holds its lease (renewed while it runs)",
        GENTIME, single=True),
@@ -248,7 +250,7 @@ OBJECT_CLASSES: tuple[ObjectClass, ...] = (
                 ("cn", "statelessLocation", *_IDENTITY, "statelessAnswer", "statelessAllocation",
                  "statelessState", "statelessStateReason", "statelessAppliedDigest",
                  "statelessLastBirth", "statelessOwner", "statelessThumbprint", "description",
-                 *_PINNED)),
+                 *_PINNED, "statelessBootImage")),
     ObjectClass(12, "statelessInventoryRoot", "marks ou=inventory as the root container",
                 "AUXILIARY", (), ("statelessKind", "description", "statelessVCenterName",
                                   "statelessImageName", "statelessPreviousImage")),

@@ -91,7 +91,8 @@ def test_boot_endpoints_serve_per_host_files(estate: Estate, tmp_path: Path,
     assert cfg.kernel == "b.b00" and cfg.modules[-1] == "stateless.tgz"
     assert cfg.modules[0] == "jumpstrt.gz" and len(cfg.modules) == 45
     assert cfg.kernelopt.split() == ["runweasel", "cdromBoot", "stateless.site=siteA",
-                                     f"stateless.server={d.url}", "stateless.domain=stateless.test"]
+                                     "stateless.image=esx8", f"stateless.server={d.url}",
+                                     "stateless.domain=stateless.test"]
 
     for path, code in [("/boot/ipxe?uuid=not-a-uuid", 400), ("/boot/ipxe?mac=zz:00", 400),
                        ("/boot/ipxe?uuid=" + H1 + "&mac=00:11:22:33:44:zz", 400),

@@ -137,7 +137,7 @@ def test_host_bootcfg_carries_the_agent_module_and_boot_line() -> None:
     assert cfg.kernel == "b.b00"
     assert cfg.modules == ("k.b00", "s.v00", "stateless.tgz")
     assert cfg.kernelopt.split() == [
-        "runweasel", "stateless.site=paris", "stateless.server=http://p1:8480,http://p2:8480",
+        "runweasel", "stateless.site=paris", "stateless.image=esx8", "stateless.server=http://p1:8480,http://p2:8480",
         "stateless.domain=example.com", "stateless.enroll-key=k1:c2VjcmV0", "stateless.ca=" + "ab" * 32]
     assert cfg.build == "8.0.1-0.0.1"
 
