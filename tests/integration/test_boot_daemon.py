@@ -12,12 +12,24 @@ import sys
 import tarfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pyVmomi import vim, vmodl
 
 from stateless.boot.bootcfg import parse_bootcfg
 from stateless.cli import main
-from tests.integration.fixtures_daemon import Daemon, Estate, identity, load_estate, wait_for
+from tests.integration.fixtures_daemon import (
+    Daemon,
+    Estate,
+    cluster_of,
+    identity,
+    load_estate,
+    one_host,
+    vlan,
+    wait_for,
+    wait_states,
+)
 from tests.integration.fixtures_slapd import Slapd
 from tests.integration.fixtures_vcsim import Vcsim
 
@@ -224,3 +236,51 @@ def test_the_boot_module_brings_a_host_up_from_its_rendered_boot_line(
                           timeout=120, capture_output=True)
     assert done.returncode == 0, done.stderr.decode()
     assert d.host(ident["uuid"])["state"] == "compliant", (tmp_path / "syslog").read_text()
+
+
+def test_a_rule_change_moves_one_host_and_flags_another_for_reboot(
+        estate: Estate, sim: Vcsim, tmp_path: Path, daemons: Callable[..., Daemon]) -> None:
+    cli(estate, "image", "import", "esx7", "--boot-cfg", str(DATA / "esxi7-boot.cfg"), "--url",
+        "http://images/esx7")
+    d = boot_daemon(estate, daemons, tmp_path)
+    a, b = identity(1, "siteA"), identity(11, "siteB")
+    for ident in (a, b):
+        ident["image"] = "esxi-8.0u2"  # what the boot line named, as the agent reports it
+        assert d.birth(ident)[0] == 202
+    wait_states(d, [a["uuid"], b["uuid"]])
+    si = sim.connect()
+    assert (cluster_of(one_host(si, a)), cluster_of(one_host(si, b))) == ("ClusterA", "ClusterB")
+    assert not d.host(a["uuid"])["reboot_required"] and not d.host(b["uuid"])["reboot_required"]
+
+    estate.ldapmodify(f"dn: cn=prod-dell,ou=rules,{estate.base}\nchangetype: modify\n"
+                      "replace: statelessLocation\nstatelessLocation: /DC1/Lab/ClusterB\n\n"
+                      f"dn: cn=lab-any,ou=rules,{estate.base}\nchangetype: modify\n"
+                      "replace: statelessImageName\nstatelessImageName: esx7\n")
+    wait_for(lambda: d.host(b["uuid"])["reboot_required"], what="host b flagged reboot-required")
+    def moved() -> list[Any]:
+        """The hosts of a's name (the simulator's view may still list a deleted host)."""
+        content = si.RetrieveContent()
+        view = content.viewManager.CreateContainerView(content.rootFolder, [vim.HostSystem], True)
+        where = []
+        for host in view.view:
+            try:
+                if host.name == f"{a['hostname']}.example.com":
+                    cluster_of(host)
+                    where.append(host)
+            except vmodl.fault.ManagedObjectNotFound:
+                continue
+        view.Destroy()
+        return where
+
+    wait_for(lambda: [cluster_of(h) for h in moved()] == ["ClusterB"], timeout=60,
+             what="host a moved to ClusterB in the simulator (only there)")
+    wait_states(d, [a["uuid"]])
+    assert vlan(moved()[0], "vMotion") == 21  # re-applied with ClusterB's policy
+    doc = d.host(b["uuid"])
+    assert (doc["boot_image"], doc["image"]) == ("esxi-8.0u2", "esx7")
+    assert not d.host(a["uuid"])["reboot_required"]  # moved, same image
+    assert d.host(a["uuid"])["location"] == "/DC1/Lab/ClusterB"
+    assert d.metrics()["stateless_hosts_reboot_required"] == 1
+    shown = json.loads(cli(estate, "host", "show", b["uuid"], "--json"))
+    assert shown["reboot_required"] is True and shown["image"] == "esx7"
+    assert "reboot-required" in cli(estate, "host", "list")
