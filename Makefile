@@ -58,6 +58,7 @@ bench: deps
 	$(BIN)/python tests/bench/resolve.py
 	$(BIN)/python tests/bench/apply.py
 	$(BIN)/python tests/bench/boot_storm.py 200
+	$(BIN)/python tests/bench/boot_configs.py 1000
 
 run: deps
 	$(BIN)/python tools/demo.py --data $(RUN_DIR)
