@@ -284,3 +284,13 @@ def test_a_rule_change_moves_one_host_and_flags_another_for_reboot(
     shown = json.loads(cli(estate, "host", "show", b["uuid"], "--json"))
     assert shown["reboot_required"] is True and shown["image"] == "esx7"
     assert "reboot-required" in cli(estate, "host", "list")
+
+
+def test_the_contrib_dnsmasq_configuration_is_valid() -> None:
+    exe = shutil.which("dnsmasq")
+    if exe is None:
+        pytest.skip("dnsmasq is not installed (Debian dnsmasq-base; `make deps`)")
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([exe, "--test", f"--conf-file={root / 'contrib/dnsmasq/dnsmasq.conf'}"],
+                          capture_output=True, timeout=30)
+    assert done.returncode == 0 and b"syntax check OK" in done.stderr + done.stdout, done.stderr
