@@ -18,16 +18,25 @@ from stateless.boot.render import (
     pxelinux_names,
 )
 from stateless.boot.select import BootChoice, BootPlanner
+from stateless.errors import StatelessError
 from stateless.model.identity import HostIdentity
 
 UNKNOWN_UUID = "00000000-0000-0000-0000-000000000000"  # a host no rule pattern can match
 OWN_DIR = "stateless"  # the boot.cfg files under the TFTP root
 
 
-def _files_of(choice: BootChoice, settings: BootSettings, key: str) -> tuple[str, str | None]:
-    """(pxelinux config, boot.cfg or None) of one host (`key`: its UUID, or "default")."""
+def _files_of(choice: BootChoice, settings_for: Callable[[str], BootSettings],
+              key: str) -> tuple[str, str | None]:
+    """(pxelinux config, boot.cfg or None) of one host (`key`: its UUID, or "default").
+
+    Settings that cannot be had (the site's enrollment key does not open) give the host
+    no image, with the reason, rather than a boot line without its key."""
     if choice.image is None:
-        return no_image_pxelinux(choice.reason, settings.no_image_delay), None
+        return no_image_pxelinux(choice.reason), None
+    try:
+        settings = settings_for(choice.site)
+    except StatelessError as exc:
+        return no_image_pxelinux(str(exc)), None
     return (host_pxelinux(choice, f"{OWN_DIR}/{key}/boot.cfg"), host_bootcfg(choice, settings))
 
 
@@ -42,7 +51,7 @@ def tftp_files(planner: BootPlanner,
     for uuid, host in sorted(planner.snapshot.hosts.items()):
         identity = host.identity or HostIdentity(uuid)
         choice = planner.choose(identity)
-        pxe, cfg = _files_of(choice, settings_for(choice.site), uuid)
+        pxe, cfg = _files_of(choice, settings_for, uuid)
         names = pxelinux_names(uuid, identity.field_values("mac"))
         files[f"pxelinux.cfg/{names[0]}"] = pxe
         for name in names[1:]:
@@ -53,7 +62,7 @@ def tftp_files(planner: BootPlanner,
         if len(configs) == 1:
             files[f"pxelinux.cfg/{name}"] = configs[0]
     anyone = planner.choose(HostIdentity(UNKNOWN_UUID))
-    pxe, cfg = _files_of(anyone, settings_for(anyone.site), "default")
+    pxe, cfg = _files_of(anyone, settings_for, "default")
     files["pxelinux.cfg/default"] = pxe
     if cfg is not None:
         files[f"{OWN_DIR}/default/boot.cfg"] = cfg

@@ -174,3 +174,13 @@ def test_tftp_tree_skips_a_mac_two_hosts_claim() -> None:
     files = tftp_files(BootPlanner(world((DELL_RULE,)), NOW, "paris"), lambda site: SETTINGS)
     assert "no image for this host" in files["pxelinux.cfg/default"]
     assert "stateless/default/boot.cfg" not in files
+
+
+def test_a_site_key_that_does_not_open_boots_no_host_of_it() -> None:
+    def settings_for(site: str) -> BootSettings:
+        raise ValidationError(f"site {site}: no enrollment key can be opened")
+
+    snap = world((DELL_RULE,), hosts=(HostRecord(U1, identity=DELL),))
+    files = tftp_files(BootPlanner(snap, NOW, "paris"), settings_for)
+    assert "no enrollment key can be opened" in files[f"pxelinux.cfg/{U1}"]
+    assert f"stateless/{U1}/boot.cfg" not in files
