@@ -113,7 +113,8 @@ class Engine:
             affected |= {u for u in self.owned if self._state(u) == HostState.FAILED}
         for uuid in sorted(affected & self.owned):
             self.reconsider(uuid)
-        self._flag_reboots(self.reboots.update(snapshot, self.owned, self.reactor.seconds()))
+        self._flag_reboots(self.reboots.update(snapshot, self.owned, self.reactor.seconds(),
+                                               before))
         self._adopt(before, snapshot)
 
     def resume(self) -> None:

@@ -41,9 +41,17 @@ class Reboots:
         self.wanted[identity.uuid] = image
         self._count()
 
-    def update(self, snapshot: Snapshot, uuids: Iterable[str], now: float) -> list[str]:
-        """Recompute each host's image; the hosts that now need a reboot come back."""
+    def update(self, snapshot: Snapshot, uuids: Iterable[str], now: float,
+               before: Snapshot | None = None) -> list[str]:
+        """Recompute each host's image; the hosts that now need a reboot come back.
+
+        With `before`, and no change to what images are chosen from (rules, containers,
+        images), only hosts whose own entry changed are worked out again."""
         planner = BootPlanner(snapshot, datetime.fromtimestamp(now, UTC), self.site)
+        if before is not None and (before.rules, before.containers, before.images) == (
+                snapshot.rules, snapshot.containers, snapshot.images):
+            uuids = [u for u in uuids if u not in self.wanted
+                     or before.hosts.get(u) != snapshot.hosts.get(u)]
         flagged = []
         for uuid in sorted(uuids):
             host = snapshot.hosts.get(uuid)
