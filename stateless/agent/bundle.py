@@ -43,7 +43,7 @@ def build_zipapp(path: str | Path, *, vendor_dnspython: bool = True,
         zipapp.create_archive(root, target=str(path), interpreter=interpreter, compressed=True)
 
 
-# The boot module: files ESXi unpacks over its root file system at boot (see contrib/esxi/).
+# The boot module: files ESXi unpacks over its root file system at boot (docs/boot.md).
 HOOK = Path(__file__).with_name("stateless-boot.sh")
 MODULE_AGENT = "opt/stateless/agent.pyz"
 MODULE_HOOK = "opt/stateless/stateless-boot.sh"
