@@ -294,3 +294,28 @@ def test_the_contrib_dnsmasq_configuration_is_valid() -> None:
     done = subprocess.run([exe, "--test", f"--conf-file={root / 'contrib/dnsmasq/dnsmasq.conf'}"],
                           capture_output=True, timeout=30)
     assert done.returncode == 0 and b"syntax check OK" in done.stderr + done.stdout, done.stderr
+
+
+def test_the_boot_line_carries_the_sites_newest_enrollment_key_and_the_ca(
+        estate: Estate, tmp_path: Path, daemons: Callable[..., Daemon]) -> None:
+    cli(estate, "image", "import", "esx8", "--boot-cfg", str(DATA / "esxi8-boot.cfg"), "--url",
+        "http://images/esx8")
+    cli(estate, "image", "assign", "/", "esx8")
+    key = ["--secret-key-file", str(estate.key_file)]
+    cli(estate, "enroll-key", "rotate", "siteA", *key)
+    cli(estate, "enroll-key", "rotate", "siteA", *key)
+    keys = json.loads(cli(estate, "enroll-key", "show", "siteA", "--reveal", "--json", *key))["keys"]
+    ca = "ab" * 32
+    d = boot_daemon(estate, daemons, tmp_path, "--boot-ca-fingerprint", ca.upper())
+    words = parse_bootcfg(text(d, f"/boot/{H1}/boot.cfg")).kernelopt.split()
+    assert keys[0]["boot_option"] in words and keys[1]["boot_option"] not in words  # the newest
+    assert f"stateless.ca={ca}" in words
+    # A host of site B (no keys there) gets no key at all.
+    ident = identity(12, "siteB")
+    estate.ldapmodify(f"dn: statelessUuid={ident['uuid']},ou=hosts,{estate.base}\n"
+                      f"changetype: add\nobjectClass: statelessHost\nstatelessUuid: {ident['uuid']}\n"
+                      f"statelessIpv4: {ident['ipv4']}\n")
+    wait_for(lambda: d.request("GET", f"/boot/{ident['uuid']}/boot.cfg")[0] == 200
+             and "stateless.site=siteB" in text(d, f"/boot/{ident['uuid']}/boot.cfg"),
+             what="the site B host's boot.cfg")
+    assert "stateless.enroll-key" not in text(d, f"/boot/{ident['uuid']}/boot.cfg")
