@@ -72,7 +72,10 @@ def reboot_required(wanted: BootChoice, booted: str | None) -> bool:
 class BootPlanner:
     """Built once per snapshot (rules compiled, sites' servers listed), asked once per boot."""
 
-    def __init__(self, snapshot: Snapshot, now: datetime, home_site: str) -> None:
+    def __init__(self, snapshot: Snapshot, now: datetime, home_site: str,
+                 me: Server | None = None) -> None:
+        """`me`: the answering server, counted live even before its own entry is in the
+        snapshot (just after it starts)."""
         self.snapshot = snapshot
         self.home_site = home_site
         self.rules: CompiledRules | None = None
@@ -86,7 +89,10 @@ class BootPlanner:
             except RuleError as exc:
                 self.rules_problem = f"deploy rules cannot be used: {exc}"
         live: dict[str, list[Server]] = {}
-        for server in sorted(snapshot.servers.values(),
+        servers = dict(snapshot.servers)
+        if me is not None:
+            servers.setdefault(me.name, me)
+        for server in sorted(servers.values(),
                              key=lambda s: (s.priority, -s.weight, s.name)):
             if is_live(server, now):
                 live.setdefault(server.site, []).append(server)

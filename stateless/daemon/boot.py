@@ -35,7 +35,7 @@ from stateless.boot.select import BootChoice, BootPlanner
 from stateless.boot.tree import OWN_DIR, tftp_files
 from stateless.errors import NotFoundError, StatelessError, ValidationError
 from stateless.model.identity import HostIdentity, normalize_mac, normalize_uuid
-from stateless.model.inventory import Snapshot
+from stateless.model.inventory import Server, Snapshot
 from stateless.security.enroll import boot_option, valid_keys
 from stateless.security.seal import load_keyring
 
@@ -46,20 +46,22 @@ class BootFiles:
     """What the boot endpoints and the TFTP root answer, from the latest snapshot."""
 
     def __init__(self, site: str, domain: str, secret_key: Path, ca_fingerprint: str = "",
-                 agent_module: str = "", now: Callable[[], datetime] | None = None) -> None:
+                 agent_module: str = "", now: Callable[[], datetime] | None = None,
+                 me: Callable[[], Server | None] = lambda: None) -> None:
         self.site = site
         self.domain = domain
         self.secret_key = secret_key
         self.ca_fingerprint = ca_fingerprint
         self.agent_module = agent_module
         self.now = now or (lambda: datetime.now(UTC))
+        self.me = me
         self._snapshot: Snapshot | None = None
         self._planner: BootPlanner | None = None
         self._settings: dict[str, BootSettings] = {}
 
     def planner(self, snapshot: Snapshot) -> BootPlanner:
         if snapshot is not self._snapshot or self._planner is None:
-            self._planner = BootPlanner(snapshot, self.now(), self.site)
+            self._planner = BootPlanner(snapshot, self.now(), self.site, self.me())
             self._snapshot, self._settings = snapshot, {}
         return self._planner
 
@@ -350,11 +352,16 @@ __all__ = ["BootFiles", "BootResource", "Mount", "TftpSync", "identity_from_quer
 
 
 def start_boot(config: Any, snapshot: Callable[[], Snapshot], registry: CollectorRegistry,
-               run: Callable[..., defer.Deferred[Any]]) -> tuple[BootResource, TftpSync | None]:
-    """The /boot resource and, with --tftp-root, the TFTP root's sync (first sync started)."""
+               run: Callable[..., defer.Deferred[Any]],
+               url: Callable[[], str]) -> tuple[BootResource, TftpSync | None]:
+    """The /boot resource and, with --tftp-root, the TFTP root's sync (first sync started);
+    `url()` is this server's API URL once it listens."""
+    def me() -> Server | None:
+        return Server(config.name, config.site, url()) if url() else None
+
     def files() -> BootFiles:
         return BootFiles(config.site, config.domain, config.secret_key,
-                         config.boot_ca_fingerprint.lower(), config.boot_module)
+                         config.boot_ca_fingerprint.lower(), config.boot_module, me=me)
 
     boot = BootResource(files(), snapshot, registry, config.image_root)
     tftp = None

@@ -177,7 +177,8 @@ class StatelessService(service.MultiService):
 
         # The API, then this server's entry (its URL carries the port actually bound).
         host, port = cfg.listen_endpoint
-        boot, self.tftp = start_boot(cfg, self._snapshot, self.registry, self._thread)
+        boot, self.tftp = start_boot(cfg, self._snapshot, self.registry, self._thread,
+                                     lambda: self.api_url)
         self.port = self.reactor.listenTCP(port, build_site(self.engine, self.registry, boot=boot),
                                            backlog=LISTEN_BACKLOG, interface=host)
         self.api_url = cfg.api_url(self.port.getHost().port)

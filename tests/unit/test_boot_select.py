@@ -111,6 +111,8 @@ def test_servers_of_the_site_then_of_the_covering_one() -> None:
     # lyon's only server's lease ran out: paris covers it
     assert planner.servers_for("lyon") == ("http://p1:8480", "http://p2:8480")
     assert planner.site_for(HostIdentity(U1), "192.0.2.1") == "paris"  # no site: this server's
+    me = Server("p0", "paris", "http://p0:8480")  # just started: its entry not read back yet
+    assert BootPlanner(world(), NOW, "paris", me).servers_for("paris")[0] == "http://p0:8480"
 
 
 def test_assign_keeps_the_previous_and_rollback_swaps() -> None:
