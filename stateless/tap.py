@@ -61,6 +61,10 @@ class Options(usage.Options):
         ["secret-key-file", None, None, "key that decrypts vCenter passwords [STATE/secret.key]"],
         ["host-password-file", None, None, "root password of the hosts, for adding them"],
         ["host-events", None, None, "events kept in memory per host (/v1/hosts/UUID/events) [50]"],
+        ["tftp-root", None, None, "keep pxelinux configs for the hosts in this TFTP root"],
+        ["image-root", None, None, "serve image files from this directory at /boot/images/"],
+        ["boot-ca-fingerprint", None, None, "SHA-256 of the API's CA, put on boot lines"],
+        ["boot-module", None, None, "URL of stateless.tgz [beside the image's files]"],
     ]
 
     config: DaemonConfig

@@ -4,19 +4,34 @@ from __future__ import annotations
 
 import argparse
 import json
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 import attrs
 
+from stateless.boot.select import BootPlanner, reboot_required
 from stateless.cli._common import UsageError, _connect, _emit, _host, _pairs, _table, cmd, group
 from stateless.cli.remote import host_events, owner_url
 from stateless.directory.client import Directory
-from stateless.model.identity import normalize_uuid
-from stateless.model.inventory import HostRecord, normalize_path
+from stateless.model.identity import HostIdentity, normalize_uuid
+from stateless.model.inventory import HostRecord, Snapshot, normalize_path
 from stateless.model.settings import coerce, render_json
 
 
-def _host_json(host: HostRecord) -> dict[str, Any]:
+def _boot(planner: BootPlanner, host: HostRecord) -> dict[str, Any]:
+    """The image the host runs (as its last birth reported), the one it would boot now, and
+    whether it must reboot to get it (`reboot-required`)."""
+    choice = planner.choose(host.identity or HostIdentity(host.uuid))
+    return {"boot_image": host.boot_image,
+            "image": choice.image.name if choice.image is not None else None,
+            "reboot_required": reboot_required(choice, host.boot_image)}
+
+
+def _planner(snapshot: Snapshot) -> BootPlanner:
+    return BootPlanner(snapshot, datetime.now(UTC), "")
+
+
+def _host_json(host: HostRecord, planner: BootPlanner | None = None) -> dict[str, Any]:
     return {
         "uuid": host.uuid, "location": host.location,
         "links": [attrs.asdict(link) for link in host.links],
@@ -26,6 +41,7 @@ def _host_json(host: HostRecord) -> dict[str, Any]:
         "state": str(host.state) if host.state else None, "reason": host.reason,
         "applied_digest": host.applied_digest,
         "problems": [p.to_json() for p in host.problems], "dn": host.dn,
+        **(_boot(planner, host) if planner is not None else {}),
     }
 
 
@@ -78,8 +94,9 @@ def cmd_host_allocate(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_host_show(args: argparse.Namespace, out: TextIO) -> int:
     with _connect(args) as d:
-        host = _host(d.snapshot(), args.uuid)
-    data = _host_json(host)
+        snapshot = d.snapshot()
+    host = _host(snapshot, args.uuid)
+    data = _host_json(host, _planner(snapshot))
     if args.json:
         _emit(out, data)
         return 0
@@ -114,13 +131,17 @@ def cmd_host_events(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_host_list(args: argparse.Namespace, out: TextIO) -> int:
     with _connect(args) as d:
         snapshot = d.snapshot()
+    planner = _planner(snapshot)
     if args.json:
-        _emit(out, [_host_json(h) for h in snapshot.hosts.values()])
+        _emit(out, [_host_json(h, planner) for h in snapshot.hosts.values()])
         return 0
-    rows = [[h.uuid, h.location or "", str(h.state or ""), h.reason,
-             str(len(h.problems)) if h.problems else ""]
-            for h in sorted(snapshot.hosts.values(), key=lambda h: h.uuid)]
-    _table(out, ["uuid", "location", "state", "reason", "problems"], rows)
+    rows = []
+    for h in sorted(snapshot.hosts.values(), key=lambda h: h.uuid):
+        boot = _boot(planner, h)
+        rows.append([h.uuid, h.location or "", str(h.state or ""), h.reason,
+                     str(len(h.problems)) if h.problems else "", boot["image"] or "",
+                     "reboot-required" if boot["reboot_required"] else ""])
+    _table(out, ["uuid", "location", "state", "reason", "problems", "image", "boot"], rows)
     return 0
 
 

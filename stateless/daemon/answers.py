@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from stateless.daemon.audit import Audit
     from stateless.daemon.config import DaemonConfig
     from stateless.daemon.hoststate import HostStates
+    from stateless.daemon.reboots import Reboots
     from stateless.model.inventory import Snapshot
     from stateless.policy import Resolver
 
@@ -35,6 +36,7 @@ class Answers:
     directory_state: str
     directory_reason: str
     health_fields: list[Callable[[], dict[str, Any]]]
+    reboots: Reboots
 
     if TYPE_CHECKING:  # the engine's
         @property
@@ -46,7 +48,8 @@ class Answers:
         if host is not None and location is None:
             with contextlib.suppress(StatelessError):
                 location = self.resolver.resolve(uuid).location  # chosen by a deploy rule
-        return host_document(uuid, host, self.states.get(uuid), location)
+        return {**host_document(uuid, host, self.states.get(uuid), location),
+                **self.reboots.document(uuid)}
 
     def hosts(self) -> list[dict[str, Any]]:
         return [self._document(u) for u in sorted(set(self.snapshot.hosts) | self.states.uuids())]

@@ -435,6 +435,9 @@ class Site(server.Site):
 
 
 def build_site(controller: Controller, registry: CollectorRegistry, *,
-               reactor: Any = None) -> server.Site:
-    """The API site; `reactor` runs its connection timeouts (default: the global reactor)."""
-    return Site(Api(routes(controller, registry)), reactor=reactor)
+               reactor: Any = None, boot: resource.Resource | None = None) -> server.Site:
+    """The API site; `reactor` runs its connection timeouts (default: the global reactor);
+    `boot` is mounted at /boot (see stateless.daemon.boot)."""
+    from stateless.daemon.boot import mount
+
+    return Site(mount(Api(routes(controller, registry)), boot), reactor=reactor)

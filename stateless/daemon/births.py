@@ -91,7 +91,7 @@ class Births:
         d = defer.maybeDeferred(self._blocking, self._directory.record_birth, identity,
                                 datetime.fromtimestamp(self._clock.seconds(), UTC),
                                 self.config.name, known=uuid in self.snapshot.hosts,
-                                thumbprint=message.thumbprint)
+                                thumbprint=message.thumbprint, image=message.image)
 
         def recorded(_: object) -> BirthOutcome:
             self._metrics.births.labels(outcome="accepted").inc()

@@ -8,6 +8,7 @@ only the names of files that hold them.
 from __future__ import annotations
 
 import ipaddress
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,6 +22,7 @@ from stateless.errors import ValidationError
 from stateless.model.inventory import check_name
 
 ENDPOINT_TYPES = ("tcp", "tcp6", "ssl", "unix")  # endpoint strings `--listen` takes as they are
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def _endpoint(value: str, what: str) -> tuple[str, int]:
@@ -117,6 +119,12 @@ class DaemonConfig:
     host_password_file: Path | None = attrs.field(default=None,
                                                   converter=attrs.converters.optional(Path))
     host_events: int = attrs.field(default=50, validator=_positive("host events"))
+    # Boot (docs/boot.md): a TFTP root kept in step with the directory, image files served
+    # under /boot/images/, the CA fingerprint and agent module URL put on boot lines.
+    tftp_root: Path | None = attrs.field(default=None, converter=attrs.converters.optional(Path))
+    image_root: Path | None = attrs.field(default=None, converter=attrs.converters.optional(Path))
+    boot_ca_fingerprint: str = ""
+    boot_module: str = ""  # URL of stateless.tgz; default: beside the image's files
 
     def __attrs_post_init__(self) -> None:
         _check_listen(self.listen)
@@ -141,6 +149,11 @@ class DaemonConfig:
                 raise ValidationError(f"ldap url {url!r}: expected ldap://HOST[:PORT]")
         if self.ldap_urls and (not self.bind_dn or self.password_file is None):
             raise ValidationError("an external directory needs --bind-dn and --password-file")
+        if self.boot_ca_fingerprint and not _SHA256.fullmatch(self.boot_ca_fingerprint.lower()):
+            raise ValidationError(f"boot ca fingerprint {self.boot_ca_fingerprint!r}: expected "
+                                  "64 hex digits (SHA-256 of the CA certificate's DER)")
+        if self.image_root is not None and not self.image_root.is_dir():
+            raise ValidationError(f"image root {self.image_root}: not a directory")
         if self.public_url and urlsplit(self.public_url).scheme not in ("http", "https"):
             raise ValidationError(f"public url {self.public_url!r}: expected http(s)://HOST:PORT")
 

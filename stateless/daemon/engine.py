@@ -34,6 +34,7 @@ from stateless.daemon.overview import Overview
 from stateless.daemon.ownership import Ownership
 from stateless.daemon.ports import Blocking, Clock, Delayed, HostDirectory, VCenters
 from stateless.daemon.queue import ApplyQueue, RetryPolicy
+from stateless.daemon.reboots import Reboots
 from stateless.daemon.scan import ComplianceScan
 from stateless.errors import NotFoundError, StatelessError, TransientVCenterError, ValidationError
 from stateless.model.birth import BirthMessage
@@ -89,6 +90,8 @@ class Engine(Ownership, Answers):
                              self.queue, self._born, audit=self.audit)
         self.scanner = ComplianceScan(self)
         self.overview = Overview(self, reactor.seconds, config.mode)
+        self.reboots = Reboots(config.site, registry)
+        self._located: dict[str, str] = {}  # where each host was last applied (its cluster)
         self._place: dict[str, str | None] = {}  # born hosts to (re)place in vCenter: thumbprint
         self._recheck: set[str] = set()  # running hosts whose inputs may have changed meanwhile
         self._slots: dict[str, defer.DeferredSemaphore] = {}
@@ -115,6 +118,8 @@ class Engine(Ownership, Answers):
             affected |= {u for u in self.owned if self._state(u) == HostState.FAILED}
         for uuid in sorted(affected & self.owned):
             self.reconsider(uuid)
+        self._flag_reboots(self.reboots.update(snapshot, self.owned, self.reactor.seconds(),
+                                               before))
         self._adopt(before, snapshot)
 
     def resume(self) -> None:
@@ -133,6 +138,7 @@ class Engine(Ownership, Answers):
                 self.queue.add(uuid)
             else:
                 self.reconsider(uuid)
+        self.reboots.update(self.snapshot, self.owned, self.reactor.seconds())
         self._adopt(Snapshot(), self.snapshot)
 
     def set_problems(self, problems: list[Problem]) -> None:
@@ -174,6 +180,8 @@ class Engine(Ownership, Answers):
         self.writer.drop(uuid)  # the birth wrote `pending` itself
         self.queue.discard(uuid)  # a retry timer, say: the birth supersedes it
         self.states.set(uuid, HostState.PENDING, "birth accepted", next_try=None)
+        self.reboots.born(self.snapshot, message.identity, message.image,
+                          self.reactor.seconds())
 
     @property
     def backlog(self) -> int:
@@ -248,7 +256,8 @@ class Engine(Ownership, Answers):
                                       defer.DeferredSemaphore(self.config.vcenter_concurrency))
         try:
             done = yield slot.run(self.blocking, self.vcenters.converge, vcenter, target,
-                                  place=uuid in self._place, thumbprint=self._place.get(uuid))
+                                  place=uuid in self._place or self._moved(uuid) is not None,
+                                  thumbprint=self._place.get(uuid))
         except NotFoundError as exc:  # gone from vCenter meanwhile: the next try places it
             raise TransientVCenterError(str(exc)) from exc
         if not done.result.verified:
@@ -258,6 +267,7 @@ class Engine(Ownership, Answers):
 
     def _settle_success(self, uuid: str, target: Target, done: Converged, started: float) -> None:
         self._place.pop(uuid, None)
+        self._located[uuid] = target.location
         self.births.unseen.discard(uuid)
         seconds = self.reactor.seconds() - started
         keys = [f"{c.kind}.{c.name}" if c.name else c.kind for c in done.result.plan]
@@ -328,6 +338,7 @@ class Engine(Ownership, Answers):
         self.writer.drop(uuid)
         self.states.forget(uuid)
         self._place.pop(uuid, None)
+        self._located.pop(uuid, None)
         self.births.unseen.discard(uuid)
         self._recheck.discard(uuid)
         self._drifted.pop(uuid, None)
@@ -374,7 +385,8 @@ class Engine(Ownership, Answers):
             return
         host = self.snapshot.hosts.get(uuid)
         applied = status.applied if status.applied is not None else (host.applied_digest if host else "")
-        if self._wanted(uuid) == applied:
+        moved = self._moved(uuid)
+        if self._wanted(uuid) == applied and not moved:
             return
         self.metrics.drift.labels(source="directory").inc()
         self.audit.drift(host=uuid, keys=[], source="directory",
@@ -383,7 +395,22 @@ class Engine(Ownership, Answers):
         if self.config.mode == "enforce":
             self.queue.add(uuid)
         elif status.state != HostState.DRIFTED:
-            self._mark(uuid, HostState.DRIFTED, "effective configuration changed in the directory")
+            self._mark(uuid, HostState.DRIFTED, f"location changed to {moved}" if moved else
+                       "effective configuration changed in the directory")
+
+    def _moved(self, uuid: str) -> str | None:
+        """The host's new location when its rules or entry moved it since it was applied."""
+        was = self._located.get(uuid)
+        try:
+            now = self.resolver.resolve(uuid).location
+        except StatelessError:
+            return None
+        return now if was is not None and now is not None and now != was else None
+
+    def _flag_reboots(self, uuids: list[str]) -> None:
+        for uuid in uuids:
+            log.info("host {uuid}: reboot required: its image is now {image}", uuid=uuid,
+                     image=self.reboots.wanted.get(uuid) or "none", event="reboot-required")
 
     def scan_hosts(self) -> list[str]:
         return sorted(u for u in self.owned if not self.queue.busy(u) and not self.births.waiting(u))

@@ -119,6 +119,8 @@ class FeedStage(Stage):
                                                        self.mirror.snapshot, parts.config.base)
             self._rebuild_cost = time.monotonic() - started
             parts.engine.set_snapshot(snapshot)
+            if parts.tftp is not None:
+                parts.tftp.update(snapshot)
             self._list_problems()
             if parts.coverage is not None:
                 parts.coverage.refresh()  # the zone and registrations follow live servers

@@ -150,10 +150,28 @@ class ListeningPort(Stage):
         return deferred(port.stopListening) if port is not None else None
 
 
+# Connections the kernel queues before the reactor accepts them: hosts of a boot storm ask
+# for their boot files at once, and a dropped SYN costs a client 1 s, then 3 s, 7 s, ...
+LISTEN_BACKLOG = 1024
+
+
 def api_endpoint(reactor: Any, config: DaemonConfig) -> IStreamServerEndpoint:
     """Where the HTTP API listens: `--listen` as a Twisted endpoint (TLS options go here)."""
-    endpoint: IStreamServerEndpoint = serverFromString(reactor, config.listen_description)
+    description = config.listen_description
+    if description.partition(":")[0] in ("tcp", "tcp6", "ssl") and "backlog=" not in description:
+        description += f":backlog={LISTEN_BACKLOG}"
+    endpoint: IStreamServerEndpoint = serverFromString(reactor, description)
     return endpoint
+
+
+def api_site(parts: Parts) -> Any:
+    """The API's site with /boot mounted; with --tftp-root, the TFTP root's sync starts here."""
+    from stateless.daemon.api import build_site
+    from stateless.daemon.boot import start_boot
+
+    boot, parts.tftp = start_boot(parts.config, lambda: parts.engine.snapshot, parts.registry,
+                                  parts.thread, lambda: parts.api_url)
+    return build_site(parts.engine, parts.registry, reactor=parts.reactor, boot=boot)
 
 
 @attrs.define
@@ -175,6 +193,7 @@ class Parts:
     zone: Any = None  # stateless.dns.zone.ServerZone, when this server serves it
     registrar: Any = None  # stateless.dns.register.Registrar, when this server registers
     coverage: Any = None  # stateless.daemon.coverage.SiteCoverage, once started
+    tftp: Any = None  # stateless.daemon.boot.TftpSync, with --tftp-root
 
     @property
     def blocking(self) -> InPool:
@@ -212,8 +231,6 @@ class StatelessService(Sequence):
 def build_service(config: DaemonConfig, reactor: Any = None) -> StatelessService:
     """The whole tree for `config`; nothing starts until `startService`."""
     from stateless.daemon import discovery, feed, sitestages, stages
-    from stateless.daemon.api import build_site
-
     if reactor is None:
         from twisted.internet import reactor as default_reactor
 
@@ -225,9 +242,7 @@ def build_service(config: DaemonConfig, reactor: Any = None) -> StatelessService
                   # longer to be seen and applied.
                   ThreadPool(minthreads=1, maxthreads=1, name="stateless-mirror"))
     root = StatelessService(parts)
-    parts.api = ListeningPort(api_endpoint(reactor, config),
-                              lambda: build_site(parts.engine, parts.registry, reactor=reactor),
-                              name="api")
+    parts.api = ListeningPort(api_endpoint(reactor, config), lambda: api_site(parts), name="api")
     parts.feed = feed.FeedStage(parts)
     children: list[Any] = [
         ThreadPoolService(parts.pool), ThreadPoolService(parts.build_pool),

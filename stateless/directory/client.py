@@ -552,7 +552,8 @@ class Directory:
                     f"record birth of {identity.uuid}")
 
     def record_birth(self, identity: HostIdentity, when: datetime, owner: str, *,
-                     known: bool = True, thumbprint: str | None = None) -> None:
+                     known: bool = True, thumbprint: str | None = None,
+                     image: str | None = None) -> None:
         """Persist a birth before it is answered: identity, time, owner, state pending, and
         the certificate thumbprint vCenter needs to add the host (also after a restart).
 
@@ -567,6 +568,7 @@ class Directory:
         attrs["statelessState"] = [str(HostState.PENDING)]
         attrs["statelessStateReason"] = ["birth accepted"]
         attrs["statelessThumbprint"] = [thumbprint] if thumbprint else []  # the current one
+        attrs["statelessBootImage"] = [image] if image else []  # what it booted, if it says
         changes = {k: [(ldap3.MODIFY_REPLACE, v)] for k, v in attrs.items()}
         what = f"record birth of {identity.uuid}"
         if not known:

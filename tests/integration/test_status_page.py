@@ -105,7 +105,8 @@ def test_the_status_page_shows_the_fleet_and_follows_it_live(
         row = page["attention"][i["uuid"]]
         assert row["state"] == "failed"
         assert row["reason"] == failed[i["uuid"]]["reason"] and "vlan" in row["reason"]
-        assert "no events" in row["text"]  # the events endpoint is not served by this daemon yet
+        # The host's last events, from GET /v1/hosts/{uuid}/events: the edit, then the failure.
+        assert "drift: " in row["text"] and "failure: " in row["text"], row["text"]
     assert {"siteA", "siteB"} <= set(page["sites"])
     assert {"/DC1/Prod/ClusterA", "/DC1/Lab/ClusterB"} <= set(page["clusters"])
     assert "ClusterB-Net" in page["problems"]

@@ -102,7 +102,8 @@ class Directory:
             raise self.fail
 
     def record_birth(self, identity: HostIdentity, when: datetime, owner: str, *,
-                     known: bool = True, thumbprint: str | None = None) -> None:
+                     known: bool = True, thumbprint: str | None = None,
+                     image: str | None = None) -> None:
         self._check()
         self.births.append(identity.uuid)
         self.owners[identity.uuid] = owner
