@@ -109,7 +109,9 @@ def test_the_status_page_shows_the_fleet_and_follows_it_live(
         assert "drift: " in row["text"] and "failure: " in row["text"], row["text"]
     assert {"siteA", "siteB"} <= set(page["sites"])
     assert {"/DC1/Prod/ClusterA", "/DC1/Lab/ClusterB"} <= set(page["clusters"])
-    assert "ClusterB-Net" in page["problems"]
+    # Problems are listed in the snapshot thread at most once a second after a change.
+    wait_for(lambda: "ClusterB-Net" in read_page(browser)["problems"], timeout=30,
+             what="the bad policy in the page's problem list")
     assert page["directory"] == "synchronized"
     shot = tmp_path / "status-page.png"
     assert browser.save_screenshot(str(shot))
