@@ -43,6 +43,7 @@ class Options(usage.Options):
         ["switch-interval", None, None, "Python thread switch interval, seconds [0.05]"],
         ["secret-key-file", None, None, "key that decrypts vCenter passwords [STATE/secret.key]"],
         ["host-password-file", None, None, "root password of the hosts, for adding them"],
+        ["lease", None, None, "seconds this server's lease runs, renewed every third [30]"],
     ]
 
     config: DaemonConfig

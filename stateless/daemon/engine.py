@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -27,10 +28,13 @@ from stateless.daemon.config import DaemonConfig
 from stateless.daemon.documents import health_document, host_document, iso
 from stateless.daemon.failures import GONE, PERMANENT, classify
 from stateless.daemon.hoststate import IN_PROGRESS, HostStates, HostStatus, StateWriter
+from stateless.daemon.leases import Lease
 from stateless.daemon.metrics import Metrics
 from stateless.daemon.ports import Blocking, Clock, Delayed, HostDirectory, VCenters
 from stateless.daemon.queue import ApplyQueue, RetryPolicy
 from stateless.daemon.scan import ComplianceScan
+from stateless.daemon.served import vcenter_for
+from stateless.daemon.takeover import lost
 from stateless.errors import NotFoundError, StatelessError, TransientVCenterError, ValidationError
 from stateless.model.birth import BirthMessage
 from stateless.model.inventory import HostState, Snapshot
@@ -44,7 +48,6 @@ from stateless.prepare import (
     inputs_digest,
     missing_allocations,
     prepare,
-    serving_vcenter,
     vcenter_name,
     with_allocations,
 )
@@ -90,6 +93,7 @@ class Engine:
         self._recheck: set[str] = set()  # running hosts whose inputs may have changed meanwhile
         self._slots: dict[str, defer.DeferredSemaphore] = {}
         self._timer: Delayed | None = None
+        self.lease: Lease | None = None  # set by the service; None: applies need no lease
         self._woken = False
 
     # --- the directory -----------------------------------------------------------------------
@@ -106,6 +110,11 @@ class Engine:
             if not self.queue.running(uuid):  # a running apply finds out by itself
                 self._forget(uuid, "its directory entry was deleted")
         me = self.config.name
+        for uuid, owner in lost(snapshot, me, self.owned, self._now()).items():
+            if not self.queue.running(uuid):  # an apply in flight finishes
+                log.info("host {host} taken from {old} by {new}", host=uuid, old=me, new=owner,
+                         event="host_taken")
+                self._forget(uuid, f"taken over by server {owner}")
         if before.vcenters != snapshot.vcenters or before.servers.get(me) != snapshot.servers.get(me):
             affected |= {u for u in self.owned if self._state(u) == HostState.FAILED}
         for uuid in sorted(affected & self.owned):
@@ -116,19 +125,28 @@ class Engine:
         """After a start: take back every host this server owns and finish what was left."""
         self.ready = True
         for uuid, host in self.snapshot.hosts.items():
-            if host.owner != self.config.name or host.state is None:
-                continue
-            self.owned.add(uuid)
-            self.states.set(uuid, host.state, host.reason)
-            if host.state in IN_PROGRESS:
-                self._place[uuid] = None  # placement finds what a killed apply left
-                self.queue.add(uuid)
-            elif host.state == HostState.FAILED or (host.state == HostState.DRIFTED
-                                                    and self.config.mode == "enforce"):
-                self.queue.add(uuid)
-            else:
-                self.reconsider(uuid)
+            if host.owner == self.config.name and host.state is not None:
+                self.own(uuid, host.state, host.reason)
         self._adopt(Snapshot(), self.snapshot)
+
+    def own(self, uuid: str, state: HostState, reason: str) -> None:
+        """Track a host this server owns (after a start, or taken over) and finish its work."""
+        self.owned.add(uuid)
+        self.states.set(uuid, state, reason)
+        if state in IN_PROGRESS:
+            self._place[uuid] = None  # placement finds what a killed apply left
+            self.queue.add(uuid)
+        elif state == HostState.FAILED or (state == HostState.DRIFTED
+                                           and self.config.mode == "enforce"):
+            self.queue.add(uuid)
+        else:
+            self.reconsider(uuid)
+
+    def taken(self, uuid: str) -> None:
+        """This server took the host over from a server whose lease ran out."""
+        host = self.snapshot.hosts.get(uuid)
+        if host is not None and uuid not in self.owned:
+            self.own(uuid, host.state or HostState.PENDING, host.reason)
 
     def _adopt(self, before: Snapshot, snapshot: Snapshot) -> None:
         """Take hosts applied without an owner, or handed to this server (see `adoption`)."""
@@ -156,6 +174,14 @@ class Engine:
         self.owned.add(uuid)
         self.states.set(uuid, host.state, host.reason)
         self.reconsider(uuid)
+
+    def lease_changed(self, live: bool) -> None:
+        """Fenced or renewed again (see `leases`): applies waiting for the lease start now."""
+        if live:
+            self._wake()
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self.reactor.seconds(), UTC)
 
     def directory_lost(self, reason: str) -> None:
         """The change feed lost the directory: say so until it is back."""
@@ -203,6 +229,8 @@ class Engine:
 
     def _pump(self) -> None:
         self._woken = False
+        if self.lease is not None and not self.lease.live:
+            return  # fenced: applies wait for the lease (see `leases`)
         # Twice the vCenter slots: while some hosts are in vCenter, as many more do their
         # directory work (allocations, state) and wait for a slot, so no slot sits idle.
         limit = 2 * max(1, self.config.vcenter_concurrency) * max(1, len(self.snapshot.vcenters))
@@ -248,7 +276,7 @@ class Engine:
             snap, host = with_allocations(snap, host, made)
             effective = resolve(snap, uuid)
         target = prepare(snap, host, effective)
-        vcenter = serving_vcenter(snap, self.config.name)
+        vcenter = vcenter_for(snap, self.config.name, target.location)
         reason = f"applying through vCenter {vcenter}"
         self.states.set(uuid, HostState.APPLYING, reason, next_try=None)
         if host.state not in IN_PROGRESS:  # a birth's `pending` says enough after a restart
@@ -349,7 +377,7 @@ class Engine:
         except StatelessError:
             return ""
         try:
-            vcenter = serving_vcenter(self.snapshot, self.config.name)
+            vcenter = vcenter_for(self.snapshot, self.config.name, effective.location)
         except ValidationError:
             vcenter = ""
         return inputs_digest(effective, self.snapshot.pools, vcenter)
@@ -396,7 +424,8 @@ class Engine:
         if host is None:
             raise NotFoundError(f"host {uuid}: no directory entry (was it deleted?)")
         target = prepare(snap, host, self.resolver.resolve(uuid))
-        return self.blocking(self.vcenters.check, serving_vcenter(snap, self.config.name), target)
+        return self.blocking(self.vcenters.check, vcenter_for(snap, self.config.name,
+                                                              target.location), target)
 
     def vcenter_drift(self, uuid: str, reason: str) -> None:
         """The scan found the host differing in vCenter: apply it, or report it once (a host
@@ -480,13 +509,18 @@ class Engine:
         status = self.states.get(uuid)
         return status.cause if status and status.state == HostState.FAILED else ""
 
-    def _document(self, uuid: str) -> dict[str, Any]:
+    def location(self, uuid: str) -> str | None:
+        """The host's location: its entry's, else the one a deploy rule chooses."""
         host = self.snapshot.hosts.get(uuid)
         location = host.location if host else None
         if host is not None and location is None:
             with contextlib.suppress(StatelessError):
                 location = self.resolver.resolve(uuid).location  # chosen by a deploy rule
-        return host_document(uuid, host, self.states.get(uuid), location)
+        return location
+
+    def _document(self, uuid: str) -> dict[str, Any]:
+        return host_document(uuid, self.snapshot.hosts.get(uuid), self.states.get(uuid),
+                             self.location(uuid))
 
     def hosts(self) -> list[dict[str, Any]]:
         return [self._document(u) for u in sorted(set(self.snapshot.hosts) | self.states.uuids())]
@@ -518,7 +552,8 @@ class Engine:
         return health_document(ready=self.ready, directory=directory, reason=reason,
                                name=self.config.name, site=self.config.site,
                                hosts=len(self.snapshot.hosts), queue=self.backlog,
-                               vcenters=sorted(self.snapshot.vcenters))
+                               vcenters=sorted(self.snapshot.vcenters),
+                               lease=self.lease.document() if self.lease is not None else None)
 
     def stop(self) -> None:
         """Cancel every timer (the service is stopping)."""

@@ -34,6 +34,7 @@ from stateless.daemon.config import DaemonConfig
 from stateless.daemon.engine import Engine
 from stateless.daemon.loops import Periodic
 from stateless.daemon.ports import Blocking, Clock
+from stateless.daemon.takeover import start_ownership
 from stateless.daemon.vcenters import VCenterClients
 from stateless.errors import StatelessError
 from stateless.model.inventory import Server
@@ -104,6 +105,7 @@ class StatelessService(service.MultiService):
         self.vcenters: VCenterClients | None = None
         self.started: defer.Deferred[None] = defer.Deferred()
         self._loops: list[Periodic] = []
+        self._stoppers: list[Callable[[], None]] = []
         self._rebuild_scheduled = False
         self._rebuilding = False
         self._rebuild_cost = 0.0  # seconds the last snapshot rebuild took
@@ -177,6 +179,10 @@ class StatelessService(service.MultiService):
         self.api_url = cfg.api_url(self.port.getHost().port)
         me = Server(cfg.name, cfg.site, self.api_url, self._served_vcenters(snapshot))
         yield self._thread(self.directory.put_server, me)
+        lease, takeover = yield start_ownership(self.reactor, InPool(self.reactor, self.pool),
+                                                self.directory, self.engine, cfg.name, cfg.lease)
+        self._loops.append(takeover)
+        self._stoppers.append(lease.stop)
         self.engine.resume()
 
         if cfg.dns == "serve":
@@ -303,6 +309,8 @@ class StatelessService(service.MultiService):
         self._stopping = True
         for loop in self._loops:
             loop.stop()  # a scan waiting on vCenter must not hold the shutdown up
+        for stop in self._stoppers:
+            stop()
         if self.engine is not None:
             self.engine.stop()
         if self.port is not None:
