@@ -67,9 +67,9 @@ class Lease:
         return d
 
     def _renewed(self, until: float) -> None:
-        if until <= self.held_until:
-            return  # an older renewal answered late
-        self.held_until = until
+        if until <= max(self.held_until, self._clock.seconds()):
+            return  # an older renewal, or one answered after its own expiry
+        was_live, self.held_until = self.live, until
         if self._expiry is not None and self._expiry.active():
             self._expiry.cancel()
         self._expiry = self._clock.callLater(max(0.0, until - self._clock.seconds()), self._check)
@@ -77,7 +77,11 @@ class Lease:
             self.fenced, self.reason = False, ""
             log.info("lease of server {server} renewed until {until}: applying again",
                      server=self.name, until=iso(until), event="lease_renewed")
-            self._on_change(True)
+        elif not was_live:
+            log.info("server {server} holds its lease until {until}", server=self.name,
+                     until=iso(until), event="lease_taken")
+        if not was_live:
+            self._on_change(True)  # applies waiting for the lease may start
         self.reason = ""
 
     def _not_renewed(self, failure: Failure) -> Failure:
