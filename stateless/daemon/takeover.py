@@ -75,28 +75,32 @@ class Takeover:
             if uuid in self._pending:
                 continue
             old = snap.hosts[uuid].owner or ""
-            tries.append(self._try(uuid, old, name))
+            server = snap.servers.get(old)
+            expired = server.lease_expiry if server is not None else None
+            tries.append(self._try(uuid, old, name, expired))
         return defer.gatherResults(tries, consumeErrors=True).addCallback(lambda _: None)
 
     @defer.inlineCallbacks
-    def _try(self, uuid: str, old: str, name: str) -> Any:
+    def _try(self, uuid: str, old: str, name: str, expired: datetime | None) -> Any:
         self._pending.add(uuid)
         try:
             got = yield self._blocking(self._take_over, uuid, old, name)
-            self._won(got, uuid, old)
+            self._won(got, uuid, old, expired)
         except Exception as exc:  # the next pass tries again
             log.warn("host {uuid}: not taken over: {error}", uuid=uuid, error=str(exc))
         finally:
             self._pending.discard(uuid)
 
-    def _won(self, got: str, uuid: str, old: str) -> None:
+    def _won(self, got: str, uuid: str, old: str, expired: datetime | None) -> None:
         name = self._lease.name
         if got != name:
             log.info("host {host}: {winner} took it over from {old} first", host=uuid,
                      winner=got, old=old)
             return
-        log.info("host {host} taken from {old} (its lease ran out) by {new}", host=uuid, old=old,
-                 new=name, event="host_taken")
+        ran_out = expired.isoformat(timespec="milliseconds") if expired else "(no entry)"
+        log.info("host {host} taken from {old} by {new} at {at}; the lease of {old} ran out at "
+                 "{expired}", host=uuid, old=old, new=name, expired=ran_out,
+                 at=self.now().isoformat(timespec="milliseconds"), event="host_taken")
         self._take(uuid)
 
 
