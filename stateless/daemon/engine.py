@@ -230,6 +230,7 @@ class Engine:
     def _pump(self) -> None:
         self._woken = False
         if self.lease is not None and not self.lease.live:
+            self.metrics.queue.set(self.backlog)
             return  # fenced: applies wait for the lease (see `leases`)
         # Twice the vCenter slots: while some hosts are in vCenter, as many more do their
         # directory work (allocations, state) and wait for a slot, so no slot sits idle.

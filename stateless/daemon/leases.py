@@ -36,13 +36,21 @@ class Lease:
         self.length = length
         self.held_until = 0.0  # clock seconds: no apply starts after this
         self.fenced = False  # the lease ran out and has not been renewed since
-        self.reason = "no lease yet"
+        self.cause = "no lease yet"  # why the last renewal failed; "" after a success
         self._clock = clock
         self._blocking = blocking
         self._renew = renew
         self._on_change = on_change
         self._expiry: Delayed | None = None
         self._loop = Periodic(clock, length / 3, self.renew, name="lease renewal")
+
+    @property
+    def reason(self) -> str:
+        if not self.fenced:
+            return self.cause
+        why = self.cause or "no renewal reached the directory in time"
+        return f"fenced: the lease ran out at {iso(self.held_until)} ({why}); no apply starts " \
+               "until it is renewed"
 
     @property
     def live(self) -> bool:
@@ -74,7 +82,7 @@ class Lease:
             self._expiry.cancel()
         self._expiry = self._clock.callLater(max(0.0, until - self._clock.seconds()), self._check)
         if self.fenced:
-            self.fenced, self.reason = False, ""
+            self.fenced = False
             log.info("lease of server {server} renewed until {until}: applying again",
                      server=self.name, until=iso(until), event="lease_renewed")
         elif not was_live:
@@ -82,10 +90,10 @@ class Lease:
                      until=iso(until), event="lease_taken")
         if not was_live:
             self._on_change(True)  # applies waiting for the lease may start
-        self.reason = ""
+        self.cause = ""
 
     def _not_renewed(self, failure: Failure) -> Failure:
-        self.reason = f"lease not renewed: {failure.getErrorMessage()}"
+        self.cause = f"lease not renewed: {failure.getErrorMessage()}"
         self._check()
         return failure  # the loop logs it
 
@@ -94,9 +102,6 @@ class Lease:
         if self.live or self.fenced or self.held_until == 0.0:
             return
         self.fenced = True
-        why = self.reason or "no renewal reached the directory in time"
-        self.reason = f"fenced: the lease ran out at {iso(self.held_until)} ({why}); no apply " \
-                      "starts until it is renewed"
         log.warn("server {server}: {reason}", server=self.name, reason=self.reason,
                  event="fenced")
         self._on_change(False)

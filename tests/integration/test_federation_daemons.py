@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import json
 import re
 import signal
 from collections.abc import Callable
@@ -213,3 +214,39 @@ def test_a_killed_daemons_hosts_are_taken_over_after_its_lease_and_never_applied
         p1.policy_set("Baseline", {"ntp.servers": "10.8.8.8"})
     wait_for(lambda: ntp_everywhere(sim, names, ["10.8.8.8"]), 60, what="the edit after takeover")
     assert names_in(sim) == names
+
+
+def test_a_daemon_that_cannot_renew_its_lease_fences_itself_until_it_can(
+        slapd: Slapd, base: str, vcsim_factory: Callable[..., Vcsim],
+        daemons: Callable[..., Daemon], tmp_path: Path) -> None:
+    sim = vcsim_factory("-dc", "0")
+    estate = load_estate(slapd, base, sim, tmp_path / "secret.key")
+    daemon = daemons(tmp_path / "d", slapd, base, tmp_path / "secret.key", name="dF",
+                     site="siteA", extra=("--lease", LEASE))
+    ident = identity(41, "siteA")
+    assert births(daemon, [ident]) == [202]
+    wait_states(daemon, [ident["uuid"]])
+    assert daemon.get("/healthz")["lease"]["live"]
+
+    # The directory is up but refuses the renewal (the server's entry is gone): fenced.
+    entry = estate.directory.snapshot().servers["dF"]
+    estate.directory.delete_entry(estate.directory.named_dn("servers", "dF"))
+    fenced = wait_for(lambda: (r := daemon.request("GET", "/healthz"))[0] == 503 and r,
+                      what="the daemon fenced")
+    doc = json.loads(fenced[2])
+    assert doc["lease"]["fenced"] and doc["reason"].startswith("fenced: the lease ran out")
+    assert "no such entry" in doc["reason"]
+    # An edit reaches the daemon but no apply starts while it is fenced.
+    estate.directory.policy_set("Baseline", {"ntp.servers": "10.7.7.7"})
+    wait_for(lambda: "10.7.7.7" in json.dumps(daemon.get(f"/v1/hosts/{ident['uuid']}/effective"))
+             and daemon.metrics().get("stateless_queue", 0) >= 1, what="the edit queued")
+    name = f"{ident['hostname']}.example.com"
+    assert not ntp_everywhere(sim, {name}, ["10.7.7.7"])
+    assert daemon.get(f"/v1/hosts/{ident['uuid']}")["state"] == "compliant"
+
+    # The entry back: the next renewal lifts the fence and the edit is applied.
+    estate.directory.add_server(entry)
+    wait_for(lambda: daemon.request("GET", "/healthz")[0] == 200, what="the fence lifted")
+    wait_for(lambda: ntp_everywhere(sim, {name}, ["10.7.7.7"]), 60, what="the edit applied")
+    log = daemon.log.read_text(errors="replace")
+    assert "fenced: the lease ran out" in log and "renewed until" in log
