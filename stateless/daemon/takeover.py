@@ -48,7 +48,7 @@ class Takeover:
 
     def __init__(self, clock: Clock, blocking: Blocking, take_over: TakeOver, lease: Lease,
                  snapshot: Callable[[], Snapshot],
-                 located: Callable[[Snapshot], Iterable[tuple[HostRecord, str | None]]],
+                 located: Callable[[Snapshot, datetime], Iterable[tuple[HostRecord, str | None]]],
                  take: Callable[[str], None]) -> None:
         self._clock = clock
         self._blocking = blocking
@@ -69,7 +69,8 @@ class Takeover:
         snap = self._snapshot()
         name = self._lease.name
         me = snap.servers.get(name) or Server(name, "", "")
-        found = orphans(snap, me, self.now(), self._located(snap), fallback(snap, name))
+        now = self.now()
+        found = orphans(snap, me, now, self._located(snap, now), fallback(snap, name))
         tries = []
         for uuid in found:
             if uuid in self._pending:
@@ -106,12 +107,17 @@ class Takeover:
 
 
 
-def located(snapshot: Snapshot, where: Callable[[str], str | None]
+def located(snapshot: Snapshot, where: Callable[[str], str | None], now: datetime
             ) -> Iterable[tuple[HostRecord, str | None]]:
-    """Each owned host with its location: its entry's, else the deploy rule's (`where`)."""
+    """Each host whose owner is not live, with its location: its entry's, else the deploy
+    rule's (`where`, a resolution: only for these few, not for every host each pass)."""
     for host in snapshot.hosts.values():
-        if host.owner:
-            yield host, host.location if host.location is not None else where(host.uuid)
+        if not host.owner:
+            continue
+        owner = snapshot.servers.get(host.owner)
+        if owner is not None and is_live(owner, now):
+            continue
+        yield host, host.location if host.location is not None else where(host.uuid)
 
 
 def start_ownership(clock: Clock, blocking: Blocking, directory: Any, engine: Any, name: str,
@@ -122,7 +128,7 @@ def start_ownership(clock: Clock, blocking: Blocking, directory: Any, engine: An
                   on_change=lambda live: engine.lease_changed(live))
     engine.lease = lease
     takeover = Takeover(clock, blocking, directory.take_over, lease, lambda: engine.snapshot,
-                        lambda snap: located(snap, engine.location), engine.taken)
+                        lambda snap, now: located(snap, engine.location, now), engine.taken)
     loop = Periodic(clock, length / 3, takeover.run, name="host takeover")
 
     def started(_: object) -> tuple[Lease, Periodic]:

@@ -69,9 +69,8 @@ class Federation:
     def name_vcenter(self, path: str, vcenter: str) -> None:
         """Set a container's vCenter on provider 1 with a plain modify."""
         d = self.estate.directory
-        with d._op("name the vCenter", path) as conn:
-            conn.modify(d.container_dn(path), {"statelessVCenterName": [(ldap3.MODIFY_REPLACE,
-                                                                          [vcenter])]})
+        d.modify(d.container_dn(path), {"statelessVCenterName": [(ldap3.MODIFY_REPLACE, [vcenter])]},
+                 f"name the vCenter of {path}")
 
     def register(self, name: str, sim: Vcsim) -> None:
         self.estate.directory.add_vcenter(VCenter(name, sim.url, sim.user,

@@ -27,6 +27,14 @@ def test_defaults(tmp_path: Path) -> None:
     config = DaemonConfig(tmp_path)
     assert config.embedded and config.mode == "enforce" and config.switch_interval == 0.05
     assert config.api_url(8123) == "http://127.0.0.1:8123"
+    assert config.lease == 30.0
+
+
+def test_the_lease_and_a_write_server_in_the_environment(tmp_path: Path) -> None:
+    """STATELESS_LEASE sets the lease; STATELESS_WRITE_SERVER is the CLI's and ignored here."""
+    config = load_config(None, {"STATELESS_LEASE": "4.5", "STATELESS_WRITE_SERVER": "ldap://w"},
+                         {"state_dir": str(tmp_path)})
+    assert config.lease == 4.5
 
 
 @pytest.mark.parametrize(("options", "message"), [
@@ -36,6 +44,8 @@ def test_defaults(tmp_path: Path) -> None:
     ({"mode": "fix"}, "mode 'fix'"),
     ({"dns": "update", "dns_server": "127.0.0.1:53"}, "TSIG"),
     ({"ldap_urls": "ldap://127.0.0.1:389"}, "bind-dn"),
+    ({"lease": "0"}, "lease 0.0: must be a positive number"),
+    ({"lease": "long"}, "lease 'long': expected a number of seconds"),
 ])
 def test_bad_values_name_the_setting(tmp_path: Path, options: dict[str, str], message: str) -> None:
     with pytest.raises(ValidationError, match=message):

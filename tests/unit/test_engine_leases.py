@@ -159,7 +159,7 @@ def takeover_world(tmp_path: Path, expiry: float
     w.engine.lease = lease
     w.engine.resume()
     takeover = Takeover(w.clock, w.blocking, take_over, lease, lambda: w.engine.snapshot,
-                        lambda s: located(s, w.engine.location), w.engine.taken)
+                        lambda s, now: located(s, w.engine.location, now), w.engine.taken)
     return w, takeover, calls, lease
 
 
