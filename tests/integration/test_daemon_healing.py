@@ -195,18 +195,19 @@ def test_max_pending_admits_exactly_n(slapd: Slapd, base: str, key_file: Path,
 
 # --- 4. an admin asks for a re-apply -------------------------------------------------------------------
 
-OWNED_BY_SD9 = """dn: statelessUuid=4c4c4544-0042-3510-8052-b4c04f4b4e32,ou=hosts,{base}
-changetype: modify
-replace: statelessOwner
-statelessOwner: sd9
-
-dn: cn=sd9,ou=servers,{base}
+# The server entry first: a view that shows the new owner then always shows its entry too.
+OWNED_BY_SD9 = """dn: cn=sd9,ou=servers,{base}
 changetype: add
 objectClass: top
 objectClass: statelessServer
 cn: sd9
 statelessSite: siteA
 statelessUrl: http://127.0.0.9:8480
+
+dn: statelessUuid=4c4c4544-0042-3510-8052-b4c04f4b4e32,ou=hosts,{base}
+changetype: modify
+replace: statelessOwner
+statelessOwner: sd9
 """
 UNOWNED = "4c4c4544-0042-3510-8052-b4c04f4b4e31"  # in the estate, never born, no owner
 OTHERS = "4c4c4544-0042-3510-8052-b4c04f4b4e32"
