@@ -65,6 +65,7 @@ class Options(usage.Options):
         ["image-root", None, None, "serve image files from this directory at /boot/images/"],
         ["boot-ca-fingerprint", None, None, "SHA-256 of the API's CA, put on boot lines"],
         ["boot-module", None, None, "URL of stateless.tgz [beside the image's files]"],
+        ["lease", None, None, "seconds this server's lease runs, renewed every third [30]"],
     ]
 
     config: DaemonConfig

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from stateless.daemon.audit import Audit
     from stateless.daemon.config import DaemonConfig
     from stateless.daemon.hoststate import HostStates
+    from stateless.daemon.leases import Lease
     from stateless.daemon.reboots import Reboots
     from stateless.model.inventory import Snapshot
     from stateless.policy import Resolver
@@ -37,18 +38,24 @@ class Answers:
     directory_reason: str
     health_fields: list[Callable[[], dict[str, Any]]]
     reboots: Reboots
+    lease: Lease | None
 
     if TYPE_CHECKING:  # the engine's
         @property
         def backlog(self) -> int: ...
 
-    def _document(self, uuid: str) -> dict[str, Any]:
+    def location(self, uuid: str) -> str | None:
+        """The host's location: its entry's, else the one a deploy rule chooses."""
         host = self.snapshot.hosts.get(uuid)
         location = host.location if host else None
         if host is not None and location is None:
             with contextlib.suppress(StatelessError):
                 location = self.resolver.resolve(uuid).location  # chosen by a deploy rule
-        return {**host_document(uuid, host, self.states.get(uuid), location),
+        return location
+
+    def _document(self, uuid: str) -> dict[str, Any]:
+        return {**host_document(uuid, self.snapshot.hosts.get(uuid), self.states.get(uuid),
+                                self.location(uuid)),
                 **self.reboots.document(uuid)}
 
     def hosts(self) -> list[dict[str, Any]]:
@@ -81,7 +88,8 @@ class Answers:
         doc = health_document(ready=self.ready, directory=directory, reason=reason,
                               name=self.config.name, site=self.config.site,
                               hosts=len(self.snapshot.hosts), queue=self.backlog,
-                              vcenters=sorted(self.snapshot.vcenters))
+                              vcenters=sorted(self.snapshot.vcenters),
+                              lease=self.lease.document() if self.lease is not None else None)
         for extra in self.health_fields:  # what other parts of the service add
             doc.update({k: v for k, v in extra().items() if k not in doc})
         return doc

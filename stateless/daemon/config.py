@@ -125,6 +125,9 @@ class DaemonConfig:
     image_root: Path | None = attrs.field(default=None, converter=attrs.converters.optional(Path))
     boot_ca_fingerprint: str = ""
     boot_module: str = ""  # URL of stateless.tgz; default: beside the image's files
+    # Seconds this server's lease runs (renewed every third of it); a server that cannot renew
+    # in time stops applying, and after expiry a server of the same vCenter takes its hosts.
+    lease: float = attrs.field(default=30.0, validator=_positive("lease"))
 
     def __attrs_post_init__(self) -> None:
         _check_listen(self.listen)
@@ -203,7 +206,8 @@ def _coerce(name: str, value: Any) -> Any:
             return int(value)
         except (TypeError, ValueError):
             raise ValidationError(f"{name} {value!r}: expected an integer") from None
-    if name in ("dns_refresh", "scan_interval", "replica_check", "switch_interval", "retry_cap"):
+    if name in ("dns_refresh", "scan_interval", "replica_check", "switch_interval", "retry_cap",
+                "lease"):
         try:
             return float(value)
         except (TypeError, ValueError):
@@ -235,7 +239,9 @@ def load_config(file: Path | None, env: Mapping[str, str], options: Mapping[str,
         if value is not None and name not in ENVIRONMENT:
             values[name] = _coerce(name, value)
     # The directory connection: resolved as the `stateless` command resolves it.
-    values.update(attrs.asdict(resolve_connection(options, env, values), recurse=False))
+    connection = attrs.asdict(resolve_connection(options, env, values), recurse=False)
+    connection.pop("write_server", None)  # the CLI's policy edits only: a daemon writes locally
+    values.update(connection)
     if "state_dir" not in values:
         values["state_dir"] = Path(env.get("STATELESS_STATE_DIR", "/var/lib/stateless"))
     try:

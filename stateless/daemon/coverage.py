@@ -25,10 +25,9 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from stateless.daemon.ports import Blocking, Clock
-from stateless.errors import StatelessError, ValidationError
-from stateless.federation import covering_sites, host_vcenter, is_live, live_by_site
+from stateless.errors import StatelessError
+from stateless.federation import covering_sites, is_live, live_by_site
 from stateless.model.inventory import Server, Snapshot
-from stateless.prepare import serving_vcenter
 from stateless.sites import site_of, site_order
 
 log = Logger()
@@ -76,16 +75,6 @@ def published(snapshot: Snapshot, now: datetime) -> tuple[list[Server], dict[str
     """What a zone holds: the live servers, and each covered site -> the site covering it."""
     live = [s for s in snapshot.servers.values() if is_live(s, now)]
     return live, covering_sites(snapshot, now)
-
-
-def apply_vcenter(snapshot: Snapshot, server: str, location: str | None) -> str:
-    """The vCenter a host at `location` is applied through by `server`: the one its
-    containers name, else the server's own (an estate whose containers name none)."""
-    try:
-        fallback: str | None = serving_vcenter(snapshot, server)
-    except ValidationError:
-        fallback = None
-    return host_vcenter(snapshot, location, fallback)
 
 
 class SiteCoverage:
@@ -140,5 +129,5 @@ class SiteCoverage:
         return (self.site, *self.covered)
 
 
-__all__ = ["INTERVAL", "BirthRoute", "SiteCoverage", "apply_vcenter", "birth_route",
+__all__ = ["INTERVAL", "BirthRoute", "SiteCoverage", "birth_route",
            "covered_by", "published"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -26,9 +27,9 @@ from stateless.daemon.api import BirthOutcome
 from stateless.daemon.audit import Audit
 from stateless.daemon.births import Births
 from stateless.daemon.config import DaemonConfig
-from stateless.daemon.coverage import apply_vcenter
 from stateless.daemon.failures import GONE, PERMANENT, classify
 from stateless.daemon.hoststate import IN_PROGRESS, HostStates, HostStatus, StateWriter
+from stateless.daemon.leases import Lease
 from stateless.daemon.metrics import Metrics
 from stateless.daemon.overview import Overview
 from stateless.daemon.ownership import Ownership
@@ -36,6 +37,8 @@ from stateless.daemon.ports import Blocking, Clock, Delayed, HostDirectory, VCen
 from stateless.daemon.queue import ApplyQueue, RetryPolicy
 from stateless.daemon.reboots import Reboots
 from stateless.daemon.scan import ComplianceScan
+from stateless.daemon.served import vcenter_for
+from stateless.daemon.takeover import lost
 from stateless.errors import NotFoundError, StatelessError, TransientVCenterError, ValidationError
 from stateless.model.birth import BirthMessage
 from stateless.model.inventory import HostState, Problem, Snapshot
@@ -98,6 +101,7 @@ class Engine(Ownership, Answers):
         self._drifted: dict[str, list[str]] = {}  # drift in vCenter being reverted: its keys
         self.known_problems: frozenset[Problem] = frozenset()
         self._timer: Delayed | None = None
+        self.lease: Lease | None = None  # set by the service; None: applies need no lease
         self._woken = False
 
     # --- the directory -----------------------------------------------------------------------
@@ -114,6 +118,11 @@ class Engine(Ownership, Answers):
             if not self.queue.running(uuid):  # a running apply finds out by itself
                 self._forget(uuid, "its directory entry was deleted")
         me = self.config.name
+        for uuid, owner in lost(snapshot, me, self.owned, self._now()).items():
+            if not self.queue.running(uuid):  # an apply in flight finishes
+                self.audit.host_taken(host=uuid, owner=owner, previous=me,
+                                      why=f"server {owner} holds it now")
+                self._forget(uuid, f"taken over by server {owner}")
         if before.vcenters != snapshot.vcenters or before.servers.get(me) != snapshot.servers.get(me):
             affected |= {u for u in self.owned if self._state(u) == HostState.FAILED}
         for uuid in sorted(affected & self.owned):
@@ -126,18 +135,8 @@ class Engine(Ownership, Answers):
         """After a start: take back every host this server owns and finish what was left."""
         self.ready = True
         for uuid, host in self.snapshot.hosts.items():
-            if host.owner != self.config.name or host.state is None:
-                continue
-            self.owned.add(uuid)
-            self.states.set(uuid, host.state, host.reason)
-            if host.state in IN_PROGRESS:
-                self._place[uuid] = None  # placement finds what a killed apply left
-                self.queue.add(uuid)
-            elif host.state == HostState.FAILED or (host.state == HostState.DRIFTED
-                                                    and self.config.mode == "enforce"):
-                self.queue.add(uuid)
-            else:
-                self.reconsider(uuid)
+            if host.owner == self.config.name and host.state is not None:
+                self.own(uuid, host.state, host.reason)
         self.reboots.update(self.snapshot, self.owned, self.reactor.seconds())
         self._adopt(Snapshot(), self.snapshot)
 
@@ -149,6 +148,14 @@ class Engine(Ownership, Answers):
         self.known_problems = now
         self.metrics.problems.set(len(now))
         self.audit.directory_problems(new, resolved)
+
+    def lease_changed(self, live: bool) -> None:
+        """Fenced or renewed again (see `leases`): applies waiting for the lease start now."""
+        if live:
+            self._wake()
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self.reactor.seconds(), UTC)
 
     def directory_lost(self, reason: str) -> None:
         """The change feed lost the directory: say so until it is back."""
@@ -198,6 +205,9 @@ class Engine(Ownership, Answers):
 
     def _pump(self) -> None:
         self._woken = False
+        if self.lease is not None and not self.lease.live:
+            self.metrics.queue.set(self.backlog)
+            return  # fenced: applies wait for the lease (see `leases`)
         # Twice the vCenter slots: while some hosts are in vCenter, as many more do their
         # directory work (allocations, state) and wait for a slot, so no slot sits idle.
         limit = 2 * max(1, self.config.vcenter_concurrency) * max(1, len(self.snapshot.vcenters))
@@ -243,7 +253,7 @@ class Engine(Ownership, Answers):
             snap, host = with_allocations(snap, host, made)
             effective = resolve(snap, uuid)
         target = prepare(snap, host, effective)
-        vcenter = apply_vcenter(snap, self.config.name, target.location)
+        vcenter = vcenter_for(snap, self.config.name, target.location, self._now())
         if uuid in self._place:  # just born (or left half-placed): where the rules put it
             self.audit.rule(host=uuid, location=effective.location,
                             placed_by="its directory entry" if host.location else "deploy rules",
@@ -360,7 +370,7 @@ class Engine(Ownership, Answers):
     def _vcenter(self, location: str | None) -> str:
         """The vCenter this server applies a host at `location` through ('' when none)."""
         try:
-            return apply_vcenter(self.snapshot, self.config.name, location)
+            return vcenter_for(self.snapshot, self.config.name, location, self._now())
         except ValidationError:
             return ""
 
@@ -426,7 +436,8 @@ class Engine(Ownership, Answers):
             raise NotFoundError(f"host {uuid}: no directory entry (was it deleted?)")
         target = prepare(snap, host, self.resolver.resolve(uuid))
         return self.blocking(self.vcenters.check,
-                             apply_vcenter(snap, self.config.name, target.location), target)
+                             vcenter_for(snap, self.config.name, target.location, self._now()),
+                             target)
 
     def vcenter_drift(self, uuid: str, reason: str, keys: Sequence[str] = ()) -> None:
         """The scan found the host differing in vCenter: apply it, or report it once (a host

@@ -50,6 +50,27 @@ class Ownership:
 
         def _state(self, uuid: str) -> HostState | None: ...
 
+    def own(self, uuid: str, state: HostState, reason: str) -> None:
+        """Track a host this server owns (after a start, or taken over) and finish its work."""
+        self.owned.add(uuid)
+        self.states.set(uuid, state, reason)
+        if state in IN_PROGRESS:
+            self._place[uuid] = None  # placement finds what a killed apply left
+            self.queue.add(uuid)
+        elif state == HostState.FAILED or (state == HostState.DRIFTED
+                                           and self.config.mode == "enforce"):
+            self.queue.add(uuid)
+        else:
+            self.reconsider(uuid)
+
+    def taken(self, uuid: str, previous: str, why: str) -> None:
+        """This server took the host over from a server whose lease ran out (`takeover`)."""
+        host = self.snapshot.hosts.get(uuid)
+        if host is None or uuid in self.owned:
+            return
+        self.audit.host_taken(host=uuid, owner=self.config.name, previous=previous, why=why)
+        self.own(uuid, host.state or HostState.PENDING, host.reason)
+
     def _adopt(self, before: Snapshot, snapshot: Snapshot) -> None:
         """Take hosts applied without an owner, or handed to this server (see `adoption`)."""
         mine, unowned = adoptable(before, snapshot, self.config.name, self.config.site, self.owned)

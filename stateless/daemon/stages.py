@@ -100,16 +100,20 @@ class EngineStage(Stage):
 
 
 class AnnounceStage(Stage):
-    """This server's entry in the directory (its URL carries the port actually bound), then
-    the engine takes back the hosts it owns."""
+    """This server's entry in the directory (its URL carries the port actually bound), its
+    lease and the takeover of dead servers' hosts, then the engine takes back its hosts."""
 
     name = "announce"
 
     def __init__(self, parts: Parts) -> None:
         self.parts = parts
+        self.lease: Any = None  # stateless.daemon.leases.Lease
+        self.takeover: Any = None  # the takeover loop (stateless.daemon.takeover)
 
     @defer.inlineCallbacks
     def start(self) -> Any:
+        from stateless.daemon.takeover import start_ownership
+
         parts, cfg = self.parts, self.parts.config
         assert parts.api is not None and parts.api.port is not None
         parts.api_url = cfg.api_url(*bound(parts.api.port))
@@ -119,7 +123,16 @@ class AnnounceStage(Stage):
                     tuple(existing.vcenters) if existing is not None else ())
         yield parts.thread(parts.directory.put_server, me)
         parts.me = me
+        # The lease first (its first renewal must succeed): the engine applies only under it.
+        self.lease, self.takeover = yield start_ownership(
+            parts.reactor, parts.blocking, parts.directory, parts.engine, cfg.name, cfg.lease)
         parts.engine.resume()
+
+    def stop(self) -> None:
+        if self.takeover is not None:
+            self.takeover.stop()
+        if self.lease is not None:
+            self.lease.stop()
 
 
 def bound(port: Any) -> tuple[str, int]:

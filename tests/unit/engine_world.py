@@ -56,7 +56,8 @@ def estate(hosts: Sequence[HostRecord] = (), *, ntp: str = "10.0.0.1", pool: boo
 def record(n: int, *, owner: str = ME, state: HostState | None = HostState.PENDING,
            applied: str = "", **kw: Any) -> HostRecord:
     ident = HostIdentity(uuid_of(n), hostname=f"esx{n}", domain="example.com")
-    return HostRecord(uuid_of(n), location="/DC/C", identity=ident, owner=owner, state=state,
+    kw.setdefault("location", "/DC/C")
+    return HostRecord(uuid_of(n), identity=ident, owner=owner, state=state,
                       applied_digest=applied, **kw)
 
 

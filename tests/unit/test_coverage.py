@@ -10,13 +10,13 @@ from twisted.internet import defer, task
 
 from stateless.daemon.coverage import (
     SiteCoverage,
-    apply_vcenter,
     birth_route,
     covered_by,
     published,
 )
+from stateless.daemon.served import vcenter_for
 from stateless.dns.records import zone_records
-from stateless.errors import DirectoryError
+from stateless.errors import DirectoryError, ValidationError
 from stateless.model.inventory import Container, Server, Site, SiteLink, Snapshot, VCenter
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -103,10 +103,24 @@ def test_published_records_put_covering_servers_under_the_covered_site() -> None
 
 
 def test_a_covered_host_is_applied_through_its_own_sites_vcenter() -> None:
-    snap = estate(server("a1", "a", vcenters=("vcA",)))
-    assert apply_vcenter(snap, "a1", "/B") == "vcB"
-    assert apply_vcenter(snap, "a1", "/A") == "vcA"
-    assert apply_vcenter(snap, "a1", "/N") == "vcA"  # no container names one: the server's own
+    # b1 (site b, serving vcB) is dead: site a covers b, so a1 applies /B through vcB.
+    snap = estate(server("a1", "a", vcenters=("vcA",)), server("b1", "b", DEAD, ("vcB",)))
+    assert vcenter_for(snap, "a1", "/B", NOW) == "vcB"
+    assert vcenter_for(snap, "a1", "/A", NOW) == "vcA"
+    assert vcenter_for(snap, "a1", "/N", NOW) == "vcA"  # no container names one: the server's own
+    # b1 alive again: its site is not covered, its vCenter is its own.
+    live = estate(server("a1", "a", vcenters=("vcA",)), server("b1", "b", vcenters=("vcB",)))
+    with pytest.raises(ValidationError, match=r"which server a1 does not serve \(served by b1\)"):
+        vcenter_for(live, "a1", "/B", NOW)
+
+
+def test_a_server_naming_no_vcenter_uses_those_no_other_live_server_names() -> None:
+    snap = estate(server("a1", "a"), server("b1", "b", vcenters=("vcB",)))
+    assert vcenter_for(snap, "a1", "/A", NOW) == "vcA"
+    with pytest.raises(ValidationError, match="served by b1"):
+        vcenter_for(snap, "a1", "/B", NOW)
+    assert vcenter_for(estate(server("a1", "a"), server("b1", "b", DEAD, ("vcB",))),
+                       "a1", "/B", NOW) == "vcB"
 
 
 class FakeZone:

@@ -33,6 +33,7 @@ def test_defaults(tmp_path: Path) -> None:
                        {"state_dir": str(tmp_path)}).replica_check == 0.0
     assert config.listen_description == "tcp:8480:interface=127.0.0.1"
     assert config.host_events == 50
+    assert config.lease == 30.0
 
 
 @pytest.mark.parametrize(("listen", "description"), [
@@ -59,6 +60,14 @@ def test_bad_listen_values_are_refused_with_the_value(tmp_path: Path, listen: st
         DaemonConfig(tmp_path, listen=listen)
 
 
+
+def test_the_lease_and_a_write_server_in_the_environment(tmp_path: Path) -> None:
+    """STATELESS_LEASE sets the lease; STATELESS_WRITE_SERVER is the CLI's and ignored here."""
+    config = load_config(None, {"STATELESS_LEASE": "4.5", "STATELESS_WRITE_SERVER": "ldap://w"},
+                         {"state_dir": str(tmp_path)})
+    assert config.lease == 4.5
+
+
 @pytest.mark.parametrize(("options", "message"), [
     ({"switch_interval": "0"}, "switch interval"),
     ({"switch_interval": "soon"}, "switch_interval 'soon'"),
@@ -71,6 +80,8 @@ def test_bad_listen_values_are_refused_with_the_value(tmp_path: Path, listen: st
     ({"vcenter_watch": "maybe"}, "vcenter_watch 'maybe'"),
     ({"dns": "update", "dns_server": "127.0.0.1:53"}, "TSIG"),
     ({"ldap_urls": "ldap://127.0.0.1:389"}, "bind-dn"),
+    ({"lease": "0"}, "lease 0.0: must be a positive number"),
+    ({"lease": "long"}, "lease 'long': expected a number of seconds"),
 ])
 def test_bad_values_name_the_setting(tmp_path: Path, options: dict[str, str], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
