@@ -43,6 +43,16 @@ class Options(usage.Options):
         ["switch-interval", None, None, "Python thread switch interval, seconds [0.05]"],
         ["secret-key-file", None, None, "key that decrypts vCenter passwords [STATE/secret.key]"],
         ["host-password-file", None, None, "root password of the hosts, for adding them"],
+        ["tls-cert", None, None, "serve HTTPS: certificate chain (PEM, server first, CA last)"],
+        ["tls-key", None, None, "serve HTTPS: the certificate's private key (PEM)"],
+        ["client-ca", None, None, "CA whose client certificates authenticate admin requests"],
+        ["admin-token-file", None, None, "file holding the bearer token of admin requests"],
+        ["birth-auth", None, None, "required | optional: signed births [required once the site "
+                                   "has an enrollment key]"],
+    ]
+    optFlags = [
+        ["public-read", None, "host details (/v1/hosts...) readable without credentials"],
+        ["insecure-admin", None, "admin writes without credentials (a lab only)"],
     ]
 
     config: DaemonConfig
@@ -54,7 +64,7 @@ class Options(usage.Options):
 
     def postOptions(self) -> None:
         given = {key.replace("-", "_"): value for key, value in self.items()
-                 if key != "config" and value is not None}
+                 if key != "config" and value is not None and value != 0}
         if "ldap" in given:
             given["ldap_urls"] = given.pop("ldap")
         file = Path(self["config"]) if self["config"] else None

@@ -75,6 +75,16 @@ class DaemonConfig:
                                                converter=attrs.converters.optional(Path))
     host_password_file: Path | None = attrs.field(default=None,
                                                   converter=attrs.converters.optional(Path))
+    # HTTPS and the admin API (see docs/security.md)
+    tls_cert: Path | None = attrs.field(default=None, converter=attrs.converters.optional(Path))
+    tls_key: Path | None = attrs.field(default=None, converter=attrs.converters.optional(Path))
+    client_ca: Path | None = attrs.field(default=None, converter=attrs.converters.optional(Path))
+    admin_token_file: Path | None = attrs.field(default=None,
+                                                converter=attrs.converters.optional(Path))
+    public_read: bool = False  # host details readable without credentials
+    insecure_admin: bool = False  # admin writes open to anyone: only for a lab
+    # Signed births: "required", "optional", or "" (required once the site has an enrollment key)
+    birth_auth: str = ""
 
     def __attrs_post_init__(self) -> None:
         _endpoint(self.listen, "listen")
@@ -94,6 +104,13 @@ class DaemonConfig:
                 raise ValidationError(f"ldap url {url!r}: expected ldap://HOST[:PORT]")
         if self.ldap_urls and (not self.bind_dn or self.password_file is None):
             raise ValidationError("an external directory needs --bind-dn and --password-file")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValidationError("HTTPS needs both --tls-cert and --tls-key")
+        if self.client_ca is not None and self.tls_cert is None:
+            raise ValidationError("--client-ca asks for client certificates, which need HTTPS "
+                                  "(--tls-cert and --tls-key)")
+        if self.birth_auth not in ("", "required", "optional"):
+            raise ValidationError(f"birth auth {self.birth_auth!r}: expected required or optional")
         if self.public_url and urlsplit(self.public_url).scheme not in ("http", "https"):
             raise ValidationError(f"public url {self.public_url!r}: expected http(s)://HOST:PORT")
 
@@ -119,7 +136,12 @@ class DaemonConfig:
         if self.public_url:
             return self.public_url.rstrip("/")
         host, configured = self.listen_endpoint
-        return f"http://{host}:{port or configured}"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://{host}:{port or configured}"
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
 
 
 _FIELDS = {f.name: f for f in attrs.fields(DaemonConfig)}
@@ -139,7 +161,20 @@ def _coerce(name: str, value: Any) -> Any:
             return float(value)
         except (TypeError, ValueError):
             raise ValidationError(f"{name} {value!r}: expected a number of seconds") from None
+    if name in ("public_read", "insecure_admin"):
+        return _flag(name, value)
     return value
+
+
+def _flag(name: str, value: Any) -> bool:
+    if isinstance(value, bool | int):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValidationError(f"{name} {value!r}: expected true or false")
 
 
 def load_config(file: Path | None, env: Mapping[str, str], options: Mapping[str, Any]) -> DaemonConfig:

@@ -13,15 +13,19 @@ from __future__ import annotations
 
 import contextlib
 import random
+from collections.abc import Callable
 from typing import Any
 
+import attrs
 from prometheus_client import CollectorRegistry
 from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from stateless.agent.signing import Authorization
 from stateless.daemon.adoption import adoptable
-from stateless.daemon.api import BirthOutcome, OwnedElsewhere, Reapplying
+from stateless.daemon.api import BirthOutcome, OwnedElsewhere, Reapplying, Signed
+from stateless.daemon.approvals import Approvals
 from stateless.daemon.births import FEED_TIMEOUT, Births
 from stateless.daemon.config import DaemonConfig
 from stateless.daemon.documents import health_document, host_document, iso
@@ -31,7 +35,13 @@ from stateless.daemon.metrics import Metrics
 from stateless.daemon.ports import Blocking, Clock, Delayed, HostDirectory, VCenters
 from stateless.daemon.queue import ApplyQueue, RetryPolicy
 from stateless.daemon.scan import ComplianceScan
-from stateless.errors import NotFoundError, StatelessError, TransientVCenterError, ValidationError
+from stateless.errors import (
+    ConflictError,
+    NotFoundError,
+    StatelessError,
+    TransientVCenterError,
+    ValidationError,
+)
 from stateless.model.birth import BirthMessage
 from stateless.model.inventory import HostState, Snapshot
 from stateless.plan import KeyDiff
@@ -48,10 +58,21 @@ from stateless.prepare import (
     vcenter_name,
     with_allocations,
 )
+from stateless.security.seal import KeyRing
 from stateless.sites import nearest_servers
 from stateless.vcenter.converge import Converged
 
 log = Logger()
+
+
+def pinned_target(target: Target) -> Target:
+    """vCenter adds a pinned host under the pinned name with the pinned thumbprint, whatever
+    a later birth or policy says (a host never approved keeps what the directory holds)."""
+    pinned = target.host.pinned
+    if pinned is None:
+        return target
+    host = attrs.evolve(target.host, thumbprint=pinned.thumbprint)
+    return attrs.evolve(target, host=host, name=pinned.name or target.name)
 
 BACKOFF_BASE = 0.5  # seconds: the ceiling of the first retry's full-jitter delay
 WRITE_RETRY_CAP = 10.0  # seconds between tries of a state write, at most
@@ -63,7 +84,8 @@ class Engine:
 
     def __init__(self, config: DaemonConfig, reactor: Clock, blocking: Blocking,
                  directory: HostDirectory, vcenters: VCenters, registry: CollectorRegistry, *,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, ring: KeyRing | None = None,
+                 replay: Callable[[Authorization], bool] | None = None) -> None:
         self.config = config
         self.reactor = reactor
         self.blocking = blocking
@@ -84,7 +106,9 @@ class Engine:
                                   RetryPolicy(BACKOFF_BASE / 2, min(config.retry_cap, WRITE_RETRY_CAP)),
                                   self.rng)
         self.births = Births(config, reactor, blocking, directory, self.metrics, self.rng,
-                             self.queue, self._born)
+                             self.queue, self._born, ring=ring, replay=replay,
+                             quarantined=self._hold, resolve=self.resolver.resolve)
+        self.approvals = Approvals(self)
         self.scanner = ComplianceScan(self)
         self._place: dict[str, str | None] = {}  # born hosts to (re)place in vCenter: thumbprint
         self._recheck: set[str] = set()  # running hosts whose inputs may have changed meanwhile
@@ -177,13 +201,15 @@ class Engine:
 
     # --- births ------------------------------------------------------------------------------
 
-    def birth(self, message: BirthMessage, peer: str) -> defer.Deferred[BirthOutcome]:
-        return self.births.answer(message, peer)
+    def birth(self, message: BirthMessage, peer: str,
+              signed: Signed | None = None) -> defer.Deferred[BirthOutcome]:
+        return self.births.answer(message, peer, signed)
 
     def _born(self, uuid: str, message: BirthMessage) -> None:
-        """The directory holds the birth: this server owns the host and will place it."""
+        """The directory holds the birth: this server owns the host and will place it (with
+        the thumbprint and name of its pin, never the birth's)."""
         self.owned.add(uuid)
-        self._place[uuid] = message.thumbprint
+        self._place[uuid] = None
         self.writer.drop(uuid)  # the birth wrote `pending` itself
         self.queue.discard(uuid)  # a retry timer, say: the birth supersedes it
         self.states.set(uuid, HostState.PENDING, "birth accepted", next_try=None)
@@ -247,7 +273,7 @@ class Engine:
             made = yield self.blocking(self.directory.allocate_all, uuid, missing, snap.pools)
             snap, host = with_allocations(snap, host, made)
             effective = resolve(snap, uuid)
-        target = prepare(snap, host, effective)
+        target = pinned_target(prepare(snap, host, effective))
         vcenter = serving_vcenter(snap, self.config.name)
         reason = f"applying through vCenter {vcenter}"
         self.states.set(uuid, HostState.APPLYING, reason, next_try=None)
@@ -257,7 +283,7 @@ class Engine:
                                       defer.DeferredSemaphore(self.config.vcenter_concurrency))
         try:
             done = yield slot.run(self.blocking, self.vcenters.converge, vcenter, target,
-                                  place=uuid in self._place, thumbprint=self._place.get(uuid))
+                                  place=uuid in self._place, thumbprint=target.host.thumbprint)
         except NotFoundError as exc:  # gone from vCenter meanwhile: the next try places it
             raise TransientVCenterError(str(exc)) from exc
         if not done.result.verified:
@@ -384,7 +410,8 @@ class Engine:
             self._mark(uuid, HostState.DRIFTED, "effective configuration changed in the directory")
 
     def scan_hosts(self) -> list[str]:
-        return sorted(u for u in self.owned if not self.queue.busy(u) and not self.births.waiting(u))
+        return sorted(u for u in self.owned if not self.queue.busy(u) and not self.births.waiting(u)
+                      and self._state(u) != HostState.QUARANTINED)
 
     def status(self, uuid: str) -> HostStatus | None:
         return self.states.get(uuid)
@@ -395,7 +422,7 @@ class Engine:
         host = snap.hosts.get(uuid)
         if host is None:
             raise NotFoundError(f"host {uuid}: no directory entry (was it deleted?)")
-        target = prepare(snap, host, self.resolver.resolve(uuid))
+        target = pinned_target(prepare(snap, host, self.resolver.resolve(uuid)))
         return self.blocking(self.vcenters.check, serving_vcenter(snap, self.config.name), target)
 
     def vcenter_drift(self, uuid: str, reason: str) -> None:
@@ -439,6 +466,10 @@ class Engine:
         host = self.snapshot.hosts.get(uuid)
         if host is None and uuid not in self.owned:
             raise NotFoundError(f"host {uuid}: unknown; it has not been born nor added")
+        if self._state(uuid) == HostState.QUARANTINED or (host is not None and host.state
+                                                          == HostState.QUARANTINED):
+            raise ConflictError(f"host {uuid} is quarantined: `stateless hosts approve` or "
+                                "`deny` it first")
         owner = host.owner if host is not None else self.config.name
         if owner == self.config.name:
             self._reapply(uuid)
@@ -464,6 +495,31 @@ class Engine:
         if self._state(uuid) not in IN_PROGRESS:
             self.states.set(uuid, HostState.PENDING, "re-apply requested", next_try=None)
             self.writer.write(uuid, HostState.PENDING, "re-apply requested")
+        self.queue.add(uuid)
+
+    # --- quarantine ------------------------------------------------------------------------------
+
+    def _hold(self, uuid: str, reason: str) -> None:
+        """A birth was quarantined: nothing of the host is applied until an admin decides."""
+        self.owned.add(uuid)
+        self.queue.discard(uuid)
+        self.writer.drop(uuid)  # a pending state write must not overwrite `quarantined`
+        self._place.pop(uuid, None)
+        self.states.set(uuid, HostState.QUARANTINED, reason, next_try=None)
+
+    def approve(self, uuid: str) -> defer.Deferred[dict[str, Any]]:
+        return self.approvals.approve(uuid)
+
+    def deny(self, uuid: str) -> defer.Deferred[dict[str, Any]]:
+        return self.approvals.deny(uuid)
+
+    def drop(self, uuid: str, why: str) -> None:
+        self._forget(uuid, why)
+
+    def release_quarantine(self, uuid: str, reason: str) -> None:
+        """A denied claim of a pinned host: apply the host as it was pinned."""
+        self.owned.add(uuid)
+        self.states.set(uuid, HostState.PENDING, reason, next_try=None)
         self.queue.add(uuid)
 
     def _elsewhere(self, owner: str) -> OwnedElsewhere:

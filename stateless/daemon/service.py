@@ -18,6 +18,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,17 +31,22 @@ from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
 from stateless.daemon.api import build_site
+from stateless.daemon.auth import AdminAuth
 from stateless.daemon.config import DaemonConfig
 from stateless.daemon.engine import Engine
 from stateless.daemon.loops import Periodic
 from stateless.daemon.ports import Blocking, Clock
+from stateless.daemon.tls import api_endpoint
 from stateless.daemon.vcenters import VCenterClients
+from stateless.directory.nonces import NonceStore
 from stateless.errors import StatelessError
 from stateless.model.inventory import Server
+from stateless.security.seal import KeyRing, key_path, load_keyring
 
 T = TypeVar("T")
 log = Logger()
 
+NONCE_PURGE = 60.0  # seconds between purges of expired birth nonces
 FEED_RETRY = (0.05, 0.5)  # seconds: the change feed's reconnect backoff, first and longest
 SCAN_JITTER = 0.2  # scans run every scan interval times U(0.8, 1.2)
 
@@ -158,8 +164,11 @@ class StatelessService(service.MultiService):
         self.vcenters = VCenterClients(self._registered_vcenter, cfg.secret_key,
                                        pool_size=cfg.vcenter_concurrency,
                                        host_password=host_password)
+        auth = AdminAuth.from_config(cfg)  # an unreadable token file stops the start here
+        nonces = NonceStore(self.directory)
         self.engine = Engine(cfg, self.reactor, InPool(self.reactor, self.pool), self.directory,
-                             self.vcenters, self.registry)
+                             self.vcenters, self.registry, ring=self._keyring(),
+                             replay=nonces.seen)
 
         # The change feed: a complete first view before anything is decided.
         self._follow(urls, base, bind_dn, password)
@@ -171,9 +180,8 @@ class StatelessService(service.MultiService):
         self.engine.set_snapshot(snapshot)
 
         # The API, then this server's entry (its URL carries the port actually bound).
-        host, port = cfg.listen_endpoint
-        self.port = self.reactor.listenTCP(port, build_site(self.engine, self.registry),
-                                           interface=host)
+        self.port = yield api_endpoint(self.reactor, cfg).listen(
+            build_site(self.engine, self.registry, auth=auth))
         self.api_url = cfg.api_url(self.port.getHost().port)
         me = Server(cfg.name, cfg.site, self.api_url, self._served_vcenters(snapshot))
         yield self._thread(self.directory.put_server, me)
@@ -187,8 +195,28 @@ class StatelessService(service.MultiService):
                         jitter=SCAN_JITTER, rng=random.Random())
         self._loops.append(scan)
         scan.start()
+        purge = Periodic(self.reactor, NONCE_PURGE, lambda: self._thread(self._purge, nonces),
+                         name="nonce purge", jitter=SCAN_JITTER, rng=random.Random())
+        self._loops.append(purge)
+        purge.start()
+        if not auth.configured and not cfg.insecure_admin:
+            log.warn("the admin API is closed: no --admin-token-file nor --client-ca")
         log.info("statelessd {name} (site {site}) serving {url}", name=cfg.name, site=cfg.site,
                  url=self.api_url)
+
+    def _keyring(self) -> KeyRing:
+        """The key ring that opens the site's enrollment keys; empty without a key file
+        (a site with keys then authenticates nothing, and says so to every birth)."""
+        path = key_path(self.config.secret_key)
+        if not path.exists():
+            return KeyRing([])
+        return load_keyring(path)
+
+    @staticmethod
+    def _purge(nonces: NonceStore) -> None:
+        gone = nonces.purge(datetime.now(UTC))
+        if gone:
+            log.info("purged {count} expired birth nonce(s)", count=gone, event="nonces_purged")
 
     def _follow(self, urls: tuple[str, ...], base: str, bind_dn: str, password: str) -> None:
         """Start the change feed: the mirror the engine resolves from, and its health."""

@@ -195,6 +195,9 @@ ATTRIBUTES: tuple[AttributeType, ...] = (
     # federation: a server's lease (its liveness, and what its ownership of hosts rests on)
     _a(130, "statelessLeaseExpiry", "until when a server holds its lease (renewed while it runs)",
        GENTIME, single=True),
+    # admission: what a quarantined birth claimed, kept apart from the host's (pinned) identity
+    _a(140, "statelessClaim", "identity a quarantined birth claimed (JSON), until approved or "
+       "denied", DSTRING, single=True),
 )
 
 _POLICY_SETTINGS = ("statelessVSwitch", "statelessPortGroup", "statelessVmknic",
@@ -244,7 +247,7 @@ OBJECT_CLASSES: tuple[ObjectClass, ...] = (
                 ("cn", "statelessLocation", *_IDENTITY, "statelessAnswer", "statelessAllocation",
                  "statelessState", "statelessStateReason", "statelessAppliedDigest",
                  "statelessLastBirth", "statelessOwner", "statelessThumbprint", "description",
-                 *_PINNED)),
+                 *_PINNED, "statelessClaim")),
     ObjectClass(12, "statelessInventoryRoot", "marks ou=inventory as the root container",
                 "AUXILIARY", (), ("statelessKind", "description", "statelessVCenterName")),
     ObjectClass(13, "statelessNonceRecord", "a nonce of a signed birth, kept until it expires",
