@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import re
+import secrets
 import signal
 import subprocess
 import sys
@@ -103,8 +104,13 @@ def identities(count: int) -> list[dict[str, Any]]:
     return hosts
 
 
+TOKEN: dict[str, str] = {}  # the admin API's bearer token, once the stack made it
+
+
 def get_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=5) as response:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {TOKEN['token']}"}
+                                     if TOKEN else {})
+    with urllib.request.urlopen(request, timeout=5) as response:
         return json.load(response)
 
 
@@ -134,6 +140,10 @@ def run(data: Path, count: int, once: bool, out: IO[str]) -> int:
     bindir = Path(python).parent
     key = data / "secret.key"
     encrypted = encrypt_password("pass", key, create=True)
+    token = data / "admin.token"
+    token.write_text(secrets.token_hex(24) + "\n")
+    token.chmod(0o600)
+    TOKEN["token"] = token.read_text().strip()
     with running(data, out) as stack:
         stack.say("starting the vCenter simulator ...")
         vcsim = stack.spawn("vcsim", [str(ROOT / "contrib/vcsim/vcsim"), "-listen", "127.0.0.1:0",
@@ -142,7 +152,7 @@ def run(data: Path, count: int, once: bool, out: IO[str]) -> int:
 
         stack.say("starting statelessd siteA-1 (embedded directory, SRV zone) ...")
         common = ["--domain", DOMAIN, "--secret-key-file", str(key), "--listen", "127.0.0.1:0",
-                  "--scan-interval", "60"]
+                  "--scan-interval", "60", "--admin-token-file", str(token)]
         first = stack.spawn("statelessd-siteA-1", [
             str(bindir / "statelessd"), "--state-dir", str(data / "siteA-1"), "--name", "siteA-1",
             "--site", "siteA", "--dns", "serve", "--dns-listen", "127.0.0.1:0", *common],
@@ -189,7 +199,8 @@ def run(data: Path, count: int, once: bool, out: IO[str]) -> int:
         ok = watch(stack, [api_a, api_b], {h["uuid"]: h["hostname"] for h in hosts})
         stack.say(f"""
 The stack is up (all on 127.0.0.1):
-  statelessd siteA-1  {api_a}   (GET /v1/hosts, /v1/hosts/UUID/effective, /metrics)
+  statelessd siteA-1  {api_a}   (GET /v1/hosts, /v1/hosts/UUID/effective with
+                      "Authorization: Bearer $(cat {token})"; /metrics)
   statelessd siteB-1  {api_b}
   SRV zone {DOMAIN}   dig -p {dns_port} @127.0.0.1 _stateless._tcp.{DOMAIN} SRV
   directory           {ldap_url}
@@ -197,7 +208,7 @@ The stack is up (all on 127.0.0.1):
 Use the CLI against it:
   export STATELESS_LDAP={ldap_url} STATELESS_BIND_DN={env['STATELESS_BIND_DN']} \\
          STATELESS_PASSWORD_FILE={password_file} STATELESS_BASE={BASE} \\
-         STATELESS_SECRET_KEY_FILE={key}
+         STATELESS_SECRET_KEY_FILE={key} STATELESS_ADMIN_TOKEN_FILE={token}
   {bindir}/stateless rsop {hosts[0]['uuid']}
   {bindir}/stateless policy set Baseline ntp.servers=10.1.0.124   # re-applied within a second
 Logs are in {data}.""")
