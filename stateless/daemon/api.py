@@ -417,7 +417,7 @@ def routes(controller: Controller, registry: CollectorRegistry,
     return [
         Route("/v1/birth", {"POST": h.birth}),
         Route("/v1/hosts", {"GET": need(Access.READ, h.hosts)}),
-        Route("/v1/hosts/{uuid}", {"GET": need(Access.READ, h.host)}),
+        Route("/v1/hosts/{uuid}", {"GET": need(Access.STATUS, h.host)}),
         Route("/v1/hosts/{uuid}/effective", {"GET": need(Access.READ, h.effective)}),
         Route("/v1/hosts/{uuid}/apply", {"POST": need(Access.WRITE, h.apply)}),
         Route("/v1/hosts/{uuid}/approve", {"POST": need(Access.WRITE, h.approve)}),

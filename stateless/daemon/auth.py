@@ -1,7 +1,8 @@
 """Who may call the admin API: a client certificate from the CA, or the bearer token.
 
 Each route of `api.routes` says what it needs (`Access`): OPEN (health, metrics, births,
-locate), READ (host details: open only with `--public-read`) or WRITE (apply, approve, deny).
+locate), READ (host details: open only with `--public-read`; STATUS, one host's document, also
+with that host's status token) or WRITE (apply, approve, deny).
 A request passes with a client certificate the TLS handshake verified against `--client-ca`,
 or `Authorization: Bearer TOKEN` equal to the content of `--admin-token-file` (compared in
 constant time). With neither configured the admin API is closed (403 naming the options)
@@ -40,6 +41,7 @@ STATUS_PARAM = b"token"
 
 class Access(enum.Enum):
     OPEN = "open"
+    STATUS = "status"  # one host's document: READ, or that host's status token
     READ = "read"
     WRITE = "write"
 
@@ -110,9 +112,11 @@ class AdminAuth:
         header = (raw.decode("latin-1") if isinstance(raw, bytes) else raw).strip()
         if header:
             return self._bearer(header)
-        if peer_name(request.transport) is not None:
+        if peer_name(getattr(request, "transport", None)) is not None:
             return None
-        if access is Access.READ and (self.public_read or self._status(request, uuid)):
+        if access is Access.STATUS and self._status(request, uuid):
+            return None
+        if access is not Access.WRITE and self.public_read:
             return None
         if self.insecure_admin:
             return None
@@ -150,7 +154,7 @@ class AdminAuth:
             peer: Any = request.getClientAddress()
             log.warn("admin request refused: {method} {path}: {reason}", event="admin_refused",
                      method=(request.method or b"").decode("ascii", "replace"),
-                     path=(request.path or b"").decode("utf-8", "replace")[:200],
+                     path=(request.uri or b"").decode("utf-8", "replace")[:200],
                      reason=denied.reason, peer=getattr(peer, "host", ""))
             return refuse(request, denied)
 
