@@ -219,9 +219,11 @@ class StatelessService(service.MultiService):
             log.info("purged {count} expired birth nonce(s)", count=gone, event="nonces_purged")
 
     def _follow(self, urls: tuple[str, ...], base: str, bind_dn: str, password: str) -> None:
-        """Start the change feed: the mirror the engine resolves from, and its health."""
+        """Start the change feed: the mirror the engine resolves from, and its health. Birth
+        nonces are left out: one per birth, and nothing a host is configured from."""
         from stateless.directory.mapping import MODEL_ATTRIBUTES
         from stateless.directory.mirror import Mirror
+        from stateless.directory.nonces import FEED_FILTER
         from stateless.directory.syncrepl import SyncConsumer
 
         self.mirror = Mirror(on_batch=lambda _batch: self.reactor.callFromThread(self._changed))
@@ -229,7 +231,8 @@ class StatelessService(service.MultiService):
                                      self._feed_refreshed,
                                      on_refresh_start=self.mirror.on_refresh_start,
                                      on_lost=self._feed_lost, bind_dn=bind_dn, password=password,
-                                     attributes=MODEL_ATTRIBUTES, retry_delay=FEED_RETRY[0],
+                                     attributes=MODEL_ATTRIBUTES, search_filter=FEED_FILTER,
+                                     retry_delay=FEED_RETRY[0],
                                      max_retry_delay=FEED_RETRY[1])
         self.consumer.start()
 
