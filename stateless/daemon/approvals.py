@@ -41,7 +41,7 @@ class Approvals:
         state = status.state if status is not None else (host.state if host else None)
         if host is None and status is None:
             raise NotFoundError(f"host {uuid}: unknown; it has not been born nor added")
-        if state != HostState.QUARANTINED:
+        if not engine.quarantined(uuid):
             raise ConflictError(f"host {uuid} is not quarantined (state {state or 'none'}); "
                                 "only a quarantined host can be approved or denied")
 

@@ -411,7 +411,7 @@ class Engine:
 
     def scan_hosts(self) -> list[str]:
         return sorted(u for u in self.owned if not self.queue.busy(u) and not self.births.waiting(u)
-                      and self._state(u) != HostState.QUARANTINED)
+                      and not self.quarantined(u))
 
     def status(self, uuid: str) -> HostStatus | None:
         return self.states.get(uuid)
@@ -466,8 +466,7 @@ class Engine:
         host = self.snapshot.hosts.get(uuid)
         if host is None and uuid not in self.owned:
             raise NotFoundError(f"host {uuid}: unknown; it has not been born nor added")
-        if self._state(uuid) == HostState.QUARANTINED or (host is not None and host.state
-                                                          == HostState.QUARANTINED):
+        if self.quarantined(uuid):
             raise ConflictError(f"host {uuid} is quarantined: `stateless hosts approve` or "
                                 "`deny` it first")
         owner = host.owner if host is not None else self.config.name
@@ -500,12 +499,22 @@ class Engine:
     # --- quarantine ------------------------------------------------------------------------------
 
     def _hold(self, uuid: str, reason: str) -> None:
-        """A birth was quarantined: nothing of the host is applied until an admin decides."""
+        """A birth was quarantined: nothing of the host is applied until an admin decides.
+        A host another server owns stays that server's (it sees the state in the feed)."""
+        host = self.snapshot.hosts.get(uuid)
+        if host is not None and host.owner not in ("", self.config.name):
+            return
         self.owned.add(uuid)
         self.queue.discard(uuid)
         self.writer.drop(uuid)  # a pending state write must not overwrite `quarantined`
         self._place.pop(uuid, None)
         self.states.set(uuid, HostState.QUARANTINED, reason, next_try=None)
+
+    def quarantined(self, uuid: str) -> bool:
+        """In memory (this server quarantined it) or in the directory (another one did)."""
+        host = self.snapshot.hosts.get(uuid)
+        return self._state(uuid) == HostState.QUARANTINED or (
+            host is not None and host.state == HostState.QUARANTINED)
 
     def approve(self, uuid: str) -> defer.Deferred[dict[str, Any]]:
         return self.approvals.approve(uuid)
