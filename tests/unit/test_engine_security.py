@@ -117,3 +117,17 @@ def test_a_new_uuid_under_a_known_name_is_quarantined(tmp_path: Path) -> None:
     outcome = got(w.engine.birth(birth(2, hostname="esx1"), "", None))
     assert isinstance(outcome, Quarantined) and "already known by the name" in outcome.reason
     assert w.directory.births == []
+
+
+def test_a_host_quarantined_elsewhere_stays_its_owners_and_is_not_scanned(tmp_path: Path) -> None:
+    pin = PinnedIdentity(datetime(2026, 1, 1, tzinfo=UTC), T1, "SN1", (), "esx1.example.com")
+    theirs = record(1, owner="sd2", state=HostState.COMPLIANT, pinned=pin)
+    w = world(tmp_path, estate([theirs]))
+    outcome = got(w.engine.birth(birth(1, T2), "", None))
+    assert isinstance(outcome, Quarantined)
+    assert uuid_of(1) not in w.engine.owned  # sd2 owns it and sees the state in the feed
+    mine = record(2, state=HostState.QUARANTINED, reason="waiting for approval")
+    w.change(attrs.evolve(w.engine.snapshot, hosts={**w.engine.snapshot.hosts, mine.uuid: mine}))
+    w.settle()
+    assert uuid_of(2) in w.engine.owned and w.engine.quarantined(uuid_of(2))
+    assert w.engine.scan_hosts() == []
