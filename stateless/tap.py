@@ -66,6 +66,16 @@ class Options(usage.Options):
         ["boot-ca-fingerprint", None, None, "SHA-256 of the API's CA, put on boot lines"],
         ["boot-module", None, None, "URL of stateless.tgz [beside the image's files]"],
         ["lease", None, None, "seconds this server's lease runs, renewed every third [30]"],
+        ["tls-cert", None, None, "serve HTTPS: certificate chain (PEM, server first, CA last)"],
+        ["tls-key", None, None, "serve HTTPS: the certificate's private key (PEM)"],
+        ["client-ca", None, None, "CA whose client certificates authenticate admin requests"],
+        ["admin-token-file", None, None, "file holding the bearer token of admin requests"],
+        ["birth-auth", None, None, "required | optional: signed births [required once the site "
+                                   "has an enrollment key]"],
+    ]
+    optFlags = [
+        ["public-read", None, "host details (/v1/hosts...) readable without credentials"],
+        ["insecure-admin", None, "admin writes without credentials (a lab only)"],
     ]
 
     config: DaemonConfig
@@ -80,7 +90,7 @@ class Options(usage.Options):
 
     def postOptions(self) -> None:
         given = {key.replace("-", "_"): value for key, value in self.items()
-                 if key != "config" and value is not None}
+                 if key != "config" and value is not None and value != 0}
         if "ldap" in given:
             given["ldap_urls"] = given.pop("ldap")
         file = Path(self["config"]) if self["config"] else None

@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import re
+import secrets
 import signal
 import socket
 import subprocess
@@ -168,8 +169,13 @@ def identities(count: int) -> list[dict[str, Any]]:
     return hosts
 
 
+TOKEN: dict[str, str] = {}  # the admin API's bearer token, once the stack made it
+
+
 def get_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=5) as response:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {TOKEN['token']}"}
+                                     if TOKEN else {})
+    with urllib.request.urlopen(request, timeout=5) as response:
         return json.load(response)
 
 
@@ -278,9 +284,14 @@ def _run(stack: Stack, data: Path, bindir: Path, key: Path, count: int, once: bo
     sims = {name: stack.spawn(name, [str(ROOT / "contrib/vcsim/vcsim"), "-listen", "127.0.0.1:0",
                                      "-dc", "0"], r"VCSIM_URL=(\S+)").group(1)
             for name in ("vcA", "vcB")}
+    token = data / "admin.token"  # the daemons' admin API token (also the CLI's, see exports)
+    token.write_text(secrets.token_hex(24) + "\n")
+    token.chmod(0o600)
+    TOKEN["token"] = token.read_text().strip()
     env = {"STATELESS_LDAP": ldap_a, "STATELESS_BIND_DN": ROOT_DN,
            "STATELESS_PASSWORD_FILE": str(password), "STATELESS_BASE": BASE,
-           "STATELESS_DOMAIN": DOMAIN, "STATELESS_SECRET_KEY_FILE": str(key)}
+           "STATELESS_DOMAIN": DOMAIN, "STATELESS_SECRET_KEY_FILE": str(key),
+           "STATELESS_ADMIN_TOKEN_FILE": str(token)}
     estate(stack, env, sims, key)
 
     apis: dict[str, str] = {}
@@ -293,7 +304,8 @@ def _run(stack: Stack, data: Path, bindir: Path, key: Path, count: int, once: bo
             "--site", site, "--ldap", f"{own},{other}", "--bind-dn", ROOT_DN,
             "--password-file", str(password), "--base", BASE, "--domain", DOMAIN,
             "--secret-key-file", str(key), "--listen", "127.0.0.1:0", "--scan-interval", "60",
-            "--replica-check", "60", "--dns", "serve", "--dns-listen", "127.0.0.1:0"],
+            "--replica-check", "60", "--dns", "serve", "--dns-listen", "127.0.0.1:0",
+            "--admin-token-file", str(token)],
             r"serving \S+ SRV records on (127\.0\.0\.1:\d+)[\s\S]*serving (http://\S+)")
         dns[site], apis[site] = ready.group(1), ready.group(2)
 

@@ -24,6 +24,7 @@ from stateless.cli import (
     dns,
     enroll,
     host,
+    hosts,
     image,
     load,
     pki,
@@ -64,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     container.register(sub)
     policy.register(sub)
     host.register(sub)
+    hosts.register(sub)
     pool.register(sub)
     site.register(sub)
     rules.register(sub)

@@ -11,7 +11,7 @@ import attrs
 
 from stateless.boot.select import BootPlanner, reboot_required
 from stateless.cli._common import UsageError, _connect, _emit, _host, _pairs, _table, cmd, group
-from stateless.cli.remote import host_events, owner_url
+from stateless.cli.remote import credentials, host_events, owner_url, remote_options
 from stateless.directory.client import Directory
 from stateless.model.identity import HostIdentity, normalize_uuid
 from stateless.model.inventory import HostRecord, Snapshot, normalize_path
@@ -116,7 +116,7 @@ def cmd_host_events(args: argparse.Namespace, out: TextIO) -> int:
         with _connect(args) as d:
             snapshot = d.snapshot()
         base = owner_url(snapshot, _host(snapshot, uuid))
-    doc = host_events(base, uuid, args.timeout)
+    doc = host_events(base, uuid, args.timeout, credentials(args))
     if args.json:
         _emit(out, doc)
         return 0
@@ -167,3 +167,4 @@ def register(sub: Any) -> None:
     sp.add_argument("--server", metavar="URL", help="ask this server instead of the owner")
     sp.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
                     help="of the HTTP request [10]")
+    remote_options(sp)

@@ -83,6 +83,17 @@ class Audit:
                    f"in progress (limit {limit}); retry after {retry_after} s", host,
                    backlog=backlog, limit=limit, retry_after=retry_after)
 
+    def birth_refused(self, *, host: str, peer: str, status: int, reason: str) -> None:
+        """An unauthenticated or refused birth: logged, kept out of the host's history (the
+        UUID is the sender's claim, and anyone can send any number of them)."""
+        self._emit(LogLevel.warn, "admission_refused", f"birth of {host} from {peer} refused "
+                   f"({status}): {reason}", None, uuid=host, peer=peer, status=status,
+                   reason=reason)
+
+    def quarantined(self, *, host: str, peer: str, reason: str) -> None:
+        self._emit(LogLevel.warn, "quarantined", f"host {host}: birth from {peer} quarantined: "
+                   f"{reason}", host, peer=peer, reason=reason)
+
     def rule(self, *, host: str, location: str | None, placed_by: str,
              matched: Mapping[str, str]) -> None:
         """The rule outcome of a born host: where it goes, and which deploy rule won for what."""

@@ -128,6 +128,16 @@ class DaemonConfig:
     # Seconds this server's lease runs (renewed every third of it); a server that cannot renew
     # in time stops applying, and after expiry a server of the same vCenter takes its hosts.
     lease: float = attrs.field(default=30.0, validator=_positive("lease"))
+    # HTTPS and the admin API (see docs/security.md)
+    tls_cert: Path | None = attrs.field(default=None, converter=attrs.converters.optional(Path))
+    tls_key: Path | None = attrs.field(default=None, converter=attrs.converters.optional(Path))
+    client_ca: Path | None = attrs.field(default=None, converter=attrs.converters.optional(Path))
+    admin_token_file: Path | None = attrs.field(default=None,
+                                                converter=attrs.converters.optional(Path))
+    public_read: bool = False  # host details readable without credentials
+    insecure_admin: bool = False  # admin writes open to anyone: only for a lab
+    # Signed births: "required", "optional", or "" (required once the site has an enrollment key)
+    birth_auth: str = ""
 
     def __attrs_post_init__(self) -> None:
         _check_listen(self.listen)
@@ -157,6 +167,17 @@ class DaemonConfig:
                                   "64 hex digits (SHA-256 of the CA certificate's DER)")
         if self.image_root is not None and not self.image_root.is_dir():
             raise ValidationError(f"image root {self.image_root}: not a directory")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValidationError("HTTPS needs both --tls-cert and --tls-key")
+        if self.client_ca is not None and self.tls_cert is None:
+            raise ValidationError("--client-ca asks for client certificates, which need HTTPS "
+                                  "(--tls-cert and --tls-key)")
+        if self.tls_cert is not None and self.listen.partition(":")[0] in ENDPOINT_TYPES:
+            raise ValidationError(f"--tls-cert serves HTTPS on --listen ADDRESS:PORT, not on the "
+                                  f"endpoint {self.listen!r} (an ssl: endpoint carries its own "
+                                  "certificate and key; --client-ca needs ADDRESS:PORT)")
+        if self.birth_auth not in ("", "required", "optional"):
+            raise ValidationError(f"birth auth {self.birth_auth!r}: expected required or optional")
         if self.public_url and urlsplit(self.public_url).scheme not in ("http", "https"):
             raise ValidationError(f"public url {self.public_url!r}: expected http(s)://HOST:PORT")
 
@@ -174,15 +195,25 @@ class DaemonConfig:
         return listen_description(self.listen)
 
     @property
+    def listen_address(self) -> tuple[str, int]:
+        """ADDRESS and PORT of a `--listen ADDRESS:PORT` (what --tls-cert serves HTTPS on)."""
+        return _endpoint(self.listen, "listen")
+
+    @property
     def dns_listen_endpoint(self) -> tuple[str, int]:
         return _endpoint(self.dns_listen, "dns listen")
+
+    @property
+    def tls(self) -> bool:
+        """The API answers HTTPS: an `ssl:` endpoint, or --tls-cert/--tls-key."""
+        return self.tls_cert is not None or self.listen_description.startswith("ssl:")
 
     def api_url(self, host: str, port: int) -> str:
         """The URL advertised in SRV targets and referrals: --public-url, or the address the
         API port is bound to."""
         if self.public_url:
             return self.public_url.rstrip("/")
-        scheme = "https" if self.listen_description.startswith("ssl:") else "http"
+        scheme = "https" if self.tls else "http"
         return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
 
@@ -212,7 +243,20 @@ def _coerce(name: str, value: Any) -> Any:
             return float(value)
         except (TypeError, ValueError):
             raise ValidationError(f"{name} {value!r}: expected a number of seconds") from None
+    if name in ("public_read", "insecure_admin"):
+        return _flag(name, value)
     return value
+
+
+def _flag(name: str, value: Any) -> bool:
+    if isinstance(value, bool | int):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValidationError(f"{name} {value!r}: expected true or false")
 
 
 def load_config(file: Path | None, env: Mapping[str, str], options: Mapping[str, Any]) -> DaemonConfig:

@@ -17,13 +17,16 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import attrs
 from prometheus_client import CollectorRegistry
 from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from stateless.agent.signing import Authorization
 from stateless.daemon.answers import Answers
-from stateless.daemon.api import BirthOutcome
+from stateless.daemon.api import BirthOutcome, Signed
+from stateless.daemon.approvals import Approvals
 from stateless.daemon.audit import Audit
 from stateless.daemon.births import Births
 from stateless.daemon.config import DaemonConfig
@@ -34,6 +37,7 @@ from stateless.daemon.metrics import Metrics
 from stateless.daemon.overview import Overview
 from stateless.daemon.ownership import Ownership
 from stateless.daemon.ports import Blocking, Clock, Delayed, HostDirectory, VCenters
+from stateless.daemon.quarantine import Quarantine
 from stateless.daemon.queue import ApplyQueue, RetryPolicy
 from stateless.daemon.reboots import Reboots
 from stateless.daemon.scan import ComplianceScan
@@ -52,21 +56,34 @@ from stateless.prepare import (
     prepare,
     with_allocations,
 )
+from stateless.security.seal import KeyRing
 from stateless.vcenter.converge import Converged
 
 log = Logger()
+
+
+def pinned_target(target: Target) -> Target:
+    """vCenter adds a pinned host under the pinned name with the pinned thumbprint, whatever
+    a later birth or policy says (a host never approved keeps what the directory holds)."""
+    pinned = target.host.pinned
+    if pinned is None:
+        return target
+    host = attrs.evolve(target.host, thumbprint=pinned.thumbprint)
+    return attrs.evolve(target, host=host, name=pinned.name or target.name)
 
 BACKOFF_BASE = 0.5  # seconds: the ceiling of the first retry's full-jitter delay
 WRITE_RETRY_CAP = 10.0  # seconds between tries of a state write, at most
 AGAIN = "queued again: asked for while it was being applied"
 
 
-class Engine(Ownership, Answers):
+class Engine(Ownership, Quarantine, Answers):
     """Births, applies and status; the HTTP API's controller and the scan's fleet."""
 
     def __init__(self, config: DaemonConfig, reactor: Clock, blocking: Blocking,
                  directory: HostDirectory, vcenters: VCenters, registry: CollectorRegistry, *,
-                 rng: random.Random | None = None, audit: Audit | None = None) -> None:
+                 rng: random.Random | None = None, audit: Audit | None = None,
+                 ring: KeyRing | None = None,
+                 replay: Callable[[Authorization], bool] | None = None) -> None:
         self.config = config
         self.reactor = reactor
         self.blocking = blocking
@@ -90,7 +107,10 @@ class Engine(Ownership, Answers):
                                   RetryPolicy(BACKOFF_BASE / 2, min(config.retry_cap, WRITE_RETRY_CAP)),
                                   self.rng)
         self.births = Births(config, reactor, blocking, directory, self.metrics, self.rng,
-                             self.queue, self._born, audit=self.audit)
+                             self.queue, self._born, ring=ring, replay=replay,
+                             quarantined=self._hold, resolve=self.resolver.resolve,
+                             audit=self.audit)
+        self.approvals = Approvals(self)
         self.scanner = ComplianceScan(self)
         self.overview = Overview(self, reactor.seconds, config.mode)
         self.reboots = Reboots(config.site, registry)
@@ -177,13 +197,15 @@ class Engine(Ownership, Answers):
 
     # --- births ------------------------------------------------------------------------------
 
-    def birth(self, message: BirthMessage, peer: str) -> defer.Deferred[BirthOutcome]:
-        return self.births.answer(message, peer)
+    def birth(self, message: BirthMessage, peer: str,
+              signed: Signed | None = None) -> defer.Deferred[BirthOutcome]:
+        return self.births.answer(message, peer, signed)
 
     def _born(self, uuid: str, message: BirthMessage) -> None:
-        """The directory holds the birth: this server owns the host and will place it."""
+        """The directory holds the birth: this server owns the host and will place it (with
+        the thumbprint and name of its pin, never the birth's)."""
         self.owned.add(uuid)
-        self._place[uuid] = message.thumbprint
+        self._place[uuid] = None
         self.writer.drop(uuid)  # the birth wrote `pending` itself
         self.queue.discard(uuid)  # a retry timer, say: the birth supersedes it
         self.states.set(uuid, HostState.PENDING, "birth accepted", next_try=None)
@@ -267,7 +289,7 @@ class Engine(Ownership, Answers):
         try:
             done = yield slot.run(self.blocking, self.vcenters.converge, vcenter, target,
                                   place=uuid in self._place or self._moved(uuid) is not None,
-                                  thumbprint=self._place.get(uuid))
+                                  thumbprint=target.host.thumbprint)
         except NotFoundError as exc:  # gone from vCenter meanwhile: the next try places it
             raise TransientVCenterError(str(exc)) from exc
         if not done.result.verified:
@@ -423,7 +445,8 @@ class Engine(Ownership, Answers):
                      image=self.reboots.wanted.get(uuid) or "none", event="reboot-required")
 
     def scan_hosts(self) -> list[str]:
-        return sorted(u for u in self.owned if not self.queue.busy(u) and not self.births.waiting(u))
+        return sorted(u for u in self.owned if not self.queue.busy(u) and not self.births.waiting(u)
+                      and not self.quarantined(u))
 
     def status(self, uuid: str) -> HostStatus | None:
         return self.states.get(uuid)

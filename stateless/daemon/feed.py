@@ -49,6 +49,7 @@ class FeedStage(Stage):
     def start(self) -> Any:
         from stateless.directory.mapping import MODEL_ATTRIBUTES
         from stateless.directory.mirror import Mirror
+        from stateless.directory.nonces import FEED_FILTER
         from stateless.directory.syncrepl import SyncConsumer
 
         parts, base = self.parts, self.parts.config.base
@@ -58,7 +59,8 @@ class FeedStage(Stage):
         self.consumer = SyncConsumer(list(urls), base, self.mirror.on_change, self._refreshed,
                                      on_refresh_start=self.mirror.on_refresh_start,
                                      on_lost=self._lost, bind_dn=bind_dn, password=password,
-                                     attributes=MODEL_ATTRIBUTES, retry_delay=FEED_RETRY[0],
+                                     attributes=MODEL_ATTRIBUTES, search_filter=FEED_FILTER,
+                                     retry_delay=FEED_RETRY[0],
                                      max_retry_delay=FEED_RETRY[1])
         self.consumer.start()
         deadline = reactor.seconds() + FIRST_VIEW_TIMEOUT

@@ -16,7 +16,7 @@ from twisted.python.failure import Failure
 from stateless.daemon.adoption import adoptable
 from stateless.daemon.api import OwnedElsewhere, Reapplying
 from stateless.daemon.hoststate import IN_PROGRESS
-from stateless.errors import NotFoundError
+from stateless.errors import ConflictError, NotFoundError
 from stateless.model.inventory import HostState, Snapshot
 
 if TYPE_CHECKING:
@@ -47,6 +47,8 @@ class Ownership:
 
     if TYPE_CHECKING:  # the engine's
         def reconsider(self, uuid: str) -> None: ...
+
+        def quarantined(self, uuid: str) -> bool: ...
 
         def _state(self, uuid: str) -> HostState | None: ...
 
@@ -108,6 +110,9 @@ class Ownership:
         host = self.snapshot.hosts.get(uuid)
         if host is None and uuid not in self.owned:
             raise NotFoundError(f"host {uuid}: unknown; it has not been born nor added")
+        if self.quarantined(uuid):
+            raise ConflictError(f"host {uuid} is quarantined: `stateless hosts approve` or "
+                                "`deny` it first")
         owner = host.owner if host is not None else self.config.name
         if owner == self.config.name:
             self._reapply(uuid)

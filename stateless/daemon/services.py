@@ -156,7 +156,14 @@ LISTEN_BACKLOG = 1024
 
 
 def api_endpoint(reactor: Any, config: DaemonConfig) -> IStreamServerEndpoint:
-    """Where the HTTP API listens: `--listen` as a Twisted endpoint (TLS options go here)."""
+    """Where the HTTP API listens: `--listen` as a Twisted endpoint; with --tls-cert and
+    --tls-key the TCP port answers HTTPS (client certificates from --client-ca, see `tls`)."""
+    if config.tls_cert is not None and config.tls_key is not None:
+        from stateless.daemon.tls import tls_endpoint
+
+        host, port = config.listen_address
+        return tls_endpoint(reactor, host, port, LISTEN_BACKLOG, config.tls_cert, config.tls_key,
+                            config.client_ca)
     description = config.listen_description
     if description.partition(":")[0] in ("tcp", "tcp6", "ssl") and "backlog=" not in description:
         description += f":backlog={LISTEN_BACKLOG}"
@@ -171,7 +178,10 @@ def api_site(parts: Parts) -> Any:
 
     boot, parts.tftp = start_boot(parts.config, lambda: parts.engine.snapshot, parts.registry,
                                   parts.thread, lambda: parts.api_url)
-    return build_site(parts.engine, parts.registry, reactor=parts.reactor, boot=boot)
+    if not parts.auth.configured and not parts.config.insecure_admin:
+        log.warn("the admin API is closed: no --admin-token-file nor --client-ca")
+    return build_site(parts.engine, parts.registry, reactor=parts.reactor, boot=boot,
+                      auth=parts.auth)
 
 
 @attrs.define
@@ -194,6 +204,7 @@ class Parts:
     registrar: Any = None  # stateless.dns.register.Registrar, when this server registers
     coverage: Any = None  # stateless.daemon.coverage.SiteCoverage, once started
     tftp: Any = None  # stateless.daemon.boot.TftpSync, with --tftp-root
+    auth: Any = None  # stateless.daemon.auth.AdminAuth, who may read and write the admin API
 
     @property
     def blocking(self) -> InPool:
@@ -256,6 +267,7 @@ def build_service(config: DaemonConfig, reactor: Any = None) -> StatelessService
     children.append(stages.ScanStage(parts))
     if config.vcenter_watch:
         children.append(stages.WatchStage(parts))
+    children.append(stages.NoncePurgeStage(parts))
     for child in children:
         child.setServiceParent(root)
     return root

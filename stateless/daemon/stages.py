@@ -6,6 +6,7 @@ See `services` for the order they start in and why.
 from __future__ import annotations
 
 import random
+from datetime import UTC, datetime
 from typing import Any
 
 from twisted.internet import defer
@@ -21,6 +22,7 @@ from stateless.model.inventory import Server, Snapshot
 log = Logger()
 
 SCAN_JITTER = 0.2  # scans run every scan interval times U(0.8, 1.2)
+NONCE_PURGE = 60.0  # seconds between purges of expired birth nonces
 
 
 class DirectoryStage(Stage):
@@ -74,8 +76,10 @@ class EngineStage(Stage):
         self.vcenters: Any = None
 
     def start(self) -> None:
+        from stateless.daemon.auth import AdminAuth
         from stateless.daemon.engine import Engine
         from stateless.daemon.vcenters import VCenterClients
+        from stateless.directory.nonces import NonceStore
 
         parts, cfg = self.parts, self.parts.config
         host_password = ""
@@ -84,8 +88,11 @@ class EngineStage(Stage):
         self.vcenters = VCenterClients(self._registered_vcenter, cfg.secret_key,
                                        pool_size=cfg.vcenter_concurrency,
                                        host_password=host_password)
+        parts.auth = AdminAuth.from_config(cfg)  # an unreadable token file stops the start here
+        nonces = NonceStore(parts.directory)
         parts.engine = Engine(cfg, parts.reactor, parts.blocking, parts.directory, self.vcenters,
-                              parts.registry, audit=Audit(parts.reactor, cfg.host_events))
+                              parts.registry, audit=Audit(parts.reactor, cfg.host_events),
+                              ring=enrollment_keyring(cfg.secret_key), replay=nonces.seen)
 
     def _registered_vcenter(self, name: str) -> Any:
         engine = self.parts.engine
@@ -185,4 +192,43 @@ class WatchStage(Stage):
         return None
 
 
-__all__ = ["AnnounceStage", "DirectoryStage", "EngineStage", "ScanStage", "WatchStage", "bound"]
+def enrollment_keyring(secret_key: Any) -> Any:
+    """The key ring that opens the sites' enrollment keys; empty without a key file (a site
+    with keys then authenticates nothing, and says so to every birth)."""
+    from stateless.security.seal import KeyRing, key_path, load_keyring
+
+    path = key_path(secret_key)
+    return load_keyring(path) if path.exists() else KeyRing([])
+
+
+class NoncePurgeStage(Stage):
+    """Expired birth nonces leave the directory (they only guard against replays)."""
+
+    name = "nonce purge"
+
+    def __init__(self, parts: Parts) -> None:
+        self.parts = parts
+        self.loop: Periodic | None = None
+
+    def start(self) -> None:
+        from stateless.directory.nonces import NonceStore
+
+        parts = self.parts
+        store = NonceStore(parts.directory)
+
+        def purge() -> None:
+            gone = store.purge(datetime.fromtimestamp(parts.reactor.seconds(), UTC))
+            if gone:
+                log.info("purged {count} expired birth nonce(s)", count=gone,
+                         event="nonces_purged")
+
+        self.loop = Periodic(parts.reactor, NONCE_PURGE, lambda: parts.thread(purge),
+                             name="nonce purge", jitter=SCAN_JITTER, rng=random.Random())
+        self.loop.start()
+
+    def stop(self) -> Any:
+        return self.loop.stop() if self.loop is not None else None
+
+
+__all__ = ["AnnounceStage", "DirectoryStage", "EngineStage", "NoncePurgeStage", "ScanStage",
+           "WatchStage", "bound"]

@@ -200,6 +200,9 @@ ATTRIBUTES: tuple[AttributeType, ...] = (
     # federation: a server's lease (its liveness, and what its ownership of hosts rests on)
     _a(130, "statelessLeaseExpiry", "until when a server holds its lease (renewed while it runs)",
        GENTIME, single=True),
+    # admission: what a quarantined birth claimed, kept apart from the host's (pinned) identity
+    _a(140, "statelessClaim", "identity a quarantined birth claimed (JSON), until approved or "
+       "denied", DSTRING, single=True),
 )
 
 _POLICY_SETTINGS = ("statelessVSwitch", "statelessPortGroup", "statelessVmknic",
@@ -250,7 +253,7 @@ OBJECT_CLASSES: tuple[ObjectClass, ...] = (
                 ("cn", "statelessLocation", *_IDENTITY, "statelessAnswer", "statelessAllocation",
                  "statelessState", "statelessStateReason", "statelessAppliedDigest",
                  "statelessLastBirth", "statelessOwner", "statelessThumbprint", "description",
-                 *_PINNED, "statelessBootImage")),
+                 *_PINNED, "statelessBootImage", "statelessClaim")),
     ObjectClass(12, "statelessInventoryRoot", "marks ou=inventory as the root container",
                 "AUXILIARY", (), ("statelessKind", "description", "statelessVCenterName",
                                   "statelessImageName", "statelessPreviousImage")),

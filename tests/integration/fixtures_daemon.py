@@ -13,7 +13,9 @@ import contextlib
 import json
 import os
 import re
+import secrets
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -54,19 +56,26 @@ class Daemon:
     log: Path
     args: list[str]
     process: subprocess.Popen[bytes] = attrs.field(repr=False)
+    token: str = attrs.field(default="", repr=False)  # the admin token, sent unless told not to
+    context: ssl.SSLContext | None = attrs.field(default=None, repr=False)  # for https URLs
 
     @property
     def pid(self) -> int:
         return self.process.pid
 
     def request(self, method: str, path: str, body: bytes | None = None,
-                headers: dict[str, str] | None = None,
-                timeout: float = 10.0) -> tuple[int, dict[str, str], bytes]:
-        """One HTTP exchange; any status comes back (no exception for 4xx/5xx)."""
-        req = urllib.request.Request(self.url + path, data=body, method=method,
-                                     headers=headers or {})
+                headers: dict[str, str] | None = None, timeout: float = 10.0,
+                admin: bool = True) -> tuple[int, dict[str, str], bytes]:
+        """One HTTP exchange; any status comes back (no exception for 4xx/5xx). With `admin`
+        the admin token goes along (unless `headers` name an Authorization of their own, or
+        it is a birth, whose Authorization is its signature)."""
+        headers = dict(headers or {})
+        if (admin and self.token and not path.startswith("/v1/birth")
+                and not any(k.lower() == "authorization" for k in headers)):
+            headers["Authorization"] = f"Bearer {self.token}"
+        req = urllib.request.Request(self.url + path, data=body, method=method, headers=headers)
         try:
-            with urllib.request.urlopen(req, timeout=timeout) as resp:
+            with urllib.request.urlopen(req, timeout=timeout, context=self.context) as resp:
                 return resp.status, dict(resp.headers), resp.read()
         except urllib.error.HTTPError as exc:
             return exc.code, dict(exc.headers), exc.read()
@@ -127,11 +136,29 @@ def ready_url(log_text: str) -> str | None:
     return None
 
 
+def admin_token(state_dir: Path) -> tuple[Path, str]:
+    """The admin token file of a test daemon (made once per state directory)."""
+    path = state_dir / "admin.token"
+    if not path.exists():
+        path.write_text(secrets.token_hex(24) + "\n")
+        path.chmod(0o600)
+    return path, path.read_text().strip()
+
+
 def start_daemon(state_dir: Path, slapd: Slapd, base: str, key_file: Path, *, name: str = "sd1",
-                 site: str = "siteA", extra: tuple[str, ...] = (), log: Path | None = None) -> Daemon:
-    """Start statelessd and wait for its "serving URL" line on stderr."""
+                 site: str = "siteA", extra: tuple[str, ...] = (), log: Path | None = None,
+                 context: ssl.SSLContext | None = None) -> Daemon:
+    """Start statelessd and wait for its "serving URL" line on stderr.
+
+    The daemon takes an admin token (`Daemon.request` sends it) unless `extra` names
+    `--admin-token-file` itself; births are unsigned unless the site has an enrollment key.
+    """
     state_dir.mkdir(parents=True, exist_ok=True)
     log = log or state_dir / f"{name}.log"
+    token = ""
+    if "--admin-token-file" not in extra:
+        token_file, token = admin_token(state_dir)
+        extra = (*extra, "--admin-token-file", str(token_file))
     args = [str(STATELESSD), "--state-dir", str(state_dir), "--name", name, "--site", site,
             "--listen", "127.0.0.1:0", "--ldap", slapd.url, "--bind-dn", slapd.bind_dn,
             "--password-file", str(slapd.password_file), "--base", base,
@@ -148,7 +175,7 @@ def start_daemon(state_dir: Path, slapd: Slapd, base: str, key_file: Path, *, na
             text = f.read().decode(errors="replace")
         url = ready_url(text)
         if url:
-            return Daemon(name, site, url, state_dir, log, args, proc)
+            return Daemon(name, site, url, state_dir, log, args, proc, token, context)
         if proc.poll() is not None or time.monotonic() > deadline:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()

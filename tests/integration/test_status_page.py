@@ -88,7 +88,7 @@ def test_the_status_page_shows_the_fleet_and_follows_it_live(
         daemons: Callable[..., Daemon]) -> None:
 
     d = daemons(tmp_path / "d", estate.slapd, estate.base, estate.key_file, name="sd1",
-                site="siteA", extra=("--scan-interval", "3600"))
+                site="siteA", extra=("--scan-interval", "3600", "--public-read"))
     prod, lab = [identity(n, "siteA") for n in (1, 2)], [identity(n, "siteB") for n in (11, 12)]
     assert births(d, prod + lab) == [202] * 4
     wait_states(d, [i["uuid"] for i in prod + lab])

@@ -110,6 +110,6 @@ def test_the_daemon_tree_in_start_order(tmp_path: Path) -> None:
     root = build_service(config, task.Clock())
     assert [s.name for s in root] == [
         "stateless-blocking", "stateless-mirror", "directory", "engine", "change feed", "api",
-        "announce", "dns zone", "federation", "scan", "vcenter watch"]
+        "announce", "dns zone", "federation", "scan", "vcenter watch", "nonce purge"]
     api = next(s for s in root if s.name == "api")
     assert isinstance(api, ListeningPort) and api.port is None  # nothing listens before start
