@@ -151,6 +151,11 @@ def prepare(snapshot: Snapshot, host: HostRecord, effective: EffectiveConfig,
     kind = snapshot.containers[location].kind
     leaf = "cluster" if kind == ContainerKind.CLUSTER else "folder"
     name = vcenter_name(host, effective, host_domain)
+    if host.pinned is not None:
+        # vCenter adds a pinned host under the pinned name with the pinned thumbprint,
+        # whatever a later birth or policy says (`security.admission`).
+        name = host.pinned.name or name
+        host = attrs.evolve(host, thumbprint=host.pinned.thumbprint)
     other = name_clash(snapshot, host, name, host_domain)
     if other is not None:
         raise ValidationError(f"hosts {uuid} and {other} would both be named {name} in vCenter, "

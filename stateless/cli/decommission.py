@@ -28,7 +28,10 @@ def cmd_host_decommission(args: argparse.Namespace, out: TextIO) -> int:
         snapshot = d.snapshot()
         host = _host(snapshot, args.uuid)
         if host.owner and not args.direct:
-            report = _through_owner(snapshot, host, args.keep_entry, args.timeout)
+            from stateless.cli.remote import credentials
+
+            report = _through_owner(snapshot, host, args.keep_entry, args.timeout,
+                                    credentials(args))
             return _print(args, out, report, f" (by server {report['server']})")
         vcenter = _vcenter_for(args, snapshot, host)
         password = _vc_secret(args, vcenter)
@@ -68,7 +71,7 @@ def _print(args: argparse.Namespace, out: TextIO, report: dict[str, Any], by: st
 
 
 def _through_owner(snapshot: Snapshot, host: HostRecord, keep_entry: bool,
-                   timeout: float) -> dict[str, Any]:
+                   timeout: float, creds: Any = None) -> dict[str, Any]:
     """POST /v1/hosts/{uuid}/decommission to the owning server, answered once done."""
     from stateless.cli.remote import _request, _server_url
 
@@ -79,10 +82,12 @@ def _through_owner(snapshot: Snapshot, host: HostRecord, keep_entry: bool,
                             "a URL; `stateless host decommission "
                             f"{host.uuid} --direct` acts from here instead") from None
     query = "?keep_entry=1" if keep_entry else ""
-    status, doc = _request("POST", f"{base}/v1/hosts/{host.uuid}/decommission{query}", timeout)
+    status, doc = _request("POST", f"{base}/v1/hosts/{host.uuid}/decommission{query}", timeout,
+                           creds)
     if status == 409 and doc.get("owner_url"):  # ownership moved since our snapshot: once
         owner, base = str(doc.get("owner")), str(doc["owner_url"]).rstrip("/")
-        status, doc = _request("POST", f"{base}/v1/hosts/{host.uuid}/decommission{query}", timeout)
+        status, doc = _request("POST", f"{base}/v1/hosts/{host.uuid}/decommission{query}", timeout,
+                           creds)
     if status != 202:
         raise StatelessError(f"server {owner} ({base}) did not decommission host {host.uuid}: "
                              f"{status} {doc.get('error', '')}; `stateless host decommission "
@@ -99,6 +104,7 @@ def _by_name(client: Any, name: str) -> Any:
 
 def add_parser(g: Any) -> None:
     from stateless.cli._common import cmd
+    from stateless.cli.remote import remote_options
 
     sp = cmd(g, "decommission", cmd_host_decommission, "remove a host from vCenter, free its pool "
              "addresses and delete its entry", json_flag=True)
@@ -112,3 +118,4 @@ def add_parser(g: Any) -> None:
     secret_key(sp)
     sp.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
                     help="per vCenter call or server request (default 60)")
+    remote_options(sp)

@@ -176,16 +176,18 @@ def _outcome(uuid: str, doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def apply_fleet(args: argparse.Namespace, out: TextIO) -> int:
-    from stateless.cli.remote import await_host, post_to_owner
+    from stateless.cli.remote import await_host, credentials, post_to_owner
 
     with _connect(args) as d:
         snapshot = d.snapshot()
         hosts = select(snapshot, args.uuids, args.path, args.all)
         asked: dict[str, tuple[str, str] | str] = {}  # uuid -> (owner, url), or why not
+        creds = credentials(args)
         for host in hosts:  # every owning server first, so they work in parallel
             if host.owner and not args.direct and not args.dry_run:
                 try:
-                    asked[host.uuid] = post_to_owner(snapshot, host, "apply", args.timeout)
+                    asked[host.uuid] = post_to_owner(snapshot, host, "apply", args.timeout,
+                                                     creds)
                 except StatelessError as exc:
                     asked[host.uuid] = exc.message
 
@@ -199,7 +201,8 @@ def apply_fleet(args: argparse.Namespace, out: TextIO) -> int:
                 yield _row(host.uuid, PENDING, reason=f"asked server {sent[0]}; not waited for")
             else:
                 try:
-                    yield _outcome(host.uuid, await_host(sent[1], host.uuid, args.wait, args.timeout))
+                    yield _outcome(host.uuid, await_host(sent[1], host.uuid, args.wait, args.timeout,
+                                                              creds))
                 except StatelessError as exc:
                     yield _row(host.uuid, FAILED, reason=exc.message)
 

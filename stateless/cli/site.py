@@ -6,11 +6,13 @@ import argparse
 from typing import Any, TextIO
 
 import attrs
+import ldap3
 
 from stateless.cli._common import UsageError, _connect, _emit, _table, cmd, group
 from stateless.directory import admin
 from stateless.errors import NotFoundError
 from stateless.model.inventory import Site, SiteLink, Snapshot, check_name
+from stateless.model.security import admission_mode
 
 
 def _site_json(snapshot: Snapshot, site: Site) -> dict[str, Any]:
@@ -77,16 +79,32 @@ def cmd_site_unlink(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def cmd_site_admission(args: argparse.Namespace, out: TextIO) -> int:
+    """Set how the site admits hosts it does not know (see docs/security.md)."""
+    name = check_name(args.name, "site")
+    mode = admission_mode(args.mode)
+    with _connect(args) as d:
+        dn = d.named_dn("sites", name)
+        if d.read(dn, "read site", ["cn"]) is None:
+            raise NotFoundError(f"site {name}: no such site (stateless site add)")
+        d.modify(dn, {"statelessAdmission": [(ldap3.MODIFY_REPLACE, [str(mode)])]},
+                 f"set the admission of site {name}")
+    out.write(f"site {name}: admission {mode}\n")
+    return 0
+
+
 def cmd_site_list(args: argparse.Namespace, out: TextIO) -> int:
     with _connect(args) as d:
         snapshot = d.snapshot()
     if args.json:
         _emit(out, {"sites": [{"name": s.name, "subnets": list(s.subnets),
-                               "description": s.description} for s in snapshot.sites.values()],
+                               "description": s.description, "admission": str(s.admission)}
+                              for s in snapshot.sites.values()],
                     "links": [attrs.asdict(link) for link in snapshot.site_links]})
         return 0
-    _table(out, ["site", "subnets", "description"],
-           [[s.name, ", ".join(s.subnets), s.description] for s in snapshot.sites.values()])
+    _table(out, ["site", "subnets", "admission", "description"],
+           [[s.name, ", ".join(s.subnets), str(s.admission), s.description]
+            for s in snapshot.sites.values()])
     if snapshot.site_links:
         out.write("\n")
         _table(out, ["site link", "cost"],
@@ -116,4 +134,8 @@ def register(sub: Any) -> None:
     sp = cmd(g, "unlink", cmd_site_unlink, "remove the link between two sites")
     sp.add_argument("a", metavar="A")
     sp.add_argument("b", metavar="B")
+    sp = cmd(g, "admission", cmd_site_admission, "set how the site admits unknown hosts: open, "
+             "rules (default) or approval")
+    sp.add_argument("name", metavar="SITE")
+    sp.add_argument("mode", metavar="MODE", choices=("open", "rules", "approval"))
     cmd(g, "list", cmd_site_list, "list sites and site links", json_flag=True)
