@@ -47,8 +47,10 @@ def audit(log: Path, name: str) -> list[dict[str, Any]]:
     return [e for e in json_events(log) if e.get("event") == name]
 
 
-def cli(where: Estate, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "stateless.cli", *args], env=where.env,
+def cli(where: Estate, *args: str, token: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """The CLI against the estate, with the admin token of a test daemon when given."""
+    env = {**where.env, **({"STATELESS_ADMIN_TOKEN_FILE": str(token)} if token else {})}
+    return subprocess.run([sys.executable, "-m", "stateless.cli", *args], env=env,
                           capture_output=True, text=True, timeout=60, cwd=ROOT)
 
 
@@ -119,13 +121,14 @@ def test_births_applies_drift_and_problems_are_audited_and_kept_per_host(
     assert status == 400
 
     # The CLI finds the owner through the directory, or asks the server it is given.
-    shown = cli(estate, "host", "events", uuid, "--json")
+    token = d.state_dir / "admin.token"
+    shown = cli(estate, "host", "events", uuid, "--json", token=token)
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout)["events"][0]["event"] == "birth"
-    text = cli(estate, "host", "events", uuid, "--server", d.url)
+    text = cli(estate, "host", "events", uuid, "--server", d.url, token=token)
     assert text.returncode == 0, text.stderr
     assert " birth " in text.stdout and "drift_reverted" in text.stdout
-    unknown = cli(estate, "host", "events", "00000000-0000-0000-0000-0000000000ff")
+    unknown = cli(estate, "host", "events", "00000000-0000-0000-0000-0000000000ff", token=token)
     assert unknown.returncode != 0 and "Traceback" not in unknown.stderr
 
 
@@ -156,7 +159,7 @@ def test_the_log_level_filters_the_audit_events(
              "--listen", url.removeprefix("http://"), "--ldap", estate.slapd.url,
              "--bind-dn", estate.slapd.bind_dn, "--password-file", str(estate.slapd.password_file),
              "--base", estate.base, "--secret-key-file", str(estate.key_file),
-             "--log-level", "warn"], stdout=out, stderr=subprocess.STDOUT,
+             "--log-level", "warn", "--public-read"], stdout=out, stderr=subprocess.STDOUT,
             env={k: v for k, v in os.environ.items() if not k.startswith("STATELESS_")})
     try:
         d = Daemon("sd1", "siteA", url, tmp_path / "d", log, [], proc)
