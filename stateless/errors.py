@@ -22,6 +22,10 @@ class ValidationError(StatelessError, ValueError):
     """A value is not valid."""
 
 
+class NameClashError(ValidationError):
+    """Two hosts would get one name in vCenter: resolved by a change to either host."""
+
+
 class SettingError(ValidationError):
     """A setting value is not valid.
 

@@ -15,10 +15,10 @@ from typing import Any
 
 import attrs
 
-from stateless.errors import ValidationError
+from stateless.errors import NameClashError, ValidationError
 from stateless.model.config import HostConfig
 from stateless.model.effective import EffectiveConfig
-from stateless.model.inventory import Allocation, ContainerKind, HostRecord, IpPool, Snapshot
+from stateless.model.inventory import Allocation, ContainerKind, HostRecord, HostState, IpPool, Snapshot
 
 
 def digest(values: Mapping[str, Any]) -> str:
@@ -56,11 +56,14 @@ def vcenter_name(host: HostRecord, effective: EffectiveConfig | None = None,
 def name_clash(snapshot: Snapshot, host: HostRecord, name: str, host_domain: str = "") -> str | None:
     """Another host that would get the same vCenter name (from its answers and birth), or None.
 
-    Two hosts never share a name: vCenter would take the second for the first.
+    Two hosts never share a name: vCenter would take the second for the first. A quarantined
+    host is never applied, so what it claims takes no name (the admission decides on it).
     """
     lowered = name.lower()
     first, _, domain = lowered.partition(".")
     for other in snapshot.hosts.values():  # the cheap test first: it runs for every host
+        if other.state == HostState.QUARANTINED:
+            continue
         ident = other.identity
         short = other.answers.get("dns.hostname") or (
             ident.hostname or ident.ipv4 if ident is not None else None)
@@ -158,7 +161,7 @@ def prepare(snapshot: Snapshot, host: HostRecord, effective: EffectiveConfig,
         host = attrs.evolve(host, thumbprint=host.pinned.thumbprint)
     other = name_clash(snapshot, host, name, host_domain)
     if other is not None:
-        raise ValidationError(f"hosts {uuid} and {other} would both be named {name} in vCenter, "
+        raise NameClashError(f"hosts {uuid} and {other} would both be named {name} in vCenter, "
                               "nothing applied: give one another name with `stateless host set "
                               "UUID --answer dns.hostname=NAME`")
     return Target(host, effective, desired_config(effective), digest(effective.values()),

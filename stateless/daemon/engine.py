@@ -43,7 +43,13 @@ from stateless.daemon.reboots import Reboots
 from stateless.daemon.scan import ComplianceScan
 from stateless.daemon.served import vcenter_for
 from stateless.daemon.takeover import lost
-from stateless.errors import NotFoundError, StatelessError, TransientVCenterError, ValidationError
+from stateless.errors import (
+    NameClashError,
+    NotFoundError,
+    StatelessError,
+    TransientVCenterError,
+    ValidationError,
+)
 from stateless.model.birth import BirthMessage
 from stateless.model.inventory import HostState, Problem, Snapshot
 from stateless.plan import KeyDiff
@@ -116,6 +122,7 @@ class Engine(Ownership, Quarantine, Answers):
         self.reboots = Reboots(config.site, registry)
         self._located: dict[str, str] = {}  # where each host was last applied (its cluster)
         self._leaving: set[str] = set()  # being decommissioned: never taken back meanwhile
+        self._clashed: set[str] = set()  # failed on another host's name: retried on host changes
         self._place: dict[str, str | None] = {}  # born hosts to (re)place in vCenter: thumbprint
         self._recheck: set[str] = set()  # running hosts whose inputs may have changed meanwhile
         self._slots: dict[str, defer.DeferredSemaphore] = {}
@@ -152,6 +159,10 @@ class Engine(Ownership, Quarantine, Answers):
             affected |= {u for u in self.owned if self._state(u) == HostState.FAILED}
         for uuid in sorted(affected & self.owned):
             self.reconsider(uuid)
+        if self._clashed and before.hosts is not snapshot.hosts:  # the other host may be gone
+            clashed, self._clashed = self._clashed & self.owned, set()
+            for uuid in sorted(clashed):
+                self.queue.add(uuid)
         self._flag_reboots(self.reboots.update(snapshot, self.owned, self.reactor.seconds(),
                                                before))
         self._adopt(before, snapshot)
@@ -355,6 +366,8 @@ class Engine(Ownership, Quarantine, Answers):
         self.audit.failure(host=uuid, reason=reason, cause=verdict.cause, attempts=attempts,
                            permanent=permanent)
         if permanent:
+            if failure.check(NameClashError):
+                self._clashed.add(uuid)
             self.queue.finish(uuid)
             self.states.set(uuid, HostState.FAILED, reason, attempts=attempts, next_try=None,
                             tried=tried, cause="")

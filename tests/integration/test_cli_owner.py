@@ -95,7 +95,11 @@ def test_decommission_of_an_owned_host_goes_through_its_server(
     wait_states(d, [uuid])
     held = {a.address for a in estate.directory.snapshot().hosts[uuid].allocations}
     assert held
+    # Without the server's admin credentials it refuses; with them it acts.
     status, out, err = stateless(estate, "host", "decommission", uuid)
+    assert status == 1 and "401" in err and uuid in estate.directory.snapshot().hosts
+    status, out, err = stateless(estate, "host", "decommission", uuid,
+                                 "--admin-token-file", str(d.state_dir / "admin.token"))
     assert status == 0, err
     assert f"removed {ident['hostname']}.example.com from vCenter" in out and "(by server sd1)" in out
     assert all(f"freed {a}" in out for a in held)

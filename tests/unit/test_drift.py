@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from twisted.internet import defer
 from twisted.internet.task import Clock
 
+from stateless.daemon.config import DaemonConfig
 from stateless.daemon.drift import RETRY, DriftWatch
 from stateless.daemon.hoststate import HostStatus
 from stateless.errors import TransientVCenterError
@@ -74,6 +76,7 @@ class FakeEngine:
                                              "/DC1": Container("/DC1", ContainerKind.DATACENTER),
                                              "/DC1/C1": Container("/DC1/C1", ContainerKind.CLUSTER)})
         self.resolver = FakeResolver()
+        self.config = DaemonConfig(Path("/nonexistent"))
         self.states = {A: HostStatus(HostState.COMPLIANT), B: HostStatus(HostState.COMPLIANT)}
         self.checked: list[str] = []
         self.drifted: list[tuple[str, str]] = []
