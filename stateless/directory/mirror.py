@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 if TYPE_CHECKING:
-    from stateless.directory.mapping import RDN
+    from stateless.directory.assembly import Assembly
     from stateless.model.inventory import Snapshot
 
 Values = tuple[bytes | str, ...]
@@ -37,9 +37,14 @@ def _depth(dn: str) -> int:
     return len(_RDN_SEP.split(dn))
 
 
+def entry_order(dn: str) -> tuple[int, str]:
+    """The order `build_snapshot` reads entries in: parents first, then by normalized DN."""
+    return (_depth(dn), dn_norm(dn))
+
+
 def _ordered(entries: Iterable[MirrorEntry]) -> list[MirrorEntry]:
     """Parents before children, as `build_snapshot` expects them."""
-    return sorted(entries, key=lambda e: (_depth(e.dn), dn_norm(e.dn)))
+    return sorted(entries, key=lambda e: entry_order(e.dn))
 
 
 @attrs.frozen
@@ -103,12 +108,25 @@ class MirrorView:
 
 @attrs.frozen
 class _Built:
-    """The last snapshot built, with what the next one may be derived from."""
+    """The last snapshot built, and the assembly that keeps it up to date."""
 
     base: str
     view: MirrorView
+    assembly: Assembly
+
+    @property
+    def snapshot(self) -> Snapshot:
+        return self.assembly.snapshot
+
+
+@attrs.frozen
+class Update:
+    """A snapshot and the hosts whose record changed since `before` (None: unknown, after
+    a full build), which is all the resolver has to look at."""
+
+    before: Snapshot | None
     snapshot: Snapshot
-    parents: frozenset[tuple[RDN, ...]]  # `mapping.link_parents` of `view`
+    hosts: frozenset[str] | None
 
 
 class Mirror:
@@ -138,7 +156,7 @@ class Mirror:
         self._deleted: set[str] = set()
         self._pending_refresh = False
         self._view: MirrorView | None = None
-        # Since `_built`: entries (by entryUUID) added or modified, and whether that is not enough.
+        # Since `_built`: entries (by entryUUID) added, modified or deleted; whether to build anew.
         self._touched: set[str] = set()
         self._full = True
         self._build_lock = threading.Lock()  # one snapshot() at a time; taken before `_lock`
@@ -150,7 +168,6 @@ class Mirror:
         """A (re)connection began a refresh: hold changes until it ends."""
         with self._lock:
             self._refreshing = True
-            self._need_full()
 
     def on_change(self, kind: str, entry_uuid: str, dn: str, attributes: Mapping[str, Any]) -> None:
         batch = None
@@ -163,7 +180,7 @@ class Mirror:
                     return
                 del self._entries[entry_uuid]
                 self._mark(self._deleted, old.dn)
-                self._need_full()
+                self._touch(entry_uuid)
             else:
                 values = {name: tuple(v) for name, v in attributes.items()}
                 self._entries[entry_uuid] = MirrorEntry(entry_uuid, dn, values)
@@ -173,8 +190,8 @@ class Mirror:
                 elif dn_norm(old.dn) != dn_norm(dn):
                     self._mark(self._deleted, old.dn)
                     self._mark(self._added, dn)
+                    self._touch(entry_uuid)
                     self._move_children(old.dn, dn)
-                    self._need_full()
                 else:
                     self._mark(self._modified, dn)
                     self._touch(entry_uuid)
@@ -189,7 +206,6 @@ class Mirror:
             self._refreshing = False
             self._refreshed = True
             self._generation += 1
-            self._need_full()
             self._view = None
             batch = self._maybe_close(refresh=True)
         self._deliver(batch)
@@ -211,32 +227,39 @@ class Mirror:
             return self._current_view()
 
     def snapshot(self, base: str) -> Snapshot:
-        """The model snapshot, rebuilt only when something changed since the last call.
+        """The model snapshot of the subtree at `base` (see `update`)."""
+        return self.update(base).snapshot
 
-        When only host entries directly under ou=hosts were added or modified since the last
-        call, for the same base, the new snapshot is the last one with those hosts replaced
-        (`mapping.update_hosts`): it equals a full rebuild and shares every other object with
-        the last one, at a cost in proportion to the change rather than to the directory.
-        Anything else is a full rebuild. Calls from several threads take turns.
+    def update(self, base: str) -> Update:
+        """The model snapshot, brought up to date with what changed since the last call.
+
+        Each entry added, modified or deleted since is applied to the last snapshot
+        (`assembly.Assembly`): the result equals a full build and shares every host not
+        changed with the last one, at a cost in proportion to the change (a renamed entry
+        touches its whole subtree). A full build happens first, for another base than last
+        time, after a failed build, and when most entries changed at once. Calls from several
+        threads take turns.
         """
+        from stateless.directory.assembly import Assembly
+
         with self._build_lock:
             built = self._built
             with self._lock:  # the view and what changed since `built`, together
                 view = self._current_view()
                 if built is not None and built.base == base and built.view.generation == view.generation:
-                    return built.snapshot
+                    return Update(built.snapshot, built.snapshot, frozenset())
                 touched, full = self._touched, self._full
                 self._touched, self._full = set(), False
             self._built = None  # until the new one stands: a failed build leaves a full one next
-            snapshot = None
-            if built is not None and built.base == base and not full:
-                snapshot = self._derive(built, view, touched)
-            if snapshot is not None:
-                assert built is not None
-                self._built = _Built(base, view, snapshot, built.parents)
-            else:
-                self._built = self._build(base, view)
-            return self._built.snapshot
+            if built is None or built.base != base or full or 2 * len(touched) > len(view.entries):
+                assembly = Assembly(base)
+                assembly.build(view.entries)
+                self._built = _Built(base, view, assembly)
+                return Update(None, assembly.snapshot, None)
+            before = built.snapshot
+            hosts = built.assembly.apply(view.entries, built.view.entries, touched)
+            self._built = _Built(base, view, built.assembly)
+            return Update(before, built.assembly.snapshot, hosts)
 
     def take_changes(self) -> ChangeBatch:
         """Everything changed since the previous take (when no `on_batch` is set)."""
@@ -254,33 +277,6 @@ class Mirror:
     def _touch(self, entry_uuid: str) -> None:
         if not self._full:
             self._touched.add(entry_uuid)
-
-    def _need_full(self) -> None:
-        self._full = True
-        self._touched.clear()
-
-    @staticmethod
-    def _build(base: str, view: MirrorView) -> _Built:
-        from stateless.directory.mapping import build_snapshot, canonical_attrs, link_parents
-
-        pairs = [(e.dn, canonical_attrs(e.attributes)) for e in _ordered(view.entries.values())]
-        return _Built(base, view, build_snapshot(base, pairs), link_parents(pairs))
-
-    @staticmethod
-    def _derive(built: _Built, view: MirrorView, touched: set[str]) -> Snapshot | None:
-        """`built.snapshot` with the touched entries applied, or None (see `update_hosts`)."""
-        from stateless.directory.mapping import HostChange, canonical_attrs, update_hosts
-
-        changes: list[HostChange] = []
-        for entry_uuid in touched:
-            entry = view.entries.get(entry_uuid)
-            if entry is None:
-                return None
-            before = built.view.entries.get(entry_uuid)
-            changes.append((entry.dn, None if before is None else canonical_attrs(before.attributes),
-                            canonical_attrs(entry.attributes)))
-        changes.sort(key=lambda change: dn_norm(change[0]))
-        return update_hosts(built.snapshot, built.base, changes, built.parents)
 
     def _mark(self, bucket: set[str], dn: str) -> None:
         # A DN that was added and changed again in the same batch stays "added"; one deleted
@@ -306,6 +302,7 @@ class Mirror:
                 head = _RDN_SEP.split(entry.dn)[:-depth]
                 moved = ",".join([*head, new_dn])
                 self._entries[entry_uuid] = attrs.evolve(entry, dn=moved)
+                self._touch(entry_uuid)
                 self._mark(self._deleted, entry.dn)
                 self._mark(self._added, moved)
 

@@ -68,13 +68,13 @@ class HostMap(Mapping[K, V], Generic[K, V]):
 
     def updated(self, changes: Mapping[K, V | None]) -> HostMap[K, V]:
         """A new map with `changes` applied: a value of None deletes the key."""
-        with self._map.mutate() as m:
-            for key, value in changes.items():
-                if value is None:
-                    m.pop(key, None)
-                else:
-                    m[key] = value
-            return HostMap(m.finish())
+        m = self._map.mutate()
+        for key, value in changes.items():
+            if value is None:
+                m.pop(key, None)
+            else:
+                m[key] = value
+        return HostMap(m.finish())
 
 
 def host_map(value: Mapping[Any, Any] | None) -> HostMap[Any, Any]:
