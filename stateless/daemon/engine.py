@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+from collections.abc import Collection
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -94,10 +95,17 @@ class Engine:
 
     # --- the directory -----------------------------------------------------------------------
 
-    def set_snapshot(self, snapshot: Snapshot) -> None:
-        """A new view of the directory: re-resolve only the hosts it can affect."""
+    def set_snapshot(self, snapshot: Snapshot, hosts: Collection[str] | None = None,
+                     since: Snapshot | None = None) -> None:
+        """A new view of the directory: re-resolve only the hosts it can affect.
+
+        `hosts` names the hosts whose record changed since `since` (the mirror knows); they
+        are used only when `since` is the current snapshot, else every host is compared.
+        """
         before, self.snapshot = self.snapshot, snapshot
-        affected = self.resolver.update(snapshot)
+        if since is not before:
+            hosts = None
+        affected = self.resolver.update(snapshot, hosts)
         if not self.ready:
             self.births.snapshot = snapshot
             return
@@ -110,7 +118,7 @@ class Engine:
             affected |= {u for u in self.owned if self._state(u) == HostState.FAILED}
         for uuid in sorted(affected & self.owned):
             self.reconsider(uuid)
-        self._adopt(before, snapshot)
+        self._adopt(before, snapshot, hosts)
 
     def resume(self) -> None:
         """After a start: take back every host this server owns and finish what was left."""
@@ -130,9 +138,11 @@ class Engine:
                 self.reconsider(uuid)
         self._adopt(Snapshot(), self.snapshot)
 
-    def _adopt(self, before: Snapshot, snapshot: Snapshot) -> None:
+    def _adopt(self, before: Snapshot, snapshot: Snapshot,
+               changed: Collection[str] | None = None) -> None:
         """Take hosts applied without an owner, or handed to this server (see `adoption`)."""
-        mine, unowned = adoptable(before, snapshot, self.config.name, self.config.site, self.owned)
+        mine, unowned = adoptable(before, snapshot, self.config.name, self.config.site, self.owned,
+                                  changed)
         for uuid in mine:
             self._take(uuid)
         for uuid in unowned:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import random
 import socket
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -106,7 +105,6 @@ class StatelessService(service.MultiService):
         self._loops: list[Periodic] = []
         self._rebuild_scheduled = False
         self._rebuilding = False
-        self._rebuild_cost = 0.0  # seconds the last snapshot rebuild took
         self._stopping = False
 
     # --- start -------------------------------------------------------------------------------
@@ -167,8 +165,9 @@ class StatelessService(service.MultiService):
         if not refreshed:
             raise StatelessError(f"directory {', '.join(urls)}: no complete view after 120 s; "
                                  "is the syncprov overlay configured on the database?")
-        snapshot = yield self._thread(self.mirror.snapshot, base)
-        self.engine.set_snapshot(snapshot)
+        update = yield self._thread(self.mirror.update, base)
+        snapshot = update.snapshot
+        self.engine.set_snapshot(snapshot, update.hosts, since=update.before)
 
         # The API, then this server's entry (its URL carries the port actually bound).
         host, port = cfg.listen_endpoint
@@ -228,12 +227,12 @@ class StatelessService(service.MultiService):
             self.reactor.callFromThread(self.engine.directory_lost, reason)
 
     def _changed(self) -> None:
-        """Coalesce bursts of change notifications into one snapshot rebuild."""
+        """Coalesce bursts of change notifications into one snapshot update."""
         if not self._rebuild_scheduled and not self._stopping:
             self._rebuild_scheduled = True
-            # A rebuild costs CPU in proportion to the directory; during a storm of writes,
-            # wait twice as long as the last one took so rebuilds never hog the interpreter.
-            self.reactor.callLater(max(0.01, 2 * self._rebuild_cost), self._rebuild)
+            # Updates cost in proportion to the change (the mirror applies each entry to the
+            # last snapshot), so they follow a write at once; one in progress takes the next.
+            self.reactor.callLater(0, self._rebuild)
 
     @defer.inlineCallbacks
     def _rebuild(self) -> Any:
@@ -243,14 +242,12 @@ class StatelessService(service.MultiService):
         self._rebuild_scheduled = False
         self._rebuilding = True
         try:
-            started = time.monotonic()
-            snapshot = yield threads.deferToThreadPool(self.reactor, self.build_pool,
-                                                       self.mirror.snapshot, self.config.base)
-            self._rebuild_cost = time.monotonic() - started
+            update = yield threads.deferToThreadPool(self.reactor, self.build_pool,
+                                                     self.mirror.update, self.config.base)
             assert self.engine is not None
-            self.engine.set_snapshot(snapshot)
+            self.engine.set_snapshot(update.snapshot, update.hosts, since=update.before)
             if self.zone is not None:
-                self.zone.update(list(snapshot.servers.values()))
+                self.zone.update(list(update.snapshot.servers.values()))
         except Exception:
             log.failure("applying a directory change")
         finally:
