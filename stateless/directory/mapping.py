@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
+from sys import intern
 from types import MappingProxyType
 from typing import Any, TypeVar
 
@@ -74,6 +75,7 @@ def canonical_attrs(raw: Mapping[str, Sequence[bytes | str]]) -> dict[str, list[
 # --- DNs ----------------------------------------------------------------------------------
 
 _HEX = re.compile(r"\\([0-9a-fA-F]{2})|\\(.)")
+_NEEDS_PARSER = re.compile(r'[\\+"]')  # escapes, multi-valued RDNs, quotes
 _SPECIAL = set(',+"\\<>;=')
 
 
@@ -108,6 +110,10 @@ def _trim(value: str) -> str:
 
 def split_dn(dn: str) -> list[RDN]:
     """[(attribute lower-case, unescaped value)], leaf first."""
+    if not _NEEDS_PARSER.search(dn):  # nearly every DN: plain splits give the same pairs
+        plain = [part.split("=", 1) for part in dn.split(",")]
+        if all(len(pair) == 2 for pair in plain):
+            return [(a.strip().lower(), _trim(v)) for a, v in plain]
     out: list[RDN] = []
     attr, buf, i, in_value = "", "", 0, False
     while i < len(dn):
@@ -654,7 +660,7 @@ def host_from(dn: str, attrs: Attrs, links: tuple[Link, ...],
     for text in attrs.get("statelessAnswer", ()):
         try:
             key, value = syntax.parse_answer(text)
-            answers[key] = value
+            answers[intern(key)] = value
         except StatelessError as exc:
             problems.append(Problem(dn, "statelessAnswer", redact_value("statelessAnswer", text),
                                     str(exc)))
@@ -684,7 +690,9 @@ def host_from(dn: str, attrs: Attrs, links: tuple[Link, ...],
         except ValueError:
             problems.append(Problem(dn, "statelessState", one(attrs, "statelessState"),
                                     f"expected one of {', '.join(s.value for s in HostState)}"))
-    return HostRecord(uuid, location, links, answers, allocations, identity, state,
-                      one(attrs, "statelessStateReason"), one(attrs, "statelessAppliedDigest"),
-                      problems, dn, one(attrs, "statelessOwner"),
+    # Strings many hosts share (their cluster, owner, state reason) are stored once.
+    return HostRecord(uuid, location and intern(location), links, answers, allocations, identity,
+                      state, intern(one(attrs, "statelessStateReason")),
+                      one(attrs, "statelessAppliedDigest"), problems, dn,
+                      intern(one(attrs, "statelessOwner")),
                       one(attrs, "statelessThumbprint") or None, pinned)

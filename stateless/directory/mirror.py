@@ -12,6 +12,7 @@ re-resolved. Its methods have the callback signatures of `SyncConsumer`:
 from __future__ import annotations
 
 import re
+import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,11 @@ if TYPE_CHECKING:
     from stateless.model.inventory import Snapshot
 
 Values = tuple[bytes | str, ...]
+# Attributes (lower-case) whose values repeat across many entries: stored once per value.
+SHARED_VALUES = frozenset({
+    "objectclass", "statelessstate", "statelesslocation", "statelessowner", "statelessvendor",
+    "statelessmodel", "statelessdomain", "statelessstatereason", "statelesslinkpolicy",
+    "statelessorder", "statelessenforced", "statelessdisabled"})
 
 
 def dn_norm(dn: str) -> str:
@@ -159,6 +165,7 @@ class Mirror:
         # Since `_built`: entries (by entryUUID) added, modified or deleted; whether to build anew.
         self._touched: set[str] = set()
         self._full = True
+        self._shared: dict[bytes | str, bytes | str] = {}  # see `_compact`
         self._build_lock = threading.Lock()  # one snapshot() at a time; taken before `_lock`
         self._built: _Built | None = None
 
@@ -182,7 +189,7 @@ class Mirror:
                 self._mark(self._deleted, old.dn)
                 self._touch(entry_uuid)
             else:
-                values = {name: tuple(v) for name, v in attributes.items()}
+                values = {sys.intern(name): self._compact(name, v) for name, v in attributes.items()}
                 self._entries[entry_uuid] = MirrorEntry(entry_uuid, dn, values)
                 if old is None:
                     self._mark(self._added, dn)
@@ -273,6 +280,14 @@ class Mirror:
         if self._view is None:
             self._view = MirrorView(self._generation, self._refreshed, dict(self._entries))
         return self._view
+
+    def _compact(self, name: str, values: Iterable[bytes | str]) -> Values:
+        """The values of one attribute, those that repeat across entries stored once (with
+        tens of thousands of hosts, every copy of "statelessHost" or a cluster path counts)."""
+        if name.lower() not in SHARED_VALUES:
+            return tuple(values)
+        shared = self._shared
+        return tuple(shared.setdefault(v, v) for v in values)
 
     def _touch(self, entry_uuid: str) -> None:
         if not self._full:

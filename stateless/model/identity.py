@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import sys
 import uuid as uuidlib
 from collections.abc import Iterable
 
@@ -11,6 +12,8 @@ import attrs
 
 from stateless.errors import ValidationError
 
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_CONTROL = re.compile(r"[\x00-\x1f]")
 _MAC = re.compile(r"[0-9a-f]{2}([:-]?)[0-9a-f]{2}(\1[0-9a-f]{2}){4}")
 
 
@@ -19,6 +22,8 @@ def normalize_uuid(value: object) -> str:
     if not isinstance(value, str):
         raise ValidationError(f"uuid {value!r}: expected a string such as "
                               "4c4c4544-0042-3510-8052-b4c04f4b4e31")
+    if _CANONICAL_UUID.fullmatch(value):
+        return value  # already canonical: the very string, not an equal copy
     try:
         return str(uuidlib.UUID(value.strip()))
     except ValueError:
@@ -51,9 +56,14 @@ def _text(value: object) -> str:
         return ""
     if not isinstance(value, str):
         raise ValidationError(f"{value!r}: expected a string")
-    if any(ord(c) < 32 for c in value):
+    if _CONTROL.search(value):
         raise ValidationError(f"{value!r}: control characters are not allowed")
     return value.strip()
+
+
+def _shared_text(value: object) -> str:
+    """Text that many hosts have in common (vendor, model, domain): one string for all."""
+    return sys.intern(_text(value))
 
 
 def _texts(values: Iterable[str]) -> tuple[str, ...]:
@@ -66,15 +76,15 @@ class HostIdentity:
 
     uuid: str = attrs.field(converter=normalize_uuid)
     serial: str = attrs.field(default="", converter=_text)
-    vendor: str = attrs.field(default="", converter=_text)
-    model: str = attrs.field(default="", converter=_text)
+    vendor: str = attrs.field(default="", converter=_shared_text)
+    model: str = attrs.field(default="", converter=_shared_text)
     asset: str = attrs.field(default="", converter=_text)
     oem_strings: tuple[str, ...] = attrs.field(default=(), converter=_texts)
     macs: tuple[str, ...] = attrs.field(default=(), converter=_macs)
     boot_mac: str | None = attrs.field(default=None)
     ipv4: str | None = attrs.field(default=None, converter=_ipv4)
     hostname: str = attrs.field(default="", converter=_text)
-    domain: str = attrs.field(default="", converter=_text)
+    domain: str = attrs.field(default="", converter=_shared_text)
 
     @boot_mac.validator
     def _check_boot_mac(self, _: attrs.Attribute[str | None], value: str | None) -> None:

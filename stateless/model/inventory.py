@@ -26,8 +26,11 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _SEGMENT = re.compile(r"[^/\x00-\x1f]{1,80}")
 
 
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
 def frozen_map(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    return MappingProxyType(dict(value or {}))
+    return MappingProxyType(dict(value)) if value else _EMPTY
 
 
 def check_name(value: str, what: str) -> str:
