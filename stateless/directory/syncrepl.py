@@ -583,6 +583,7 @@ class SyncConsumer:
                                   connect_timeout=self.connect_timeout, tls=self.tls)
             conn = ldap3.Connection(server, self.bind_dn, self.password,
                                     client_strategy=ldap3.ASYNC_STREAM, raise_exceptions=False)
+            _raw_entries(conn.strategy)
             conn.open(read_server_info=False)
             self._set_keepalive(conn.socket)
             if conn.socket is not None:
@@ -755,6 +756,33 @@ class SyncConsumer:
             self.on_change(kind, entry_uuid, dn, attributes)
         except Exception:
             log.exception("change callback failed for %s %s (%s)", kind, dn, entry_uuid)
+
+
+def _raw_entries(strategy: Any) -> None:
+    """Decode search entries to what the consumer reads (dn, raw values, controls) only.
+
+    ldap3 builds each entry twice, as raw bytes and as values formatted through the schema,
+    both in case-insensitive dicts; the consumer reads only the raw bytes, and with tens of
+    thousands of entries the rest was a third of the refresh's CPU. Other messages are
+    decoded by ldap3 as before.
+    """
+    from ldap3.utils.conv import to_unicode
+
+    decode = strategy.decode_response_fast
+
+    def entries_raw(message: dict[str, Any]) -> dict[str, Any]:
+        if message["protocolOp"] != 4:  # searchResEntry
+            return decode(message)
+        payload = message["payload"]
+        result: dict[str, Any] = {
+            "type": "searchResEntry", "dn": to_unicode(payload[0][3], from_server=True),
+            "raw_attributes": {to_unicode(a[3][0][3], from_server=True): [bytes(v[3]) for v in a[3][1][3]]
+                               for a in payload[1][3]}}
+        if message["controls"]:
+            result["controls"] = dict(strategy.decode_control_fast(c[3]) for c in message["controls"])
+        return result
+
+    strategy.decode_response_fast = entries_raw
 
 
 def _endpoint(url: str) -> tuple[str, int, bool]:
