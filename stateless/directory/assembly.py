@@ -82,7 +82,8 @@ class Assembly:
         self._where: dict[str, str] = {}  # entryUUID -> REST or its group's key
         self._rest: dict[str, tuple[tuple[int, str], str, Attrs]] = {}
         self._groups: dict[str, _Group] = {}
-        self._claims: dict[str, list[str]] = {}  # host uuid -> keys of groups whose record has it
+        # host uuid -> key of the group whose record has it (a list when several claim it)
+        self._claims: dict[str, str | list[str]] = {}
         self._group_problems: dict[str, tuple[Problem, ...]] = {}
         self._hosts: HostMap[str, HostRecord] = HostMap()
         self._others = Snapshot()  # the rest's snapshot
@@ -183,25 +184,38 @@ class Assembly:
                 self._group_problems.pop(key, None)
             if record is not None:
                 uuids.add(record.uuid)
-                self._claims.setdefault(record.uuid, []).append(key)
+                self._claim(record.uuid, key)
             if group.host is None and not group.links:
                 del self._groups[key]
         changes: dict[str, HostRecord | None] = {}
         for uuid in uuids:
             keys = self._claims.get(uuid)
-            winner = self._groups[max(keys, key=lambda k: self._groups[k].order)].record \
-                if keys else None
+            if isinstance(keys, list):
+                keys = max(keys, key=lambda k: self._groups[k].order)
+            winner = self._groups[keys].record if keys is not None else None
             if winner is not self._hosts.get(uuid):
                 changes[uuid] = winner
         if changes:
             self._hosts = self._hosts.updated(changes)
         return frozenset(changes)
 
+    def _claim(self, uuid: str, key: str) -> None:
+        keys = self._claims.setdefault(uuid, key)
+        if keys is key:
+            return
+        if isinstance(keys, list):
+            keys.append(key)
+        else:
+            self._claims[uuid] = [keys, key]
+
     def _release(self, uuid: str, key: str) -> None:
         keys = self._claims[uuid]
-        keys.remove(key)
-        if not keys:
+        if not isinstance(keys, list):
             del self._claims[uuid]
+            return
+        keys.remove(key)
+        if len(keys) == 1:
+            self._claims[uuid] = keys[0]
 
     def _read(self, entries: Mapping[str, MirrorEntry],
               group: _Group) -> tuple[HostRecord | None, tuple[Problem, ...]]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import sys
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -51,6 +51,40 @@ def entry_order(dn: str) -> tuple[int, str]:
 def _ordered(entries: Iterable[MirrorEntry]) -> list[MirrorEntry]:
     """Parents before children, as `build_snapshot` expects them."""
     return sorted(entries, key=lambda e: entry_order(e.dn))
+
+
+class Attributes(Mapping[str, Values]):
+    """An entry's attributes in little memory: its names as a tuple (shared by the entries
+    with the same names), a single value unwrapped from its tuple."""
+
+    __slots__ = ("_names", "_values")
+
+    def __init__(self, names: tuple[str, ...], values: tuple[bytes | str | Values, ...]) -> None:
+        self._names = names
+        self._values = values
+
+    def __getitem__(self, name: str) -> Values:
+        try:
+            value = self._values[self._names.index(name)]
+        except ValueError:
+            raise KeyError(name) from None
+        return value if isinstance(value, tuple) else (value,)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Attributes):
+            return self._names == other._names and self._values == other._values
+        return super().__eq__(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Attributes({dict(self.items())!r})"
 
 
 @attrs.frozen
@@ -166,6 +200,7 @@ class Mirror:
         self._touched: set[str] = set()
         self._full = True
         self._shared: dict[bytes | str, bytes | str] = {}  # see `_compact`
+        self._shapes: dict[tuple[str, ...], tuple[str, ...]] = {}
         self._build_lock = threading.Lock()  # one snapshot() at a time; taken before `_lock`
         self._built: _Built | None = None
 
@@ -189,8 +224,7 @@ class Mirror:
                 self._mark(self._deleted, old.dn)
                 self._touch(entry_uuid)
             else:
-                values = {sys.intern(name): self._compact(name, v) for name, v in attributes.items()}
-                self._entries[entry_uuid] = MirrorEntry(entry_uuid, dn, values)
+                self._entries[entry_uuid] = MirrorEntry(entry_uuid, dn, self._compact(attributes))
                 if old is None:
                     self._mark(self._added, dn)
                     self._touch(entry_uuid)
@@ -281,13 +315,20 @@ class Mirror:
             self._view = MirrorView(self._generation, self._refreshed, dict(self._entries))
         return self._view
 
-    def _compact(self, name: str, values: Iterable[bytes | str]) -> Values:
-        """The values of one attribute, those that repeat across entries stored once (with
-        tens of thousands of hosts, every copy of "statelessHost" or a cluster path counts)."""
-        if name.lower() not in SHARED_VALUES:
-            return tuple(values)
+    def _compact(self, attributes: Mapping[str, Iterable[bytes | str]]) -> Attributes:
+        """An entry's attributes as `Attributes`: the tuple of names shared by every entry
+        with the same names, and the values that repeat across entries (`SHARED_VALUES`)
+        stored once. With tens of thousands of hosts, every copy counts."""
+        names = tuple(sys.intern(name) for name in attributes)
+        names = self._shapes.setdefault(names, names)
         shared = self._shared
-        return tuple(shared.setdefault(v, v) for v in values)
+        values: list[bytes | str | Values] = []
+        for name, given in attributes.items():
+            one = tuple(given)
+            if name.lower() in SHARED_VALUES:
+                one = tuple(shared.setdefault(v, v) for v in one)
+            values.append(one[0] if len(one) == 1 else one)
+        return Attributes(names, tuple(values))
 
     def _touch(self, entry_uuid: str) -> None:
         if not self._full:
