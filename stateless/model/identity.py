@@ -13,6 +13,9 @@ import attrs
 from stateless.errors import ValidationError
 
 _CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_CANONICAL_MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
+_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_CANONICAL_IPV4 = re.compile(rf"{_OCTET}(\.{_OCTET}){{3}}")
 _CONTROL = re.compile(r"[\x00-\x1f]")
 _MAC = re.compile(r"[0-9a-f]{2}([:-]?)[0-9a-f]{2}(\1[0-9a-f]{2}){4}")
 
@@ -32,6 +35,8 @@ def normalize_uuid(value: object) -> str:
 
 
 def normalize_mac(value: object) -> str:
+    if isinstance(value, str) and _CANONICAL_MAC.fullmatch(value):
+        return value  # as the directory stores it: no need to rebuild it
     if isinstance(value, str) and _MAC.fullmatch(value.strip().lower()):
         digits = re.sub(r"[:-]", "", value.strip().lower())
         return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
@@ -45,6 +50,8 @@ def _macs(values: Iterable[str]) -> tuple[str, ...]:
 def _ipv4(value: str | None) -> str | None:
     if value in (None, ""):
         return None
+    if isinstance(value, str) and _CANONICAL_IPV4.fullmatch(value):
+        return value
     try:
         return str(ipaddress.IPv4Address(str(value).strip()))
     except ValueError:
