@@ -176,12 +176,10 @@ class Mirror:
     change. With `on_batch` each batch is handed over (in the consumer's thread) as it closes;
     otherwise `take_changes()` collects whatever accumulated.
 
-    Besides the batches, the mirror notes which entries were added or modified since the last
-    `snapshot()` and whether anything happened that only a full rebuild gets right (a delete,
-    a rename, a refresh starting or ending), so that the next snapshot can be derived from the
-    last one when only host entries changed: during a boot storm nearly every write is to one
-    host entry, and rebuilding every entry for each of them costs in proportion to the
-    directory.
+    Besides the batches, the mirror notes which entries were added, modified or deleted since
+    the last `update()`, so that the next snapshot is the last one with just those entries
+    applied (`assembly.Assembly`): rebuilding every entry for each change costs in proportion
+    to the directory, seconds with tens of thousands of hosts.
     """
 
     def __init__(self, on_batch: Callable[[ChangeBatch], None] | None = None) -> None:
