@@ -259,10 +259,4 @@ def _key(rdn: RDN) -> str:
     return f"{rdn[0]}={rdn[1].lower()}"
 
 
-def full_build(base: str, entries: Mapping[str, MirrorEntry]) -> tuple[Assembly, Snapshot]:
-    """A new assembly of `entries` and its snapshot."""
-    assembly = Assembly(base)
-    return assembly, assembly.build(entries)
-
-
-__all__ = ["Assembly", "full_build"]
+__all__ = ["Assembly"]
