@@ -110,7 +110,10 @@ class Engine:
             self.births.snapshot = snapshot
             return
         self.births.update(snapshot)
-        for uuid in self.owned - snapshot.hosts.keys() - self.births.tracked():
+        # Hosts deleted from the directory: among those changed when the mirror says which.
+        gone = self.owned - snapshot.hosts.keys() if hosts is None else {
+            u for u in hosts if u in self.owned and u not in snapshot.hosts}
+        for uuid in gone - self.births.tracked():
             if not self.queue.running(uuid):  # a running apply finds out by itself
                 self._forget(uuid, "its directory entry was deleted")
         me = self.config.name

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from stateless.model.hostmap import HostMap
+
 if TYPE_CHECKING:
     from stateless.directory.assembly import Assembly
     from stateless.model.inventory import Snapshot
@@ -185,7 +187,8 @@ class Mirror:
     def __init__(self, on_batch: Callable[[ChangeBatch], None] | None = None) -> None:
         self._on_batch = on_batch
         self._lock = threading.Lock()
-        self._entries: dict[str, MirrorEntry] = {}
+        # A persistent map: a view of it costs nothing to take and stays as it was.
+        self._entries: HostMap[str, MirrorEntry] = HostMap()
         self._generation = 0
         self._refreshing = True
         self._refreshed = False
@@ -218,11 +221,12 @@ class Mirror:
             if kind == "delete":
                 if old is None:
                     return
-                del self._entries[entry_uuid]
+                self._entries = self._entries.delete(entry_uuid)
                 self._mark(self._deleted, old.dn)
                 self._touch(entry_uuid)
             else:
-                self._entries[entry_uuid] = MirrorEntry(entry_uuid, dn, self._compact(attributes))
+                self._entries = self._entries.set(
+                    entry_uuid, MirrorEntry(entry_uuid, dn, self._compact(attributes)))
                 if old is None:
                     self._mark(self._added, dn)
                     self._touch(entry_uuid)
@@ -310,7 +314,7 @@ class Mirror:
 
     def _current_view(self) -> MirrorView:
         if self._view is None:
-            self._view = MirrorView(self._generation, self._refreshed, dict(self._entries))
+            self._view = MirrorView(self._generation, self._refreshed, self._entries)
         return self._view
 
     def _compact(self, attributes: Mapping[str, Iterable[bytes | str]]) -> Attributes:
@@ -355,7 +359,7 @@ class Mirror:
             if dn_norm(entry.dn).endswith(suffix):
                 head = _RDN_SEP.split(entry.dn)[:-depth]
                 moved = ",".join([*head, new_dn])
-                self._entries[entry_uuid] = attrs.evolve(entry, dn=moved)
+                self._entries = self._entries.set(entry_uuid, attrs.evolve(entry, dn=moved))
                 self._touch(entry_uuid)
                 self._mark(self._deleted, entry.dn)
                 self._mark(self._added, moved)
