@@ -4,7 +4,9 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := slapd ldap-utils golang-go golang-github-vmware-govmomi-dev bind9 bind9-dnsutils
+APT_PACKAGES := slapd ldap-utils golang-go golang-github-vmware-govmomi-dev bind9 bind9-dnsutils \
+    chromium chromium-driver 389-ds-base systemd \
+    qemu-system-x86 ipxe-qemu pxelinux syslinux-common dnsmasq-base curl
 VCSIM := contrib/vcsim/vcsim
 RUN_DIR ?= run
 WHEEL_VENV := .wheel-venv
@@ -57,6 +59,8 @@ bench: deps
 	$(BIN)/python tests/bench/resolve.py
 	$(BIN)/python tests/bench/apply.py
 	$(BIN)/python tests/bench/boot_storm.py 200
+	$(BIN)/python tests/bench/drift.py 200
+	$(BIN)/python tests/bench/boot_configs.py 1000
 
 run: deps
 	$(BIN)/python tools/demo.py --data $(RUN_DIR)

@@ -128,8 +128,14 @@ def prepare(snapshot: Snapshot, host: HostRecord, effective: EffectiveConfig) ->
                               f"`stateless host add {uuid} --path PATH`")
     kind = snapshot.containers[location].kind
     leaf = "cluster" if kind == ContainerKind.CLUSTER else "folder"
+    name = vcenter_name(host, effective)
+    if host.pinned is not None:
+        # vCenter adds a pinned host under the pinned name with the pinned thumbprint,
+        # whatever a later birth or policy says (`security.admission`).
+        name = host.pinned.name or name
+        host = attrs.evolve(host, thumbprint=host.pinned.thumbprint)
     return Target(host, effective, desired_config(effective), digest(effective.values()),
-                  vcenter_name(host, effective), location, leaf)
+                  name, location, leaf)
 
 
 __all__ = ["Target", "desired_config", "digest", "effective_digest", "inputs_digest",

@@ -33,6 +33,7 @@ func newDateTimeSystem(host *mo.HostSystem) *DateTimeSystem {
 func (s *DateTimeSystem) mirror() {
 	info := *clone(&s.DateTimeInfo)
 	simulator.Map.WithLock(s.host, func() { s.host.Config.DateTimeInfo = &info })
+	changed(s.host, "config.dateTimeInfo")
 }
 
 func (s *DateTimeSystem) UpdateDateTimeConfig(req *types.UpdateDateTimeConfig) soap.HasFault {
@@ -119,6 +120,7 @@ func (s *ServiceSystem) find(key string) *types.HostService {
 func (s *ServiceSystem) mirror() {
 	info := *clone(&s.ServiceInfo)
 	simulator.Map.WithLock(s.host, func() { s.host.Config.Service = &info })
+	changed(s.host, "config.service")
 }
 
 func (s *ServiceSystem) service(id string) (*types.HostService, *soap.Fault) {
@@ -204,6 +206,7 @@ func (m *AccessManager) ChangeLockdownMode(req *types.ChangeLockdownMode) soap.H
 		m.host.Config.LockdownMode = req.Mode
 		m.host.Config.AdminDisabled = types.NewBool(req.Mode != types.HostLockdownModeLockdownDisabled)
 	})
+	changed(m.host, "config.lockdownMode")
 	body.Res = &types.ChangeLockdownModeResponse{}
 	return body
 }
@@ -280,6 +283,7 @@ func (m *NicManager) selectVnic(ctx *simulator.Context, nicType, device string, 
 	})
 	if fault == nil {
 		m.refresh()
+		changed(m.host, "config.virtualNicManagerInfo")
 	}
 	return fault
 }

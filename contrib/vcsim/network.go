@@ -93,6 +93,7 @@ func (s *NetworkSystem) edit(ctx *simulator.Context, f func(n *types.HostNetwork
 	})
 	if fault == nil {
 		syncNetworks(ctx, s.host, before, after)
+		changed(s.host, "config.network", "config.virtualNicManagerInfo")
 	}
 	return fault
 }

@@ -201,6 +201,7 @@ func (m *OptionManager) find(key string) *types.OptionValue {
 func (m *OptionManager) mirror() {
 	list := append([]types.BaseOptionValue{}, m.Setting...)
 	simulator.Map.WithLock(m.host, func() { m.host.Config.Option = list })
+	changed(m.host, "config.option")
 }
 
 // QueryOptions returns one option by exact name, a subtree for a name ending in

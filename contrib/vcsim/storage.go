@@ -81,6 +81,7 @@ func (s *StorageSystem) UpdateSoftwareInternetScsiEnabled(ctx *simulator.Context
 		}
 		s.StorageDeviceInfo = sd
 	})
+	changed(s.host, "config.storageDevice")
 	return &methods.UpdateSoftwareInternetScsiEnabledBody{Res: &types.UpdateSoftwareInternetScsiEnabledResponse{}}
 }
 
@@ -120,6 +121,9 @@ func (s *StorageSystem) AddInternetScsiSendTargets(ctx *simulator.Context, req *
 		}
 		body.Res = &types.AddInternetScsiSendTargetsResponse{}
 	})
+	if body.Fault_ == nil {
+		changed(s.host, "config.storageDevice")
+	}
 	return body
 }
 
@@ -144,6 +148,9 @@ func (s *StorageSystem) RemoveInternetScsiSendTargets(ctx *simulator.Context, re
 		h.ConfiguredSendTarget = keep
 		body.Res = &types.RemoveInternetScsiSendTargetsResponse{}
 	})
+	if body.Fault_ == nil {
+		changed(s.host, "config.storageDevice")
+	}
 	return body
 }
 
@@ -170,6 +177,9 @@ func (s *StorageSystem) UpdateInternetScsiAuthenticationProperties(ctx *simulato
 		}
 		body.Res = &types.UpdateInternetScsiAuthenticationPropertiesResponse{}
 	})
+	if body.Fault_ == nil {
+		changed(s.host, "config.storageDevice")
+	}
 	return body
 }
 
@@ -184,6 +194,9 @@ func (s *StorageSystem) UpdateInternetScsiName(ctx *simulator.Context, req *type
 		h.IScsiName = req.IScsiName
 		body.Res = &types.UpdateInternetScsiNameResponse{}
 	})
+	if body.Fault_ == nil {
+		changed(s.host, "config.storageDevice")
+	}
 	return body
 }
 
@@ -279,6 +292,7 @@ func (d *DatastoreSystem) CreateNasDatastore(ctx *simulator.Context, req *types.
 			fsv.MountInfo = append(fsv.MountInfo, mount)
 		})
 	}
+	changed(d.host, "config.fileSystemVolume")
 	body.Res = &types.CreateNasDatastoreResponse{Returnval: ds.Self}
 	return body
 }
@@ -336,6 +350,7 @@ func (d *DatastoreSystem) RemoveDatastore(ctx *simulator.Context, req *types.Rem
 		}
 		simulator.Map.Remove(ds.Self)
 	}
+	changed(d.host, "config.fileSystemVolume")
 	body.Res = &types.RemoveDatastoreResponse{}
 	return body
 }

@@ -17,6 +17,7 @@ import functools
 import http.client
 import json
 import random
+import re
 import socket
 import sys
 import time
@@ -181,6 +182,16 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
+_SITE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # the directory's site names
+
+
+def _site_list(value: Any) -> list[str]:
+    """Site names from an answer or the state file; anything else is ignored."""
+    if not isinstance(value, list):
+        return []
+    return [s for s in value if isinstance(s, str) and _SITE.fullmatch(s)][:32]
+
+
 def retry_after(value: str | None, now: float | None = None) -> float | None:
     """Seconds from a Retry-After header: delta-seconds or an HTTP-date."""
     if not value:
@@ -213,6 +224,9 @@ class Agent:
         self.lookups: Lookups | None = None  # this round's DNS answers
         self.state = load_state(settings.state_file)
         self.site = settings.site or self.state.get("site") or None
+        # The sites after this one by link cost, from the last referral or acceptance seen:
+        # tried after the site's own records, before the domain-wide ones.
+        self.sites: list[str] = _site_list(self.state.get("sites"))
         self.addresses: dict[str, str] = {}
         self.deadline = clock() + settings.timeout if settings.timeout else None
         self.wall = wall  # the time signatures carry
@@ -275,7 +289,8 @@ class Agent:
         found: list[Target] = []
         lookups = self._new_round()
         if self.settings.domain and lookups is not None:
-            found = locate(lookups, self.settings.domain, self.site, scheme=self.settings.scheme)
+            found = locate(lookups, self.settings.domain, self.site, scheme=self.settings.scheme,
+                           others=[s for s in self.sites if s != self.site])
         for url in self.settings.servers:
             found.append(self._url_target(url, "--server"))
         unique: dict[str, Target] = {}
@@ -333,7 +348,21 @@ class Agent:
             servers.append(self._url_target(item["url"], f"referral from {target.url}",
                                             priority, weight))
         site = ref.get("site") if isinstance(ref.get("site"), str) else None
+        if ref.get("sites") is not None:
+            self.sites = _site_list(ref.get("sites"))
         return site, order_targets(servers)
+
+    def _learn(self, doc: Mapping[str, Any]) -> None:
+        """An acceptance names the host's site (and whether that server is in it)."""
+        site = doc.get("site")
+        if isinstance(site, str) and site and site != self.site:
+            self.log(f"the server places this host in site {site}")
+            self.site = site
+        if doc.get("sites") is not None:
+            self.sites = _site_list(doc.get("sites"))
+        if doc.get("closest") is False:
+            self.log(f"accepted by a server outside site {self.site}: its own site has no "
+                     "server that answers")
 
     @staticmethod
     def _error_text(reply: _Reply) -> str:
@@ -368,9 +397,12 @@ class Agent:
                 if reply.status == 202 and isinstance(reply.doc, dict):
                     status_url = urljoin(target.url + "/", str(reply.doc.get("status_url", "")))
                     accepted = Accepted(str(reply.doc.get("host", "")), status_url, target.url)
+                    self._learn(reply.doc)
                     self.state = {**self.state, "server": target.url}
                     if self.site:
                         self.state["site"] = self.site
+                    if self.sites:
+                        self.state["sites"] = self.sites
                     save_state(self.settings.state_file, self.state)
                     self.log(f"{target.url} accepted host {accepted.host}")
                     return accepted
@@ -388,7 +420,7 @@ class Agent:
                                  + ", ".join(t.url for t in servers))
                         if site:
                             self.site = site
-                            self.state = {**self.state, "site": site}
+                            self.state = {**self.state, "site": site, "sites": self.sites}
                             save_state(self.settings.state_file, self.state)
                         queue = servers + [t for t in queue if t.url not in {s.url for s in servers}]
                     continue

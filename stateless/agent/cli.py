@@ -54,8 +54,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--cmdline", metavar="TEXT", default=None,
                    help="kernel command line to read stateless.site=, stateless.server=, "
                         "stateless.domain=, stateless.nameserver=, stateless.dns-timeout=, "
-                        "stateless.enroll-key=, stateless.ca= and BOOTIF= from (explicit options "
-                        "win)")
+                        "stateless.enroll-key=, stateless.ca=, stateless.image= and BOOTIF= "
+                        "from (explicit options win)")
     p.add_argument("--enroll-key", metavar="KEYID:BASE64",
                    help="the site's enrollment key: every birth is signed with it (needs --site)")
     p.add_argument("--enroll-key-file", metavar="FILE",
@@ -116,6 +116,8 @@ def main(argv: Sequence[str] | None = None, *, rng: random.Random | None = None,
     except identity.IdentityError as exc:
         print(f"stateless-agent: {exc}", file=sys.stderr)
         return 2
+    if boot.get("stateless.image") and not ident.get("image"):
+        ident["image"] = boot["stateless.image"]  # the image it booted, as the server named it
     boot_ns = [v for v in boot.get("stateless.nameserver", "").split(",") if v]
     dns_timeout = args.dns_timeout
     if dns_timeout is None:

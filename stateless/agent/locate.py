@@ -43,10 +43,12 @@ class Target:
         return urlsplit(self.url).hostname or ""
 
 
-def srv_names(domain: str, site: str | None) -> list[str]:
-    """The SRV names to ask, most specific first (the AD DC locator's order)."""
+def srv_names(domain: str, site: str | None, others: Sequence[str] = ()) -> list[str]:
+    """The SRV names to ask, most specific first (the AD DC locator's order): the site's, then
+    those of the next closest sites (`others`, in link-cost order), then the domain's."""
     domain = domain.strip().rstrip(".").lower()
-    names = [f"{SERVICE}.{site.strip().lower()}._sites.{domain}."] if site else []
+    sites = [s.strip().lower() for s in ([site] if site else []) + list(others) if s and s.strip()]
+    names = [f"{SERVICE}.{s}._sites.{domain}." for s in dict.fromkeys(sites)]
     return [*names, f"{SERVICE}.{domain}."]
 
 
@@ -245,14 +247,16 @@ def lookup_srv(lookups: Lookups, name: str, *, scheme: str = "http") -> list[Tar
 
 
 def locate(resolver: dns.resolver.Resolver | Lookups, domain: str, site: str | None = None, *,
-           scheme: str = "http", log: Log | None = None, strict: bool = False) -> list[Target]:
-    """Site servers first, then the rest of the domain's, each group in RFC 2782 order, no repeats.
+           scheme: str = "http", log: Log | None = None, strict: bool = False,
+           others: Sequence[str] = ()) -> list[Target]:
+    """Site servers first, then those of the next closest sites (`others`), then the rest of the
+    domain's, each group in RFC 2782 order, no repeats.
 
     Given a `Lookups`, its round's answers are shared (and `log`/`strict` are its own).
     """
     lookups = resolver if isinstance(resolver, Lookups) else Lookups(resolver, log=log, strict=strict)
     seen: dict[str, Target] = {}
-    for name in srv_names(domain, site):
+    for name in srv_names(domain, site, others):
         for target in lookup_srv(lookups, name, scheme=scheme):
             seen.setdefault(target.url, target)
     return list(seen.values())

@@ -24,6 +24,7 @@ from stateless.cli import (
     dns,
     enroll,
     host,
+    hosts,
     image,
     load,
     pki,
@@ -47,12 +48,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="stateless", description="Administer stateless ESXi configuration in the "
                 "directory.")
     conn = p.add_argument_group("directory connection (or STATELESS_LDAP, STATELESS_BIND_DN, "
-                                "STATELESS_PASSWORD_FILE, STATELESS_BASE)")
+                                "STATELESS_PASSWORD_FILE, STATELESS_BASE, "
+                                "STATELESS_WRITE_SERVER)")
     conn.add_argument("--ldap", action="append", metavar="URL",
                       help="directory URL; repeat or comma-separate for failover in order")
     conn.add_argument("--bind-dn", metavar="DN")
     conn.add_argument("--password-file", metavar="FILE")
     conn.add_argument("--base", metavar="DN", help=f"subtree (default {DEFAULT_BASE})")
+    conn.add_argument("--write-server", metavar="URL",
+                      help="the policy write server: policy edits go there (default: "
+                           "STATELESS_WRITE_SERVER, else --ldap); reads stay on --ldap")
     p.add_argument("--version", action="version", version=f"stateless {package_version()}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -60,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     container.register(sub)
     policy.register(sub)
     host.register(sub)
+    hosts.register(sub)
     pool.register(sub)
     site.register(sub)
     rules.register(sub)

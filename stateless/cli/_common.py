@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
+from urllib.parse import urlsplit
 
 from stateless.directory.client import Directory
 from stateless.directory.connection import resolve_connection
@@ -55,16 +56,21 @@ def _text(value: SettingValue, key: str = "") -> str:
     return render_value(key, value)
 
 
-def _connect(args: argparse.Namespace) -> Directory:
-    """The directory of the connection options, else of the STATELESS_* environment."""
+def _connect(args: argparse.Namespace, *, policy_edit: bool = False) -> Directory:
+    """The directory of the connection options, else of the STATELESS_* environment; for a
+    policy edit, the policy write server when one is set (--write-server, STATELESS_WRITE_SERVER)."""
     settings = resolve_connection({"ldap_urls": args.ldap, "bind_dn": args.bind_dn,
-                                   "password_file": args.password_file, "base": args.base},
+                                   "password_file": args.password_file, "base": args.base,
+                                   "write_server": getattr(args, "write_server", None)},
                                   args.environ)
-    if not settings.ldap_urls:
+    urls = settings.write_urls if policy_edit else settings.ldap_urls
+    if not urls:
         raise UsageError("no directory given: use --ldap ldap://host:port or set STATELESS_LDAP "
                          "(`stateless directory start` prints the settings)")
-    return Directory(settings.ldap_urls, settings.bind_dn or None, settings.password(),
-                     base=settings.base)
+    for url in settings.write_server:
+        if urlsplit(url).scheme not in ("ldap", "ldaps", "ldapi"):
+            raise UsageError(f"write server {url!r}: expected ldap://HOST[:PORT]")
+    return Directory(urls, settings.bind_dn or None, settings.password(), base=settings.base)
 
 
 def _host(snapshot: Snapshot, uuid: str) -> HostRecord:

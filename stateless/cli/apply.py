@@ -22,7 +22,7 @@ from stateless.cli._common import (
     cmd,
     secret_key,
 )
-from stateless.cli.remote import ask_owner
+from stateless.cli.remote import ask_owner, credentials, remote_options
 from stateless.directory.client import Directory
 from stateless.directory.connection import read_secret
 from stateless.errors import NotFoundError, StatelessError, ValidationError
@@ -172,7 +172,7 @@ def cmd_apply(args: argparse.Namespace, out: TextIO) -> int:
         host = _host(snapshot, args.uuid)
         if host.owner and not args.direct and not args.dry_run:
             return ask_owner(snapshot, host, wait=args.wait, timeout=args.timeout, out=out,
-                             as_json=args.json)
+                             as_json=args.json, creds=credentials(args))
         vcenter = _pick_vcenter(snapshot, args.vcenter)
         if host.owner and not args.dry_run:
             out.write(f"host {host.uuid} is owned by server {host.owner}: applying directly "
@@ -239,6 +239,7 @@ def register(sub: Any) -> None:
     sp.add_argument("--host-password-file", metavar="FILE",
                     help="root password of the host, to add it to vCenter (or "
                     "STATELESS_HOST_PASSWORD_FILE)")
+    remote_options(sp)
     sp = cmd(sub, "compliance", cmd_compliance, "desired vs actual per key; exit 3 when not "
              "compliant", json_flag=True)
     vcenter_options(sp)

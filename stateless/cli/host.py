@@ -4,18 +4,34 @@ from __future__ import annotations
 
 import argparse
 import json
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 import attrs
 
+from stateless.boot.select import BootPlanner, reboot_required
 from stateless.cli._common import UsageError, _connect, _emit, _host, _pairs, _table, cmd, group
+from stateless.cli.remote import credentials, host_events, owner_url, remote_options
 from stateless.directory.client import Directory
-from stateless.model.identity import normalize_uuid
-from stateless.model.inventory import HostRecord, normalize_path
+from stateless.model.identity import HostIdentity, normalize_uuid
+from stateless.model.inventory import HostRecord, Snapshot, normalize_path
 from stateless.model.settings import coerce, render_json
 
 
-def _host_json(host: HostRecord) -> dict[str, Any]:
+def _boot(planner: BootPlanner, host: HostRecord) -> dict[str, Any]:
+    """The image the host runs (as its last birth reported), the one it would boot now, and
+    whether it must reboot to get it (`reboot-required`)."""
+    choice = planner.choose(host.identity or HostIdentity(host.uuid))
+    return {"boot_image": host.boot_image,
+            "image": choice.image.name if choice.image is not None else None,
+            "reboot_required": reboot_required(choice, host.boot_image)}
+
+
+def _planner(snapshot: Snapshot) -> BootPlanner:
+    return BootPlanner(snapshot, datetime.now(UTC), "")
+
+
+def _host_json(host: HostRecord, planner: BootPlanner | None = None) -> dict[str, Any]:
     return {
         "uuid": host.uuid, "location": host.location,
         "links": [attrs.asdict(link) for link in host.links],
@@ -25,6 +41,7 @@ def _host_json(host: HostRecord) -> dict[str, Any]:
         "state": str(host.state) if host.state else None, "reason": host.reason,
         "applied_digest": host.applied_digest,
         "problems": [p.to_json() for p in host.problems], "dn": host.dn,
+        **(_boot(planner, host) if planner is not None else {}),
     }
 
 
@@ -77,8 +94,9 @@ def cmd_host_allocate(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_host_show(args: argparse.Namespace, out: TextIO) -> int:
     with _connect(args) as d:
-        host = _host(d.snapshot(), args.uuid)
-    data = _host_json(host)
+        snapshot = d.snapshot()
+    host = _host(snapshot, args.uuid)
+    data = _host_json(host, _planner(snapshot))
     if args.json:
         _emit(out, data)
         return 0
@@ -89,16 +107,41 @@ def cmd_host_show(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def cmd_host_events(args: argparse.Namespace, out: TextIO) -> int:
+    """The host's recent events, as the server that owns it (or `--server`) remembers them."""
+    uuid = normalize_uuid(args.uuid)
+    if args.server:
+        base = args.server
+    else:
+        with _connect(args) as d:
+            snapshot = d.snapshot()
+        base = owner_url(snapshot, _host(snapshot, uuid))
+    doc = host_events(base, uuid, args.timeout, credentials(args))
+    if args.json:
+        _emit(out, doc)
+        return 0
+    for event in doc.get("events", []):
+        out.write(f"{event.get('time', '')}  {event.get('event', ''):<20} "
+                  f"{event.get('message', '')}\n")
+    if not doc.get("events"):
+        out.write(f"host {uuid}: no events recorded by {base}\n")
+    return 0
+
+
 def cmd_host_list(args: argparse.Namespace, out: TextIO) -> int:
     with _connect(args) as d:
         snapshot = d.snapshot()
+    planner = _planner(snapshot)
     if args.json:
-        _emit(out, [_host_json(h) for h in snapshot.hosts.values()])
+        _emit(out, [_host_json(h, planner) for h in snapshot.hosts.values()])
         return 0
-    rows = [[h.uuid, h.location or "", str(h.state or ""), h.reason,
-             str(len(h.problems)) if h.problems else ""]
-            for h in sorted(snapshot.hosts.values(), key=lambda h: h.uuid)]
-    _table(out, ["uuid", "location", "state", "reason", "problems"], rows)
+    rows = []
+    for h in sorted(snapshot.hosts.values(), key=lambda h: h.uuid):
+        boot = _boot(planner, h)
+        rows.append([h.uuid, h.location or "", str(h.state or ""), h.reason,
+                     str(len(h.problems)) if h.problems else "", boot["image"] or "",
+                     "reboot-required" if boot["reboot_required"] else ""])
+    _table(out, ["uuid", "location", "state", "reason", "problems", "image", "boot"], rows)
     return 0
 
 
@@ -118,3 +161,10 @@ def register(sub: Any) -> None:
     sp = cmd(g, "show", cmd_host_show, "show one host", json_flag=True)
     sp.add_argument("uuid", metavar="UUID")
     cmd(g, "list", cmd_host_list, "list hosts", json_flag=True)
+    sp = cmd(g, "events", cmd_host_events, "the host's recent events (birth, applies, drift, "
+             "failures), from the server that owns it", json_flag=True)
+    sp.add_argument("uuid", metavar="UUID")
+    sp.add_argument("--server", metavar="URL", help="ask this server instead of the owner")
+    sp.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
+                    help="of the HTTP request [10]")
+    remote_options(sp)

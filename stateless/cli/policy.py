@@ -34,7 +34,7 @@ def _policy_json(policy: Policy, links: list[str]) -> dict[str, Any]:
 def cmd_policy_create(args: argparse.Namespace, out: TextIO) -> int:
     settings = {k: coerce(k, v) for k, v in _pairs(args.set or [], "--set").items()}
     policy = Policy(args.name, settings, description=args.description or "")
-    with _connect(args) as d:
+    with _connect(args, policy_edit=True) as d:
         dn = d.create_policy(policy)
     out.write(f"created policy {policy.name} ({dn}) with {len(settings)} setting(s)\n")
     return 0
@@ -42,21 +42,21 @@ def cmd_policy_create(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_policy_set(args: argparse.Namespace, out: TextIO) -> int:
     values = _pairs(args.pairs, "setting")
-    with _connect(args) as d:
+    with _connect(args, policy_edit=True) as d:
         d.policy_set(check_name(args.name, "policy"), values)
     out.write(f"policy {args.name}: set {', '.join(values)}\n")
     return 0
 
 
 def cmd_policy_unset(args: argparse.Namespace, out: TextIO) -> int:
-    with _connect(args) as d:
+    with _connect(args, policy_edit=True) as d:
         d.policy_unset(check_name(args.name, "policy"), args.keys)
     out.write(f"policy {args.name}: unset {', '.join(args.keys)}\n")
     return 0
 
 
 def cmd_policy_remove(args: argparse.Namespace, out: TextIO) -> int:
-    with _connect(args) as d:
+    with _connect(args, policy_edit=True) as d:
         d.policy_remove(check_name(args.name, "policy"), args.items)
     out.write(f"policy {args.name}: removes {', '.join(args.items)} when it wins\n")
     return 0
@@ -100,7 +100,7 @@ def cmd_policy_list(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_policy_delete(args: argparse.Namespace, out: TextIO) -> int:
-    with _connect(args) as d:
+    with _connect(args, policy_edit=True) as d:
         unlinked = d.delete_policy(args.name, force=args.force)
     where = "; ".join(d.describe(dn) for dn in unlinked)
     out.write(f"deleted policy {args.name}" + (f" and its links at {where}"
@@ -109,7 +109,7 @@ def cmd_policy_delete(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_policy_link(args: argparse.Namespace, out: TextIO) -> int:
-    with _connect(args) as d:
+    with _connect(args, policy_edit=True) as d:
         d.link(args.name, _target(args.path), args.order, args.enforced, args.disabled)
     flags = "".join([", enforced" if args.enforced else "", ", disabled" if args.disabled else ""])
     out.write(f"linked {args.name} at {args.path} (order {args.order}{flags})\n")
@@ -123,7 +123,7 @@ def _target(text: str) -> str:
 
 
 def cmd_policy_unlink(args: argparse.Namespace, out: TextIO) -> int:
-    with _connect(args) as d:
+    with _connect(args, policy_edit=True) as d:
         d.unlink(args.name, _target(args.path))
     out.write(f"unlinked {args.name} from {args.path}\n")
     return 0

@@ -85,14 +85,24 @@ def _load_identity(path: str) -> HostIdentity:
 
 
 def cmd_rules_test(args: argparse.Namespace, out: TextIO) -> int:
-    from stateless.rules import evaluate
+    """Every rule that matches the identity, and which one wins each item (like Auto Deploy's
+    Get-VMHostMatchingRules); the image is also what a container assignment makes it."""
+    from stateless.rules import ITEM_TYPES, evaluate, rule_matches, sort_rules
 
     identity = _load_identity(args.identity)
     with _connect(args) as d:
         snapshot = d.snapshot()
     result = evaluate(snapshot.rules, identity)
-    data = {"location": result.location, "image": result.image, "policies": list(result.policies),
-            "matched": dict(result.matched)}
+    matching = [r for r in sort_rules(snapshot.rules) if rule_matches(r, identity)]
+    wins = {r.name: [t for t in ITEM_TYPES if result.matched.get(t) == r.name] for r in matching}
+    data: dict[str, Any] = {
+            "location": result.location, "image": result.image, "policies": list(result.policies),
+            "matched": dict(result.matched),
+            "matching": [{"rule": r.name, "order": r.order,
+                          "gives": {t: (list(r.policies) if t == "policies" else getattr(r, t))
+                                    for t in ITEM_TYPES if getattr(r, t)},
+                          "wins": wins[r.name]}
+                         for r in matching]}
     if args.json:
         _emit(out, data)
         return 0
@@ -102,6 +112,12 @@ def cmd_rules_test(args: argparse.Namespace, out: TextIO) -> int:
     out.write(f"policies: {', '.join(result.policies) or '(none)'}"
               + (f"  (rule {result.matched['policies']})" if "policies" in result.matched else "")
               + "\n")
+    rows = [[str(r.order), r.name,
+             " ".join(f"{t}={','.join(r.policies) if t == 'policies' else getattr(r, t)}"
+                      for t in ITEM_TYPES if getattr(r, t)),
+             ", ".join(wins[r.name]) or "(earlier rules win)"] for r in matching]
+    out.write("matching rules:\n")
+    _table(out, ["order", "rule", "gives", "wins"], rows)
     return 0
 
 

@@ -22,7 +22,9 @@ from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 from twisted.web import http, resource, server
 
-from stateless.errors import NotFoundError, StatelessError
+from stateless.daemon import status_page
+from stateless.daemon.auth import Access, AdminAuth, Denied
+from stateless.errors import ConflictError, NotFoundError, StatelessError
 from stateless.model.birth import MAX_BODY, BirthError, BirthMessage, parse_birth
 from stateless.model.identity import normalize_uuid
 
@@ -36,12 +38,16 @@ MAX_WAIT = 300.0  # seconds a status request may be held (?wait=)
 @attrs.frozen
 class Accepted:
     host: str
+    site: str | None = None  # the host's site (None: in no site's subnets)
+    closest: bool = True  # the answering server is in the host's site
+    sites: tuple[str, ...] = ()  # the host's site, then the others by link cost
 
 
 @attrs.frozen
 class Referral:
     site: str
     servers: tuple[dict[str, Any], ...]
+    sites: tuple[str, ...] = ()  # the host's site, then the others by link cost
 
 
 @attrs.frozen
@@ -49,7 +55,31 @@ class Busy:
     retry_after: int
 
 
-BirthOutcome = Accepted | Referral | Busy
+@attrs.frozen
+class Quarantined:
+    """Recorded with its identity, applied only once an admin approves it."""
+
+    host: str
+    reason: str
+
+
+@attrs.frozen
+class Refused:
+    """Not authenticated (401) or not admitted (403); nothing was recorded."""
+
+    status: int
+    reason: str
+
+
+BirthOutcome = Accepted | Referral | Busy | Quarantined | Refused
+
+
+@attrs.frozen
+class Signed:
+    """What a birth's signature covers: its Authorization header and the exact body bytes."""
+
+    header: str | None
+    body: bytes
 
 
 @attrs.frozen
@@ -67,7 +97,8 @@ ReapplyOutcome = Reapplying | OwnedElsewhere
 
 
 class Controller(Protocol):
-    def birth(self, message: BirthMessage, peer: str) -> defer.Deferred[BirthOutcome]: ...
+    def birth(self, message: BirthMessage, peer: str,
+              signed: Signed | None = None) -> defer.Deferred[BirthOutcome]: ...
     def hosts(self) -> list[dict[str, Any]]: ...
     def host(self, uuid: str) -> dict[str, Any]: ...
     def settled(self, uuid: str, timeout: float) -> defer.Deferred[dict[str, Any]]: ...
@@ -75,6 +106,11 @@ class Controller(Protocol):
     def locate(self, address: str) -> list[dict[str, Any]]: ...
     def health(self) -> dict[str, Any]: ...
     def reapply(self, uuid: str) -> defer.Deferred[ReapplyOutcome]: ...
+    def events(self, uuid: str) -> dict[str, Any]: ...
+    def summary(self) -> dict[str, Any]: ...
+    def problems(self) -> dict[str, Any]: ...
+    def approve(self, uuid: str) -> defer.Deferred[dict[str, Any]]: ...
+    def deny(self, uuid: str) -> defer.Deferred[dict[str, Any]]: ...
 
 
 def _encode(doc: Any) -> bytes:
@@ -201,9 +237,11 @@ class Api(resource.Resource):
 class Handlers:
     """What each route does: decode the request, ask the controller, encode its answer."""
 
-    def __init__(self, controller: Controller, registry: CollectorRegistry) -> None:
+    def __init__(self, controller: Controller, registry: CollectorRegistry,
+                 auth: AdminAuth | None = None) -> None:
         self.controller = controller
         self.registry = registry
+        self.auth = auth
 
     def birth(self, request: server.Request, params: Params) -> bytes | int:
         length = request.getHeader(b"content-length")
@@ -218,19 +256,35 @@ class Handlers:
         except BirthError as exc:
             return _error(request, 400, "invalid birth message", fields=exc.errors)
         peer = request.getClientAddress()
-        d = self.controller.birth(message, getattr(peer, "host", ""))
+        raw = request.getHeader(b"authorization")
+        header = raw.decode("latin-1") if isinstance(raw, bytes) else raw
+        d = self.controller.birth(message, getattr(peer, "host", ""), Signed(header, body))
         d.addCallback(self._answer, request, message)
         d.addErrback(self._birth_failed, request)
         return server.NOT_DONE_YET
 
-    @staticmethod
-    def _answer(outcome: BirthOutcome, request: Any, message: BirthMessage) -> None:
+    def _status_url(self, uuid: str) -> str:
+        """Where the agent waits for its host; with a token that reads this host only."""
+        if self.auth is None or self.auth.public_read:
+            return f"/v1/hosts/{uuid}"
+        return f"/v1/hosts/{uuid}?token={self.auth.status_token(uuid)}"
+
+    def _answer(self, outcome: BirthOutcome, request: Any, message: BirthMessage) -> None:
         uuid = message.identity.uuid
         if isinstance(outcome, Accepted):
-            body = _json(request, 202, {"host": uuid, "status_url": f"/v1/hosts/{uuid}"})
+            body = _json(request, 202, {"host": uuid, "status_url": self._status_url(uuid),
+                                        "site": outcome.site, "closest": outcome.closest,
+                                        "sites": list(outcome.sites)})
+        elif isinstance(outcome, Quarantined):
+            body = _json(request, 202, {"host": uuid, "state": "quarantined",
+                                        "reason": outcome.reason,
+                                        "status_url": self._status_url(uuid)})
+        elif isinstance(outcome, Refused):
+            body = _error(request, outcome.status, outcome.reason)
         elif isinstance(outcome, Referral):
             body = _json(request, 200, {"referral": {"site": outcome.site,
-                                                     "servers": list(outcome.servers)}})
+                                                     "servers": list(outcome.servers),
+                                                     "sites": list(outcome.sites)}})
         else:
             body = _json(request, 429, {"error": "too many births in progress; retry later",
                                         "retry_after": outcome.retry_after},
@@ -295,12 +349,43 @@ class Handlers:
         def failed(failure: Failure) -> None:
             if failure.check(NotFoundError):
                 _finish(request, _error(request, 404, str(failure.value)))
+            elif failure.check(ConflictError):
+                _finish(request, _error(request, 409, str(failure.value)))
             elif failure.check(StatelessError):
                 _finish(request, _error(request, 503, f"re-apply not recorded: {failure.value}"))
             else:
                 _internal(request, failure, f"POST /v1/hosts/{uuid}/apply")
 
         d.addCallbacks(answer, failed)
+        return server.NOT_DONE_YET
+
+    def events(self, request: server.Request, params: Params) -> bytes:
+        return _json(request, 200, self.controller.events(params["uuid"]))
+
+    def approve(self, request: server.Request, params: Params) -> int:
+        """POST /v1/hosts/{uuid}/approve: pin the quarantined identity and apply the host."""
+        return self._decide(request, params["uuid"], "approve", self.controller.approve)
+
+    def deny(self, request: server.Request, params: Params) -> int:
+        """POST /v1/hosts/{uuid}/deny: drop what the quarantined birth claimed."""
+        return self._decide(request, params["uuid"], "deny", self.controller.deny)
+
+    @staticmethod
+    def _decide(request: server.Request, uuid: str, what: str,
+                call: Callable[[str], defer.Deferred[dict[str, Any]]]) -> int:
+        d = defer.maybeDeferred(call, uuid)
+
+        def failed(failure: Failure) -> None:
+            if failure.check(NotFoundError):
+                _finish(request, _error(request, 404, str(failure.value)))
+            elif failure.check(ConflictError):
+                _finish(request, _error(request, 409, str(failure.value)))
+            elif failure.check(StatelessError):
+                _finish(request, _error(request, 503, f"{what} not recorded: {failure.value}"))
+            else:
+                _internal(request, failure, f"POST /v1/hosts/{uuid}/{what}")
+
+        d.addCallbacks(lambda doc: _finish(request, _json(request, 200, doc)), failed)
         return server.NOT_DONE_YET
 
     def effective(self, request: server.Request, params: Params) -> bytes:
@@ -321,22 +406,48 @@ class Handlers:
         doc = self.controller.health()
         return _json(request, 200 if doc.get("ok") else 503, doc)
 
+    def summary(self, request: server.Request, params: Params) -> bytes:
+        return _json(request, 200, self.controller.summary())
+
+    def problems(self, request: server.Request, params: Params) -> bytes:
+        return _json(request, 200, self.controller.problems())
+
     def metrics(self, request: server.Request, params: Params) -> bytes:
         request.setHeader(b"content-type", CONTENT_TYPE_LATEST.encode())
         return generate_latest(self.registry)
 
 
-def routes(controller: Controller, registry: CollectorRegistry) -> list[Route]:
-    """The API: one row per path, literal paths before templated ones of the same shape."""
-    h = Handlers(controller, registry)
+def _refuse(request: server.Request, denied: Denied) -> bytes:
+    extra = {"WWW-Authenticate": "Bearer"} if denied.status == 401 else None
+    return _json(request, denied.status, {"error": denied.reason}, extra)
+
+
+def routes(controller: Controller, registry: CollectorRegistry,
+           auth: AdminAuth | None = None) -> list[Route]:
+    """The API: one row per path, literal paths before templated ones of the same shape.
+
+    With `auth`, host details need READ and changes WRITE (see `auth`); without it (tests of
+    the API alone) every route is open.
+    """
+    h = Handlers(controller, registry, auth)
+
+    def need(access: Access, handler: Handler) -> Handler:
+        return handler if auth is None else auth.guard(access, handler, refuse=_refuse)
+
     return [
         Route("/v1/birth", {"POST": h.birth}),
-        Route("/v1/hosts", {"GET": h.hosts}),
-        Route("/v1/hosts/{uuid}", {"GET": h.host}),
-        Route("/v1/hosts/{uuid}/effective", {"GET": h.effective}),
-        Route("/v1/hosts/{uuid}/apply", {"POST": h.apply}),
+        Route("/v1/hosts", {"GET": need(Access.READ, h.hosts)}),
+        Route("/v1/hosts/{uuid}", {"GET": need(Access.STATUS, h.host)}),
+        Route("/v1/hosts/{uuid}/effective", {"GET": need(Access.READ, h.effective)}),
+        Route("/v1/hosts/{uuid}/events", {"GET": need(Access.READ, h.events)}),
+        Route("/v1/hosts/{uuid}/apply", {"POST": need(Access.WRITE, h.apply)}),
+        Route("/v1/hosts/{uuid}/approve", {"POST": need(Access.WRITE, h.approve)}),
+        Route("/v1/hosts/{uuid}/deny", {"POST": need(Access.WRITE, h.deny)}),
         Route("/v1/locate", {"GET": h.locate}),
+        Route("/v1/summary", {"GET": need(Access.READ, h.summary)}),
+        Route("/v1/problems", {"GET": need(Access.READ, h.problems)}),
         Route("/healthz", {"GET": h.health}),
+        *(Route(path, {"GET": handler}) for path, handler in status_page.FILES.items()),
         Route("/metrics", {"GET": h.metrics}),
     ]
 
@@ -411,6 +522,10 @@ class Site(server.Site):
 
 
 def build_site(controller: Controller, registry: CollectorRegistry, *,
-               reactor: Any = None) -> server.Site:
-    """The API site; `reactor` runs its connection timeouts (default: the global reactor)."""
-    return Site(Api(routes(controller, registry)), reactor=reactor)
+               reactor: Any = None, boot: resource.Resource | None = None,
+               auth: AdminAuth | None = None) -> server.Site:
+    """The API site; `reactor` runs its connection timeouts (default: the global reactor);
+    `boot` is mounted at /boot (see stateless.daemon.boot); `auth` guards the admin routes."""
+    from stateless.daemon.boot import mount
+
+    return Site(mount(Api(routes(controller, registry, auth)), boot), reactor=reactor)

@@ -39,12 +39,18 @@ def host_document(uuid: str, host: HostRecord | None, status: HostStatus | None,
 
 
 def health_document(*, ready: bool, directory: str, reason: str, name: str, site: str,
-                    hosts: int, queue: int, vcenters: list[str]) -> dict[str, Any]:
-    """`GET /healthz`: ok only when serving from a synchronized directory."""
+                    hosts: int, queue: int, vcenters: list[str],
+                    lease: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`GET /healthz`: ok only when serving from a synchronized directory, holding a lease."""
     ok = ready and directory == "synchronized"
-    return {"ok": ok, "name": name, "site": site, "directory": directory,
-            "reason": "" if ok else reason, "hosts": hosts, "queue": queue,
-            "vcenters": vcenters}
+    if ok and lease is not None and lease["fenced"]:
+        ok, reason = False, lease["reason"]
+    doc = {"ok": ok, "name": name, "site": site, "directory": directory,
+           "reason": "" if ok else reason, "hosts": hosts, "queue": queue,
+           "vcenters": vcenters}
+    if lease is not None:
+        doc["lease"] = lease
+    return doc
 
 
 __all__ = ["health_document", "host_document", "iso"]

@@ -4,93 +4,124 @@ Everything here runs on the reactor thread; directory writes and vCenter calls g
 `Blocking` runner (the daemon's thread pool).  The parts live in their own modules: births
 and their admission (`births`, `admission`), the apply queue and its retry policy (`queue`),
 what a failure means (`failures`), host state in memory and in the directory (`hoststate`),
-the compliance scan (`scan`) and the API's documents (`documents`).  A transient failure is
+the compliance scan (`scan`), the API's documents (`documents`, `answers`), ownership
+(`ownership`) and the audit events (`audit`).  A transient failure is
 retried with capped, jittered backoff for as long as it takes; a failure of the host's own
 (invalid policy, a full or missing pool) waits for a change to its inputs.
 """
 
 from __future__ import annotations
 
-import contextlib
 import random
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
+import attrs
 from prometheus_client import CollectorRegistry
 from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from stateless.daemon.adoption import adoptable
-from stateless.daemon.api import BirthOutcome, OwnedElsewhere, Reapplying
-from stateless.daemon.births import FEED_TIMEOUT, Births
+from stateless.agent.signing import Authorization
+from stateless.daemon.answers import Answers
+from stateless.daemon.api import BirthOutcome, Signed
+from stateless.daemon.approvals import Approvals
+from stateless.daemon.audit import Audit
+from stateless.daemon.births import Births
 from stateless.daemon.config import DaemonConfig
-from stateless.daemon.documents import health_document, host_document, iso
 from stateless.daemon.failures import GONE, PERMANENT, classify
 from stateless.daemon.hoststate import IN_PROGRESS, HostStates, HostStatus, StateWriter
+from stateless.daemon.leases import Lease
 from stateless.daemon.metrics import Metrics
+from stateless.daemon.overview import Overview
+from stateless.daemon.ownership import Ownership
 from stateless.daemon.ports import Blocking, Clock, Delayed, HostDirectory, VCenters
+from stateless.daemon.quarantine import Quarantine
 from stateless.daemon.queue import ApplyQueue, RetryPolicy
+from stateless.daemon.reboots import Reboots
 from stateless.daemon.scan import ComplianceScan
+from stateless.daemon.served import vcenter_for
+from stateless.daemon.takeover import lost
 from stateless.errors import NotFoundError, StatelessError, TransientVCenterError, ValidationError
 from stateless.model.birth import BirthMessage
-from stateless.model.inventory import HostState, Snapshot
+from stateless.model.inventory import HostState, Problem, Snapshot
 from stateless.plan import KeyDiff
 from stateless.policy import Resolver, resolve
 from stateless.prepare import (
     Target,
-    desired_config,
-    digest,
     effective_digest,
     inputs_digest,
     missing_allocations,
     prepare,
-    serving_vcenter,
-    vcenter_name,
     with_allocations,
 )
-from stateless.sites import nearest_servers
+from stateless.security.seal import KeyRing
 from stateless.vcenter.converge import Converged
 
 log = Logger()
+
+
+def pinned_target(target: Target) -> Target:
+    """vCenter adds a pinned host under the pinned name with the pinned thumbprint, whatever
+    a later birth or policy says (a host never approved keeps what the directory holds)."""
+    pinned = target.host.pinned
+    if pinned is None:
+        return target
+    host = attrs.evolve(target.host, thumbprint=pinned.thumbprint)
+    return attrs.evolve(target, host=host, name=pinned.name or target.name)
 
 BACKOFF_BASE = 0.5  # seconds: the ceiling of the first retry's full-jitter delay
 WRITE_RETRY_CAP = 10.0  # seconds between tries of a state write, at most
 AGAIN = "queued again: asked for while it was being applied"
 
 
-class Engine:
+class Engine(Ownership, Quarantine, Answers):
     """Births, applies and status; the HTTP API's controller and the scan's fleet."""
 
     def __init__(self, config: DaemonConfig, reactor: Clock, blocking: Blocking,
                  directory: HostDirectory, vcenters: VCenters, registry: CollectorRegistry, *,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, audit: Audit | None = None,
+                 ring: KeyRing | None = None,
+                 replay: Callable[[Authorization], bool] | None = None) -> None:
         self.config = config
         self.reactor = reactor
         self.blocking = blocking
         self.directory = directory
         self.vcenters = vcenters
         self.metrics = Metrics(registry)
+        self.audit = audit or Audit(reactor, config.host_events)
         self.rng = rng or random.Random()
         self.snapshot = Snapshot()
         self.resolver = Resolver(self.snapshot)
         self.ready = False
+        # Extra `/healthz` fields from other parts of the service (the replica check, ...).
+        self.health_fields: list[Callable[[], dict[str, Any]]] = []
         self.directory_state = "loading"  # "synchronized" once the change feed is; "unreachable"
         self.directory_reason = "the change feed has not completed its first refresh"
         self.owned: set[str] = set()
-        self.states = HostStates(reactor, self.metrics.hosts)
+        self.states = HostStates(reactor, self.metrics.hosts, self._state_changed)
         self.queue = ApplyQueue(reactor, RetryPolicy(BACKOFF_BASE, config.retry_cap), self.rng,
                                 self._wake)
         self.writer = StateWriter(reactor, blocking, directory,
                                   RetryPolicy(BACKOFF_BASE / 2, min(config.retry_cap, WRITE_RETRY_CAP)),
                                   self.rng)
         self.births = Births(config, reactor, blocking, directory, self.metrics, self.rng,
-                             self.queue, self._born)
+                             self.queue, self._born, ring=ring, replay=replay,
+                             quarantined=self._hold, resolve=self.resolver.resolve,
+                             audit=self.audit)
+        self.approvals = Approvals(self)
         self.scanner = ComplianceScan(self)
+        self.overview = Overview(self, reactor.seconds, config.mode)
+        self.reboots = Reboots(config.site, registry)
+        self._located: dict[str, str] = {}  # where each host was last applied (its cluster)
         self._place: dict[str, str | None] = {}  # born hosts to (re)place in vCenter: thumbprint
         self._recheck: set[str] = set()  # running hosts whose inputs may have changed meanwhile
         self._slots: dict[str, defer.DeferredSemaphore] = {}
+        self._drifted: dict[str, list[str]] = {}  # drift in vCenter being reverted: its keys
+        self.known_problems: frozenset[Problem] = frozenset()
         self._timer: Delayed | None = None
+        self.lease: Lease | None = None  # set by the service; None: applies need no lease
         self._woken = False
 
     # --- the directory -----------------------------------------------------------------------
@@ -117,63 +148,49 @@ class Engine:
             if not self.queue.running(uuid):  # a running apply finds out by itself
                 self._forget(uuid, "its directory entry was deleted")
         me = self.config.name
+        for uuid, owner in lost(snapshot, me, self.owned, self._now()).items():
+            if not self.queue.running(uuid):  # an apply in flight finishes
+                self.audit.host_taken(host=uuid, owner=owner, previous=me,
+                                      why=f"server {owner} holds it now")
+                self._forget(uuid, f"taken over by server {owner}")
         if before.vcenters != snapshot.vcenters or before.servers.get(me) != snapshot.servers.get(me):
             affected |= {u for u in self.owned if self._state(u) == HostState.FAILED}
         for uuid in sorted(affected & self.owned):
             self.reconsider(uuid)
+        self._flag_reboots(self.reboots.update(snapshot, self.owned, self.reactor.seconds(),
+                                               before))
         self._adopt(before, snapshot, hosts)
 
     def resume(self) -> None:
         """After a start: take back every host this server owns and finish what was left."""
         self.ready = True
         for uuid, host in self.snapshot.hosts.items():
-            if host.owner != self.config.name or host.state is None:
-                continue
-            self.owned.add(uuid)
-            self.states.set(uuid, host.state, host.reason)
-            if host.state in IN_PROGRESS:
-                self._place[uuid] = None  # placement finds what a killed apply left
-                self.queue.add(uuid)
-            elif host.state == HostState.FAILED or (host.state == HostState.DRIFTED
-                                                    and self.config.mode == "enforce"):
-                self.queue.add(uuid)
-            else:
-                self.reconsider(uuid)
+            if host.owner == self.config.name and host.state is not None:
+                self.own(uuid, host.state, host.reason)
+        self.reboots.update(self.snapshot, self.owned, self.reactor.seconds())
         self._adopt(Snapshot(), self.snapshot)
 
-    def _adopt(self, before: Snapshot, snapshot: Snapshot,
-               changed: Collection[str] | None = None) -> None:
-        """Take hosts applied without an owner, or handed to this server (see `adoption`)."""
-        mine, unowned = adoptable(before, snapshot, self.config.name, self.config.site, self.owned,
-                                  changed)
-        for uuid in mine:
-            self._take(uuid)
-        for uuid in unowned:
-            d = self.blocking(self.directory.claim_owner, uuid, self.config.name)
-            d.addCallbacks(self._claimed, self._not_claimed, callbackArgs=(uuid,),
-                           errbackArgs=(uuid,))
+    def set_problems(self, problems: list[Problem]) -> None:
+        """The directory's problems (`policy.problems`): one audit line per new or cleared one."""
+        now = frozenset(problems)
+        new = sorted(now - self.known_problems, key=str)
+        resolved = sorted(self.known_problems - now, key=str)
+        self.known_problems = now
+        self.metrics.problems.set(len(now))
+        self.audit.directory_problems(new, resolved)
 
-    def _claimed(self, got: str, uuid: str) -> None:
-        if got == self.config.name:
-            self._take(uuid)
+    def lease_changed(self, live: bool) -> None:
+        """Fenced or renewed again (see `leases`): applies waiting for the lease start now."""
+        if live:
+            self._wake()
 
-    def _not_claimed(self, failure: Failure, uuid: str) -> None:
-        log.warn("host {uuid}: not taken over: {error}", uuid=uuid, error=failure.getErrorMessage())
-
-    def _take(self, uuid: str) -> None:
-        host = self.snapshot.hosts.get(uuid)
-        if host is None or host.state is None or uuid in self.owned:
-            return
-        log.info("host {uuid}: now owned by this server (state {state})", uuid=uuid,
-                 state=str(host.state), event="adopted")
-        self.owned.add(uuid)
-        self.states.set(uuid, host.state, host.reason)
-        self.reconsider(uuid)
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self.reactor.seconds(), UTC)
 
     def directory_lost(self, reason: str) -> None:
         """The change feed lost the directory: say so until it is back."""
         if self.directory_state != "unreachable":
-            log.warn("directory unreachable: {reason}", reason=reason)
+            self.audit.directory_down(reason=reason)
         self.directory_state = "unreachable"
         self.directory_reason = f"directory unreachable: {reason}"
         self.metrics.directory_up.set(0)
@@ -184,22 +201,26 @@ class Engine:
         self.directory_state, self.directory_reason = "synchronized", ""
         self.metrics.directory_up.set(1)
         if was == "unreachable":
-            log.info("directory reachable again; retrying what waited for it")
+            self.audit.directory_up()
             self.writer.flush()
             self.queue.retry_now(u for u in self.owned if self._cause(u) == "directory")
 
     # --- births ------------------------------------------------------------------------------
 
-    def birth(self, message: BirthMessage, peer: str) -> defer.Deferred[BirthOutcome]:
-        return self.births.answer(message, peer)
+    def birth(self, message: BirthMessage, peer: str,
+              signed: Signed | None = None) -> defer.Deferred[BirthOutcome]:
+        return self.births.answer(message, peer, signed)
 
     def _born(self, uuid: str, message: BirthMessage) -> None:
-        """The directory holds the birth: this server owns the host and will place it."""
+        """The directory holds the birth: this server owns the host and will place it (with
+        the thumbprint and name of its pin, never the birth's)."""
         self.owned.add(uuid)
-        self._place[uuid] = message.thumbprint
+        self._place[uuid] = None
         self.writer.drop(uuid)  # the birth wrote `pending` itself
         self.queue.discard(uuid)  # a retry timer, say: the birth supersedes it
         self.states.set(uuid, HostState.PENDING, "birth accepted", next_try=None)
+        self.reboots.born(self.snapshot, message.identity, message.image,
+                          self.reactor.seconds())
 
     @property
     def backlog(self) -> int:
@@ -216,6 +237,9 @@ class Engine:
 
     def _pump(self) -> None:
         self._woken = False
+        if self.lease is not None and not self.lease.live:
+            self.metrics.queue.set(self.backlog)
+            return  # fenced: applies wait for the lease (see `leases`)
         # Twice the vCenter slots: while some hosts are in vCenter, as many more do their
         # directory work (allocations, state) and wait for a slot, so no slot sits idle.
         limit = 2 * max(1, self.config.vcenter_concurrency) * max(1, len(self.snapshot.vcenters))
@@ -261,7 +285,11 @@ class Engine:
             snap, host = with_allocations(snap, host, made)
             effective = resolve(snap, uuid)
         target = prepare(snap, host, effective)
-        vcenter = serving_vcenter(snap, self.config.name)
+        vcenter = vcenter_for(snap, self.config.name, target.location, self._now())
+        if uuid in self._place:  # just born (or left half-placed): where the rules put it
+            self.audit.rule(host=uuid, location=effective.location,
+                            placed_by="its directory entry" if host.location else "deploy rules",
+                            matched=dict(self.resolver.rule_result(uuid).matched))
         reason = f"applying through vCenter {vcenter}"
         self.states.set(uuid, HostState.APPLYING, reason, next_try=None)
         if host.state not in IN_PROGRESS:  # a birth's `pending` says enough after a restart
@@ -270,7 +298,8 @@ class Engine:
                                       defer.DeferredSemaphore(self.config.vcenter_concurrency))
         try:
             done = yield slot.run(self.blocking, self.vcenters.converge, vcenter, target,
-                                  place=uuid in self._place, thumbprint=self._place.get(uuid))
+                                  place=uuid in self._place or self._moved(uuid) is not None,
+                                  thumbprint=target.host.thumbprint)
         except NotFoundError as exc:  # gone from vCenter meanwhile: the next try places it
             raise TransientVCenterError(str(exc)) from exc
         if not done.result.verified:
@@ -280,9 +309,17 @@ class Engine:
 
     def _settle_success(self, uuid: str, target: Target, done: Converged, started: float) -> None:
         self._place.pop(uuid, None)
+        self._located[uuid] = target.location
         self.births.unseen.discard(uuid)
+        seconds = self.reactor.seconds() - started
+        keys = [f"{c.kind}.{c.name}" if c.name else c.kind for c in done.result.plan]
+        self.audit.apply(host=uuid, keys=keys, calls=done.calls, seconds=seconds,
+                         vcenter=self._vcenter(target.location))
+        drifted = self._drifted.pop(uuid, None)
+        if drifted is not None:
+            self.audit.drift_reverted(host=uuid, keys=drifted or keys, calls=done.calls)
         self.metrics.calls.inc(done.calls)
-        self.metrics.apply_seconds.observe(self.reactor.seconds() - started)
+        self.metrics.apply_seconds.observe(seconds)
         self.metrics.applies.labels(result="compliant").inc()
         if uuid in self._recheck:
             self._recheck.discard(uuid)
@@ -297,9 +334,6 @@ class Engine:
         self.queue.finish(uuid)
         self.states.set(uuid, HostState.COMPLIANT, "", **fields)
         self.writer.write(uuid, HostState.COMPLIANT, "", applied_digest=target.digest)
-        log.info("host {uuid}: compliant; {changes} change(s) in {calls} vCenter call(s)",
-                 uuid=uuid, changes=len(done.result.plan), calls=done.calls,
-                 keys=[f"{c.kind}.{c.name}" if c.name else c.kind for c in done.result.plan])
 
     def _settle_failure(self, uuid: str, failure: Failure) -> None:
         verdict = classify(failure.value, in_view=uuid in self.snapshot.hosts,
@@ -322,22 +356,22 @@ class Engine:
             self.states.set(uuid, HostState.PENDING, AGAIN, attempts=attempts, next_try=None)
             return
         reason, tried = verdict.reason, self._inputs(uuid)
-        if verdict.kind == PERMANENT:
+        permanent = verdict.kind == PERMANENT
+        self.audit.failure(host=uuid, reason=reason, cause=verdict.cause, attempts=attempts,
+                           permanent=permanent)
+        if permanent:
             self.queue.finish(uuid)
             self.states.set(uuid, HostState.FAILED, reason, attempts=attempts, next_try=None,
                             tried=tried, cause="")
             self.writer.write(uuid, HostState.FAILED, reason)
-            log.warn("host {uuid}: apply failed: {reason}; tried again when its configuration "
-                     "changes", uuid=uuid, reason=reason, attempts=attempts, next_try=None)
             return
         self.metrics.retries.inc()
         due = self.queue.finish(uuid, retry_after=attempts)
         self.states.set(uuid, HostState.FAILED, reason, attempts=attempts, next_try=due,
                         tried=tried, cause=verdict.cause)
         self.writer.write(uuid, HostState.FAILED, reason)
-        log.warn("host {uuid}: apply failed ({cause}): {reason}; try {next_attempt} at {next_try}",
-                 uuid=uuid, cause=verdict.cause, reason=reason, attempts=attempts,
-                 next_attempt=attempts + 1, next_try=iso(due))
+        if due is not None:
+            self.audit.retry(host=uuid, attempt=attempts + 1, next_try=due)
 
     def _forget(self, uuid: str, why: str) -> None:
         log.info("host {uuid}: no longer tracked: {reason}", uuid=uuid, reason=why)
@@ -346,8 +380,10 @@ class Engine:
         self.writer.drop(uuid)
         self.states.forget(uuid)
         self._place.pop(uuid, None)
+        self._located.pop(uuid, None)
         self.births.unseen.discard(uuid)
         self._recheck.discard(uuid)
+        self._drifted.pop(uuid, None)
 
     def _wanted(self, uuid: str) -> str:
         try:
@@ -361,11 +397,14 @@ class Engine:
             effective = self.resolver.resolve(uuid)
         except StatelessError:
             return ""
+        return inputs_digest(effective, self.snapshot.pools, self._vcenter(effective.location))
+
+    def _vcenter(self, location: str | None) -> str:
+        """The vCenter this server applies a host at `location` through ('' when none)."""
         try:
-            vcenter = serving_vcenter(self.snapshot, self.config.name)
+            return vcenter_for(self.snapshot, self.config.name, location, self._now())
         except ValidationError:
-            vcenter = ""
-        return inputs_digest(effective, self.snapshot.pools, vcenter)
+            return ""
 
     # --- drift and failures: the directory's changes and the scan's findings -----------------
 
@@ -388,16 +427,36 @@ class Engine:
             return
         host = self.snapshot.hosts.get(uuid)
         applied = status.applied if status.applied is not None else (host.applied_digest if host else "")
-        if self._wanted(uuid) == applied:
+        moved = self._moved(uuid)
+        if self._wanted(uuid) == applied and not moved:
             return
         self.metrics.drift.labels(source="directory").inc()
+        self.audit.drift(host=uuid, keys=[], source="directory",
+                         reason="effective configuration changed in the directory",
+                         action="re-applying" if self.config.mode == "enforce" else "reported")
         if self.config.mode == "enforce":
             self.queue.add(uuid)
         elif status.state != HostState.DRIFTED:
-            self._mark(uuid, HostState.DRIFTED, "effective configuration changed in the directory")
+            self._mark(uuid, HostState.DRIFTED, f"location changed to {moved}" if moved else
+                       "effective configuration changed in the directory")
+
+    def _moved(self, uuid: str) -> str | None:
+        """The host's new location when its rules or entry moved it since it was applied."""
+        was = self._located.get(uuid)
+        try:
+            now = self.resolver.resolve(uuid).location
+        except StatelessError:
+            return None
+        return now if was is not None and now is not None and now != was else None
+
+    def _flag_reboots(self, uuids: list[str]) -> None:
+        for uuid in uuids:
+            log.info("host {uuid}: reboot required: its image is now {image}", uuid=uuid,
+                     image=self.reboots.wanted.get(uuid) or "none", event="reboot-required")
 
     def scan_hosts(self) -> list[str]:
-        return sorted(u for u in self.owned if not self.queue.busy(u) and not self.births.waiting(u))
+        return sorted(u for u in self.owned if not self.queue.busy(u) and not self.births.waiting(u)
+                      and not self.quarantined(u))
 
     def status(self, uuid: str) -> HostStatus | None:
         return self.states.get(uuid)
@@ -409,17 +468,24 @@ class Engine:
         if host is None:
             raise NotFoundError(f"host {uuid}: no directory entry (was it deleted?)")
         target = prepare(snap, host, self.resolver.resolve(uuid))
-        return self.blocking(self.vcenters.check, serving_vcenter(snap, self.config.name), target)
+        return self.blocking(self.vcenters.check,
+                             vcenter_for(snap, self.config.name, target.location, self._now()),
+                             target)
 
-    def vcenter_drift(self, uuid: str, reason: str) -> None:
+    def vcenter_drift(self, uuid: str, reason: str, keys: Sequence[str] = ()) -> None:
         """The scan found the host differing in vCenter: apply it, or report it once (a host
         already drifted keeps the reason it was first marked with)."""
         status = self.states.get(uuid)
         if status is None:
             return
+        enforce = self.config.mode == "enforce"
         if status.state == HostState.COMPLIANT:
             self.metrics.drift.labels(source="vcenter").inc()
-        if self.config.mode == "enforce":
+            self.audit.drift(host=uuid, keys=keys, source="vcenter", reason=reason,
+                             action="reverting" if enforce else "reported")
+            if enforce:
+                self._drifted[uuid] = list(keys)
+        if enforce:
             self.queue.add(uuid)
         elif status.state == HostState.COMPLIANT:
             self._mark(uuid, HostState.DRIFTED, reason)
@@ -438,52 +504,12 @@ class Engine:
     def _mark(self, uuid: str, state: HostState, reason: str) -> None:
         self.states.set(uuid, state, reason)
         self.writer.write(uuid, state, reason)
-        log.info("host {uuid}: {state} {reason}", uuid=uuid, state=str(state), reason=reason)
 
     def scan(self) -> defer.Deferred[None]:
         d: defer.Deferred[None] = self.scanner.run()
         return d.addCallback(lambda _: self.metrics.scans.inc())
 
-    # --- the admin's re-apply ------------------------------------------------------------------
-
-    def reapply(self, uuid: str) -> defer.Deferred[Reapplying | OwnedElsewhere]:
-        """Apply the host again now (a full read, plan, apply, verify), if this server owns it
-        or nobody does (then it takes the host first)."""
-        host = self.snapshot.hosts.get(uuid)
-        if host is None and uuid not in self.owned:
-            raise NotFoundError(f"host {uuid}: unknown; it has not been born nor added")
-        owner = host.owner if host is not None else self.config.name
-        if owner == self.config.name:
-            self._reapply(uuid)
-            return defer.succeed(Reapplying(uuid))
-        if owner:
-            return defer.succeed(self._elsewhere(owner))
-        d = defer.maybeDeferred(self.blocking, self.directory.claim_owner, uuid, self.config.name)
-
-        def claimed(got: str) -> Reapplying | OwnedElsewhere:
-            if got != self.config.name:
-                return self._elsewhere(got)
-            log.info("host {uuid}: taken over on an admin's request", uuid=uuid)
-            self.owned.add(uuid)
-            self._reapply(uuid)
-            return Reapplying(uuid)
-
-        return d.addCallback(claimed)
-
-    def _reapply(self, uuid: str) -> None:
-        self.owned.add(uuid)
-        if self.births.waiting(uuid):
-            return  # a birth's apply is about to start anyway
-        if self._state(uuid) not in IN_PROGRESS:
-            self.states.set(uuid, HostState.PENDING, "re-apply requested", next_try=None)
-            self.writer.write(uuid, HostState.PENDING, "re-apply requested")
-        self.queue.add(uuid)
-
-    def _elsewhere(self, owner: str) -> OwnedElsewhere:
-        server = self.snapshot.servers.get(owner)
-        return OwnedElsewhere(owner, server.url if server is not None else None)
-
-    # --- HTTP API answers ---------------------------------------------------------------------
+    # --- state --------------------------------------------------------------------------------
 
     def _state(self, uuid: str) -> HostState | None:
         status = self.states.get(uuid)
@@ -493,45 +519,16 @@ class Engine:
         status = self.states.get(uuid)
         return status.cause if status and status.state == HostState.FAILED else ""
 
-    def _document(self, uuid: str) -> dict[str, Any]:
-        host = self.snapshot.hosts.get(uuid)
-        location = host.location if host else None
-        if host is not None and location is None:
-            with contextlib.suppress(StatelessError):
-                location = self.resolver.resolve(uuid).location  # chosen by a deploy rule
-        return host_document(uuid, host, self.states.get(uuid), location)
+    def _state_changed(self, uuid: str, before: HostState | None, status: HostStatus) -> None:
+        self.audit.state(host=uuid, state=str(status.state),
+                         previous=str(before) if before is not None else None,
+                         reason=status.reason)
 
-    def hosts(self) -> list[dict[str, Any]]:
-        return [self._document(u) for u in sorted(set(self.snapshot.hosts) | self.states.uuids())]
+    def summary(self) -> dict[str, Any]:
+        return self.overview.summary()
 
-    def host(self, uuid: str) -> dict[str, Any]:
-        if uuid not in self.snapshot.hosts and uuid not in self.states:
-            raise NotFoundError(f"host {uuid}: unknown; it has not been born nor added")
-        return self._document(uuid)
-
-    def settled(self, uuid: str, timeout: float) -> defer.Deferred[dict[str, Any]]:
-        """The host's document once it is no longer pending or applying, or after `timeout`.
-
-        Agents that wait for their host hold one request each instead of polling, which
-        during a boot storm would cost the server a request per host per poll interval.
-        """
-        self.host(uuid)  # NotFoundError when unknown
-        return self.states.settled(uuid, timeout).addCallback(lambda _: self.host(uuid))
-
-    def effective(self, uuid: str) -> dict[str, Any]:
-        return self.resolver.resolve(uuid).to_json()
-
-    def locate(self, address: str) -> list[dict[str, Any]]:
-        return [{"name": s.name, "site": s.site, "url": s.url, "priority": s.priority,
-                 "weight": s.weight} for s in nearest_servers(self.snapshot, address)]
-
-    def health(self) -> dict[str, Any]:
-        directory = self.directory_state if self.ready else "loading"
-        reason = self.directory_reason if self.ready else "loading the directory"
-        return health_document(ready=self.ready, directory=directory, reason=reason,
-                               name=self.config.name, site=self.config.site,
-                               hosts=len(self.snapshot.hosts), queue=self.backlog,
-                               vcenters=sorted(self.snapshot.vcenters))
+    def problems(self) -> dict[str, Any]:
+        return self.overview.problems_document()
 
     def stop(self) -> None:
         """Cancel every timer (the service is stopping)."""
@@ -542,5 +539,4 @@ class Engine:
         self.writer.stop()
 
 
-__all__ = ["FEED_TIMEOUT", "Engine", "desired_config", "digest", "effective_digest",
-           "vcenter_name"]
+__all__ = ["Engine"]

@@ -50,9 +50,12 @@ class HostStatus:
 class HostStates:
     """In-memory status of every host this daemon tracks, and who waits for it to settle."""
 
-    def __init__(self, clock: Clock, gauge: Gauge) -> None:
+    def __init__(self, clock: Clock, gauge: Gauge,
+                 on_change: Callable[[str, HostState | None, HostStatus], None] | None = None,
+                 ) -> None:
         self._clock = clock
         self._gauge = gauge
+        self._on_change = on_change  # (uuid, state before, status now) on a change of state
         self._status: dict[str, HostStatus] = {}
         self._watchers: dict[str, list[defer.Deferred[None]]] = {}
 
@@ -77,6 +80,8 @@ class HostStates:
             if before is not None:
                 self._gauge.labels(state=str(before.state)).dec()
             self._gauge.labels(state=str(state)).inc()
+            if self._on_change is not None:
+                self._on_change(uuid, before.state if before else None, status)
         if state not in IN_PROGRESS:
             for waiter in self._watchers.pop(uuid, []):
                 waiter.callback(None)

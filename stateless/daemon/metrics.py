@@ -24,4 +24,7 @@ class Metrics:
                                "rescheduled", registry=registry)
         self.directory_up = Gauge("stateless_directory_up", "1 while the directory's change "
                                   "feed is connected and synchronized, else 0", registry=registry)
+        self.problems = Gauge("stateless_directory_problems", "entries or values in the "
+                              "directory that could not be turned into the model (see "
+                              "`stateless problems`)", registry=registry)
         self.scans = Counter("stateless_scans", "compliance scans completed", registry=registry)

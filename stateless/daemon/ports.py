@@ -14,8 +14,10 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 if TYPE_CHECKING:  # annotations only: the pure modules that import this stay free of pyvmomi
     from twisted.internet import defer
 
+    from stateless.model.birth import BirthMessage
     from stateless.model.identity import HostIdentity
     from stateless.model.inventory import Allocation, HostState, IpPool
+    from stateless.model.security import PinnedIdentity
     from stateless.plan import KeyDiff
     from stateless.prepare import Target
     from stateless.vcenter.converge import Converged
@@ -27,7 +29,13 @@ class HostDirectory(Protocol):
     """The host-entry writes of `stateless.directory.Directory`."""
 
     def record_birth(self, identity: HostIdentity, when: datetime, owner: str, *,
-                     known: bool = True, thumbprint: str | None = None) -> None: ...
+                     known: bool = True, thumbprint: str | None = None,
+                     image: str | None = None) -> None: ...
+
+    def pin_identity(self, uuid: str, pinned: PinnedIdentity) -> bool: ...
+
+    def record_quarantine(self, message: BirthMessage, when: datetime, owner: str, reason: str,
+                          *, known: bool) -> None: ...
 
     def set_host_state(self, uuid: str, state: HostState | str, reason: str = "", *,
                        applied_digest: str | None = None) -> None: ...

@@ -8,6 +8,7 @@ goes on with the next one.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from twisted.internet import defer
@@ -30,7 +31,7 @@ class Fleet(Protocol):
 
     def check(self, uuid: str) -> defer.Deferred[list[KeyDiff] | None]: ...
 
-    def vcenter_drift(self, uuid: str, reason: str) -> None: ...
+    def vcenter_drift(self, uuid: str, reason: str, keys: Sequence[str] = ()) -> None: ...
 
     def vcenter_matches(self, uuid: str) -> None: ...
 
@@ -76,9 +77,7 @@ class ComplianceScan:
         diffs = yield self._fleet.check(uuid)
         self.checked += 1
         if diffs is None or diffs:
-            log.info("host {uuid}: {reason}", uuid=uuid, reason=describe(diffs),
-                     keys=[d.key for d in diffs or ()])
-            self._fleet.vcenter_drift(uuid, describe(diffs))
+            self._fleet.vcenter_drift(uuid, describe(diffs), [d.key for d in diffs or ()])
         else:
             self._fleet.vcenter_matches(uuid)
 

@@ -17,6 +17,8 @@ from stateless.plan import KeyDiff
 from stateless.prepare import Target
 from stateless.vcenter.client import VCenterClient
 from stateless.vcenter.converge import Converged, check, converge
+from stateless.vcenter.session import Session
+from stateless.vcenter.watch import HostWatch
 
 
 class VCenterClients:
@@ -53,6 +55,25 @@ class VCenterClients:
 
     def check(self, vcenter: str, target: Target) -> list[KeyDiff] | None:
         return check(self.client(vcenter), target)
+
+    def watch(self, name: str, max_wait: int) -> HostWatch:
+        """A change watch on vCenter `name`, with a session of its own (made when it subscribes)."""
+        from stateless.directory.secrets import decrypt_password
+
+        def connect() -> Session:
+            vc = self._lookup(name)
+            if vc is None:
+                raise StatelessError(f"vCenter {name}: not registered in the directory")
+            return Session(vc.url, vc.user, decrypt_password(vc.password, self._secret_key),
+                           name=name, thumbprint=vc.thumbprint, pool_size=2,
+                           timeout=max_wait + 30.0)
+
+        return HostWatch(connect, name=name, max_wait=max_wait)
+
+    def find(self, vcenter: str, target: Target) -> str | None:
+        """The managed object id of the host in vCenter (cached once known), or None."""
+        ref = self.client(vcenter).find_host(target.name, target.location, target.leaf)
+        return ref.moid if ref is not None else None
 
     def close(self) -> None:
         with self._lock:

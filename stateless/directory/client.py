@@ -50,6 +50,8 @@ from stateless.model.settings import SettingValue, coerce, parse_item_ref
 from stateless.policy.pools import in_pool
 
 if TYPE_CHECKING:
+    from stateless.model.birth import BirthMessage
+    from stateless.model.security import PinnedIdentity
     from stateless.policy.pools import Allocator
 
 
@@ -552,7 +554,8 @@ class Directory:
                     f"record birth of {identity.uuid}")
 
     def record_birth(self, identity: HostIdentity, when: datetime, owner: str, *,
-                     known: bool = True, thumbprint: str | None = None) -> None:
+                     known: bool = True, thumbprint: str | None = None,
+                     image: str | None = None) -> None:
         """Persist a birth before it is answered: identity, time, owner, state pending, and
         the certificate thumbprint vCenter needs to add the host (also after a restart).
 
@@ -567,6 +570,7 @@ class Directory:
         attrs["statelessState"] = [str(HostState.PENDING)]
         attrs["statelessStateReason"] = ["birth accepted"]
         attrs["statelessThumbprint"] = [thumbprint] if thumbprint else []  # the current one
+        attrs["statelessBootImage"] = [image] if image else []  # what it booted, if it says
         changes = {k: [(ldap3.MODIFY_REPLACE, v)] for k, v in attrs.items()}
         what = f"record birth of {identity.uuid}"
         if not known:
@@ -582,6 +586,19 @@ class Directory:
         except NotFoundError:
             self.add_host(identity.uuid, identity=identity)
             self.modify(dn, changes, what)
+
+    def pin_identity(self, uuid: str, pinned: PinnedIdentity) -> bool:
+        """Pin a host's identity at first approval (`pinning.pin`); False when pinned already."""
+        from stateless.directory import pinning
+
+        return pinning.pin(self, uuid, pinned)
+
+    def record_quarantine(self, message: BirthMessage, when: datetime, owner: str, reason: str,
+                          *, known: bool) -> None:
+        """Record a quarantined birth (`quarantine.record`): a known host's identity stays."""
+        from stateless.directory import quarantine
+
+        quarantine.record(self, message, when, owner, reason, known=known)
 
     def put_server(self, server: Server) -> str:
         """Add or update a server's own entry (its URL changes when its port does)."""

@@ -19,7 +19,8 @@ DEFAULT_BASE = "ou=stateless,dc=example,dc=com"
 
 # Setting -> the variable that supplies it when no option does.
 ENVIRONMENT = {"ldap_urls": "STATELESS_LDAP", "bind_dn": "STATELESS_BIND_DN",
-               "password_file": "STATELESS_PASSWORD_FILE", "base": "STATELESS_BASE"}
+               "password_file": "STATELESS_PASSWORD_FILE", "base": "STATELESS_BASE",
+               "write_server": "STATELESS_WRITE_SERVER"}
 
 
 @attrs.frozen
@@ -28,6 +29,14 @@ class ConnectionSettings:
     bind_dn: str = ""  # empty: anonymous
     password_file: Path | None = None
     base: str = DEFAULT_BASE
+    # The policy write server: policy edits go there (as Group Policy edits go to one domain
+    # controller), so near-simultaneous edits of one policy never race on two providers.
+    write_server: tuple[str, ...] = ()  # empty: the edits go where reads go
+
+    @property
+    def write_urls(self) -> tuple[str, ...]:
+        """Where policy edits go: the write server when one is set, else the usual URLs."""
+        return self.write_server or self.ldap_urls
 
     def password(self) -> str | None:
         """The bind password, read from its file now (never kept in the settings)."""
@@ -58,7 +67,8 @@ def resolve_connection(options: Mapping[str, Any], env: Mapping[str, str],
         ldap_urls=split_urls(chosen.get("ldap_urls", ())),
         bind_dn=str(chosen.get("bind_dn", "")),
         password_file=Path(chosen["password_file"]) if "password_file" in chosen else None,
-        base=str(chosen.get("base", DEFAULT_BASE)))
+        base=str(chosen.get("base", DEFAULT_BASE)),
+        write_server=split_urls(chosen.get("write_server", ())))
 
 
 def read_secret(path: Path | str, what: str) -> str:

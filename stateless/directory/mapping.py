@@ -244,7 +244,7 @@ class _Builder:
 
     def __init__(self, base: str) -> None:
         self.base = dn_key(base)
-        self.containers: dict[str, tuple[ContainerKind, bool, str, str | None]] = {}
+        self.containers: dict[str, tuple[ContainerKind, bool, str, str | None, _Images]] = {}
         self.links: dict[tuple[RDN, ...], list[Link]] = {}
         self.host_entries: list[tuple[str, Attrs]] = []
         self.policies: dict[str, Policy] = {}
@@ -287,7 +287,8 @@ class _Builder:
                                   "move or delete it")
         if len(rel) == 1:
             if branch == "inventory":  # the root of the inventory, which links policies too
-                self.containers["/"] = (ContainerKind.ROOT, False, dn, _vcenter_name(attrs))
+                self.containers["/"] = (ContainerKind.ROOT, False, dn, _vcenter_name(attrs),
+                                        _images(attrs))
             return
         if "statelesspolicylink" in classes:
             self._add_link(dn, attrs, rel, branch)
@@ -325,7 +326,7 @@ class _Builder:
             raise ValidationError("container RDNs are cn=NAME; move or delete this entry")
         kind = field(attrs, "statelessKind", _container_kind)
         block = field(attrs, "statelessBlockInheritance", parse_bool, "FALSE")
-        self.containers[path] = (kind, block, dn, _vcenter_name(attrs))
+        self.containers[path] = (kind, block, dn, _vcenter_name(attrs), _images(attrs))
 
     def _add_named(self, dn: str, attrs: Attrs, classes: set[str]) -> None:
         name = one(attrs, "cn")
@@ -368,12 +369,12 @@ class _Builder:
 
     def snapshot(self) -> Snapshot:
         containers: dict[str, Container] = {}
-        for path, (kind, block, dn, vcenter) in sorted(self.containers.items()):
+        for path, (kind, block, dn, vcenter, images) in sorted(self.containers.items()):
             links, problems = self._links_of(dn)
             for problem in problems:  # a link that cannot be read blocks every host below
                 self.problems.append(problem)
                 self.blocking.setdefault((Scope.PATH, path), []).append(problem)
-            containers[path] = Container(path, kind, links, block, dn, vcenter)
+            containers[path] = Container(path, kind, links, block, dn, vcenter, *images)
         hosts: dict[str, HostRecord] = {}
         for dn, attrs in self.host_entries:
             links, problems = self._links_of(dn)
@@ -398,6 +399,18 @@ class _Builder:
         for problems in self.link_problems.values():
             self.problems.extend(problems)
         self.link_problems.clear()
+
+
+_Images = tuple[str | None, str | None]
+
+
+def _images(attrs: Attrs) -> _Images:
+    """A container's boot image assignment and the one before it (see stateless.boot)."""
+    def name(attribute: str) -> str | None:
+        text = one(attrs, attribute)
+        return field(attrs, attribute, lambda t: check_name(t, "image")) if text else None
+
+    return name("statelessImageName"), name("statelessPreviousImage")
 
 
 def _vcenter_name(attrs: Attrs) -> str | None:
@@ -690,9 +703,11 @@ def host_from(dn: str, attrs: Attrs, links: tuple[Link, ...],
         except ValueError:
             problems.append(Problem(dn, "statelessState", one(attrs, "statelessState"),
                                     f"expected one of {', '.join(s.value for s in HostState)}"))
-    # Strings many hosts share (their cluster, owner, state reason) are stored once.
+    # Strings many hosts share (their cluster, owner, state reason, image) are stored once.
+    boot_image = one(attrs, "statelessBootImage")
     return HostRecord(uuid, location and intern(location), links, answers, allocations, identity,
                       state, intern(one(attrs, "statelessStateReason")),
                       one(attrs, "statelessAppliedDigest"), problems, dn,
                       intern(one(attrs, "statelessOwner")),
-                      one(attrs, "statelessThumbprint") or None, pinned)
+                      one(attrs, "statelessThumbprint") or None, pinned,
+                      intern(boot_image) if boot_image else None)

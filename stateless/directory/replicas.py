@@ -242,6 +242,25 @@ def _context_csns(conn: ldap3.Connection, base: str) -> dict[int, str]:
     return {csn_server(v): v for v in values}
 
 
+def context_csns(url: str, bind_dn: str | None, password: str | None, base: str) -> dict[int, str]:
+    """A replica's `contextCSN` of the database holding `base`: server ID -> newest change."""
+    conn = _connect(url, bind_dn, password)
+    try:
+        return _context_csns(conn, base)
+    except lx.LDAPException as exc:
+        raise DirectoryError(f"replica {url}: cannot read the contextCSN: {exc}") from exc
+    finally:
+        with contextlib.suppress(lx.LDAPException):
+            conn.unbind()
+
+
+def caught_up(url: str, other: str, bind_dn: str | None, password: str | None, base: str) -> bool:
+    """`url` holds every change `other` holds (per server ID), so reading it loses nothing."""
+    theirs = context_csns(other, bind_dn, password, base)
+    mine = context_csns(url, bind_dn, password, base)
+    return all(mine.get(sid, "") >= csn for sid, csn in theirs.items())
+
+
 def read_replica(url: str, bind_dn: str | None, password: str | None, base: str) -> ReplicaView:
     """The subtree under `base` on one replica (empty when the base entry is not there)."""
     conn = _connect(url, bind_dn, password)

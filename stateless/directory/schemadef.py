@@ -192,9 +192,17 @@ ATTRIBUTES: tuple[AttributeType, ...] = (
     _a(100, "statelessSealed", "a sealed secret: aesgcm:KEYID:NONCE:CIPHERTEXT", IA5, single=True),
     _a(101, "statelessSecretKind", "kind of a stored secret: chap, snmp or root-password", DSTRING,
        single=True, exact=False),
+    # boot: a container's image assignment before the current one (rollback restores it)
+    _a(110, "statelessPreviousImage", "boot image assigned before the current one", DSTRING,
+       single=True),
+    _a(111, "statelessBootImage", "boot image a host reported at its last birth", DSTRING,
+       single=True),
     # federation: a server's lease (its liveness, and what its ownership of hosts rests on)
     _a(130, "statelessLeaseExpiry", "until when a server holds its lease (renewed while it runs)",
        GENTIME, single=True),
+    # admission: what a quarantined birth claimed, kept apart from the host's (pinned) identity
+    _a(140, "statelessClaim", "identity a quarantined birth claimed (JSON), until approved or "
+       "denied", DSTRING, single=True),
 )
 
 _POLICY_SETTINGS = ("statelessVSwitch", "statelessPortGroup", "statelessVmknic",
@@ -225,7 +233,8 @@ OBJECT_CLASSES: tuple[ObjectClass, ...] = (
     ObjectClass(6, "statelessContainer", "datacenter, folder or cluster", "STRUCTURAL",
                 ("cn", "statelessKind"), ("statelessBlockInheritance", "description",
                                           "statelessSite", "statelessAdmin",
-                                          "statelessVCenterName")),
+                                          "statelessVCenterName", "statelessImageName",
+                                          "statelessPreviousImage")),
     ObjectClass(7, "statelessPolicyLink", "a policy linked at its parent entry", "STRUCTURAL",
                 ("statelessLinkPolicy", "statelessOrder"),
                 ("statelessEnforced", "statelessDisabled", "description")),
@@ -244,9 +253,10 @@ OBJECT_CLASSES: tuple[ObjectClass, ...] = (
                 ("cn", "statelessLocation", *_IDENTITY, "statelessAnswer", "statelessAllocation",
                  "statelessState", "statelessStateReason", "statelessAppliedDigest",
                  "statelessLastBirth", "statelessOwner", "statelessThumbprint", "description",
-                 *_PINNED)),
+                 *_PINNED, "statelessBootImage", "statelessClaim")),
     ObjectClass(12, "statelessInventoryRoot", "marks ou=inventory as the root container",
-                "AUXILIARY", (), ("statelessKind", "description", "statelessVCenterName")),
+                "AUXILIARY", (), ("statelessKind", "description", "statelessVCenterName",
+                                  "statelessImageName", "statelessPreviousImage")),
     ObjectClass(13, "statelessNonceRecord", "a nonce of a signed birth, kept until it expires",
                 "STRUCTURAL", ("statelessNonce", "statelessExpires"), ("statelessSite",)),
     ObjectClass(14, "statelessSecret", "a named secret, sealed (CHAP, SNMP community, password)",

@@ -29,6 +29,7 @@ from pyasn1.codec.der import encoder as der_encoder
 from pyasn1.error import PyAsn1Error
 from pyasn1.type import constraint, namedtype, namedval, tag, univ
 
+from stateless.directory import ldap3_shim
 from stateless.errors import DirectoryError
 
 log = logging.getLogger(__name__)
@@ -485,6 +486,7 @@ class SyncConsumer:
         self._thread: threading.Thread | None = None
         self._conn: Any = None
         self._index = 0
+        self._move_to: int | None = None  # a planned move to urls[i] (see `move_to`)
         self.current_url: str | None = None
         self.last_error: str | None = None
         self.sessions = 0
@@ -530,6 +532,15 @@ class SyncConsumer:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
 
+    def move_to(self, url: str) -> None:
+        """End the current session and resume on `url` (one of `urls`) from the stored cookie,
+        without reporting a loss: a planned return to the preferred server."""
+        self._move_to = self.urls.index(url)
+        conn = self._conn
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.unbind()
+
     def run(self) -> None:
         """Follow the directory until `stop()`; never raises for connection trouble."""
         failures = 0
@@ -544,10 +555,13 @@ class SyncConsumer:
             except (_SessionLost, DirectoryError) as e:
                 if self._stop.is_set():
                     break
-                self.last_error = f"{url}: {e}"
-                # Once per outage, not once per attempt: attempts may come several a second.
-                (log.warning if self._session_was_good or not failures else log.debug)(
-                    "change feed from %s lost: %s", url, e)
+                if self._move_to is not None:
+                    log.info("change feed leaves %s for %s", url, self.urls[self._move_to])
+                else:
+                    self.last_error = f"{url}: {e}"
+                    # Once per outage, not once per attempt: attempts may come several a second.
+                    (log.warning if self._session_was_good or not failures else log.debug)(
+                        "change feed from %s lost: %s", url, e)
             except Exception as e:  # a library surprise must not end the feed for good
                 self.last_error = f"{url}: {e!r}"
                 log.exception("change feed from %s failed", url)
@@ -557,6 +571,9 @@ class SyncConsumer:
                 self._close()
             if self._stop.is_set():
                 break
+            if self._move_to is not None:
+                self._index, self._move_to, failures = self._move_to, None, 0
+                continue
             self._lost(self.last_error or f"{url}: connection closed")
             self._index += 1
             failures = 0 if self._session_was_good else failures + 1
@@ -583,7 +600,7 @@ class SyncConsumer:
                                   connect_timeout=self.connect_timeout, tls=self.tls)
             conn = ldap3.Connection(server, self.bind_dn, self.password,
                                     client_strategy=ldap3.ASYNC_STREAM, raise_exceptions=False)
-            _raw_entries(conn.strategy)
+            ldap3_shim.decode_entries_raw(conn.strategy)
             conn.open(read_server_info=False)
             self._set_keepalive(conn.socket)
             if conn.socket is not None:
@@ -627,16 +644,9 @@ class SyncConsumer:
         if self._stop.is_set():
             return
         strategy = conn.strategy
-
-        def deliver(message_id: int, message: dict[str, Any]) -> None:
-            # Runs in ldap3's receiver thread: hand over and forget, so the strategy keeps no
-            # backlog of a search that never completes.
-            if message.get("type") in ("searchResEntry", "searchResRef", "intermediateResponse"):
-                with strategy.async_lock:
-                    strategy._responses.pop(message_id, None)
-            inbox.put((message_id, message))
-
-        strategy.accumulate_stream = deliver
+        # In ldap3's receiver thread: hand over and forget, so the strategy keeps no backlog
+        # of a search that never completes.
+        ldap3_shim.stream_messages(strategy, lambda message_id, message: inbox.put((message_id, message)))
         sent_cookie = self._cookie
         control = (SYNC_REQUEST_OID, True, encode_sync_request(SyncMode.REFRESH_AND_PERSIST, sent_cookie))
         message_id = conn.search(self.base, self.search_filter, search_scope=ldap3.SUBTREE,
@@ -657,7 +667,7 @@ class SyncConsumer:
             try:
                 got_id, message = inbox.get(timeout=self.poll_interval)
             except queue.Empty:
-                if conn.closed or strategy.receiver is None or not strategy.receiver.is_alive():
+                if conn.closed or not ldap3_shim.receiver_alive(strategy):
                     raise _SessionLost("connection closed") from None
                 continue
             if got_id == message_id:
@@ -756,33 +766,6 @@ class SyncConsumer:
             self.on_change(kind, entry_uuid, dn, attributes)
         except Exception:
             log.exception("change callback failed for %s %s (%s)", kind, dn, entry_uuid)
-
-
-def _raw_entries(strategy: Any) -> None:
-    """Decode search entries to what the consumer reads (dn, raw values, controls) only.
-
-    ldap3 builds each entry twice, as raw bytes and as values formatted through the schema,
-    both in case-insensitive dicts; the consumer reads only the raw bytes, and with tens of
-    thousands of entries the rest was a third of the refresh's CPU. Other messages are
-    decoded by ldap3 as before.
-    """
-    from ldap3.utils.conv import to_unicode
-
-    decode = strategy.decode_response_fast
-
-    def entries_raw(message: dict[str, Any]) -> dict[str, Any]:
-        if message["protocolOp"] != 4:  # searchResEntry
-            return decode(message)
-        payload = message["payload"]
-        result: dict[str, Any] = {
-            "type": "searchResEntry", "dn": to_unicode(payload[0][3], from_server=True),
-            "raw_attributes": {to_unicode(a[3][0][3], from_server=True): [bytes(v[3]) for v in a[3][1][3]]
-                               for a in payload[1][3]}}
-        if message["controls"]:
-            result["controls"] = dict(strategy.decode_control_fast(c[3]) for c in message["controls"])
-        return result
-
-    strategy.decode_response_fast = entries_raw
 
 
 def _endpoint(url: str) -> tuple[str, int, bool]:

@@ -88,17 +88,21 @@ def _check(server: Server) -> None:
 
 
 def server_records(server: Server, domain: str, *, ttl: int = DEFAULT_TTL, a_records: bool = False,
-                   addresses: Mapping[str, str] | None = None) -> list[ZoneRecord]:
+                   addresses: Mapping[str, str] | None = None,
+                   covers: Iterable[str] = ()) -> list[ZoneRecord]:
     """The records of one server: SRV under the domain and its site, and A for its target if asked.
 
     An A record is produced when asked and the address is known: from the URL when it is an
-    IP literal, else from `addresses` (target name -> IPv4).
+    IP literal, else from `addresses` (target name -> IPv4). `covers`: sites with no live
+    server of their own that this server covers, whose site name gets its SRV record too.
     """
     _check(server)
     ep = endpoint(server, domain)
     srv = f"{server.priority} {server.weight} {ep.port} {ep.target}"
     out = [ZoneRecord(domain_srv_name(domain), ttl, "SRV", srv),
            ZoneRecord(site_srv_name(server.site, domain), ttl, "SRV", srv)]
+    out += [ZoneRecord(site_srv_name(site, domain), ttl, "SRV", srv)
+            for site in sorted(set(covers) - {server.site})]
     address = ep.address or (addresses or {}).get(ep.target) or (addresses or {}).get(
         ep.target.rstrip("."))
     if a_records and address:
@@ -107,12 +111,17 @@ def server_records(server: Server, domain: str, *, ttl: int = DEFAULT_TTL, a_rec
 
 
 def zone_records(servers: Iterable[Server], domain: str, *, ttl: int = DEFAULT_TTL,
-                 a_records: bool = False,
-                 addresses: Mapping[str, str] | None = None) -> list[ZoneRecord]:
-    """All servers' records, duplicates dropped, in a stable order (by owner name, then data)."""
+                 a_records: bool = False, addresses: Mapping[str, str] | None = None,
+                 covered: Mapping[str, str] | None = None) -> list[ZoneRecord]:
+    """All servers' records, duplicates dropped, in a stable order (by owner name, then data).
+
+    `covered`: site with no live server -> the site whose servers cover it.
+    """
     seen: dict[ZoneRecord, None] = {}
     for server in servers:
-        for record in server_records(server, domain, ttl=ttl, a_records=a_records, addresses=addresses):
+        covers = [s for s, by in (covered or {}).items() if by == server.site]
+        for record in server_records(server, domain, ttl=ttl, a_records=a_records,
+                                     addresses=addresses, covers=covers):
             seen.setdefault(record)
     return sorted(seen, key=lambda r: (r.name.count("."), r.name, r.rdtype, r.value))
 

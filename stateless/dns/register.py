@@ -8,7 +8,8 @@ TTL change takes effect.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import dns.exception
 import dns.message
@@ -50,13 +51,18 @@ class Registrar:
         self.port = port
         self.key = key
         self.timeout = timeout
-        self.records: tuple[ZoneRecord, ...] = tuple(server_records(
-            server, domain, ttl=ttl, a_records=a_records, addresses=addresses))
+        self._options: dict[str, Any] = {"ttl": ttl, "a_records": a_records, "addresses": addresses}
+        self.covers: tuple[str, ...] = ()
+        self.records: tuple[ZoneRecord, ...] = self._records(())
+
+    def _records(self, covers: Sequence[str]) -> tuple[ZoneRecord, ...]:
+        records = tuple(server_records(self.server, self.domain, covers=covers, **self._options))
         zone_name = dns.name.from_text(self.zone)
-        for record in self.records:
+        for record in records:
             if not dns.name.from_text(record.name).is_subdomain(zone_name):
                 raise DiscoveryError(f"record {record.name} is outside zone {self.zone}: set the zone "
                                      "to the domain or one of its parents")
+        return records
 
     @property
     def where(self) -> str:
@@ -78,6 +84,20 @@ class Registrar:
             update.delete(record.name, rdata)
             update.add(record.name, record.ttl, rdata)
         self._send(update, "register")
+
+    def set_sites(self, covers: Sequence[str]) -> None:
+        """Publish this server under the site names it covers (and no longer under others)."""
+        records = self._records(covers)
+        update = self._message()
+        for record in self.records:
+            if record not in records:
+                update.delete(record.name, self._rdata(record))
+        for record in records:
+            rdata = self._rdata(record)
+            update.delete(record.name, rdata)
+            update.add(record.name, record.ttl, rdata)
+        self._send(update, "register")
+        self.covers, self.records = tuple(covers), records
 
     def refresh(self) -> None:
         """Same update as register: repairs removed records and applies TTL changes."""

@@ -64,12 +64,15 @@ class ServerZone(authority.FileAuthority):
     def loadFile(self, filename: object) -> None:
         """Nothing to load: `update` fills the zone."""
 
-    def update(self, servers: Iterable[Server]) -> None:
-        """Replace the server records (all at once, so a query never sees half a change)."""
+    def update(self, servers: Iterable[Server], *, covered: Mapping[str, str] | None = None) -> None:
+        """Replace the server records (all at once, so a query never sees half a change).
+
+        `covered`: site with no live server -> the site whose servers publish its records.
+        """
         servers = tuple(servers)
         records: dict[bytes, list[Any]] = {}
         for record in zone_records(servers, self.domain, ttl=self.ttl, a_records=True,
-                                   addresses=self.addresses):
+                                   addresses=self.addresses, covered=covered):
             records.setdefault(_key(record.name), []).append(_payload(record))
         origin = _key(self.domain)
         self.serial += 1

@@ -135,6 +135,8 @@ class Container:
     block: bool = False
     dn: str = ""
     vcenter: str | None = None  # the vCenter that manages it and what is below (inherited)
+    image: str | None = None  # boot image of the hosts below it (inherited; see stateless.boot)
+    previous_image: str | None = None  # the assignment before, restored by a rollback
 
     @property
     def name(self) -> str:
@@ -187,6 +189,7 @@ class HostRecord:
     owner: str = ""  # the server that accepted its birth: the only writer of its state
     thumbprint: str | None = None  # of the host's TLS certificate, as its last birth said
     pinned: PinnedIdentity | None = None  # identity at first approval; None: not approved yet
+    boot_image: str | None = None  # the image it reported at its last birth (what it runs)
 
 
 def ipv4_address(value: str) -> str:

@@ -16,6 +16,11 @@ from stateless.policy.resolve import Resolver
 from stateless.rules import RuleError, compile_rules
 
 
+def problem_order(problem: Problem) -> tuple[str, str, str, str]:
+    """The order problems are listed in (by DN, then attribute, value and reason)."""
+    return (problem.dn.lower(), problem.attribute, problem.value, problem.reason)
+
+
 def directory_problems(snapshot: Snapshot) -> list[Problem]:
     """All problems, each once, ordered by DN then attribute."""
     resolver = Resolver(snapshot)
@@ -31,7 +36,7 @@ def directory_problems(snapshot: Snapshot) -> list[Problem]:
         compile_rules(snapshot.rules)
     except RuleError as err:
         found[Problem(err.rule.dn, "statelessMatch", f"{err.field}={err.pattern}", err.reason)] = None
-    return sorted(found, key=lambda p: (p.dn.lower(), p.attribute, p.value, p.reason))
+    return sorted(found, key=problem_order)
 
 
 def _dangling(snapshot: Snapshot) -> Iterator[Problem]:

@@ -304,6 +304,11 @@ class Resolver:
             result = self._rule_results[host.uuid] = self._compiled.evaluate(host.identity)
         return result, None
 
+    def rule_result(self, uuid: str) -> RuleResult:
+        """What the deploy rules give the host (nothing when they cannot be read)."""
+        host = self._snap.hosts.get(uuid)
+        return self._rules(host)[0] if host is not None else NO_RULES
+
     def _rule_dn(self, name: str) -> str:
         return next((r.dn for r in self._snap.rules if r.name == name), "")
 

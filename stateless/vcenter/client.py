@@ -136,10 +136,13 @@ class VCenterClient:
                     identity: HostIdentity | None = None, thumbprint: str | None = None,
                     user: str = "root", password: str = "") -> HostRef:
         """Add `name` to the cluster (or folder) at `path`, cleaning residuals of the same host."""
+        with self._lock:
+            before = self._refs.get(name)
         ref = lifecycle.ensure_host(
             self.session, name, path, leaf_kind,
             uuid=identity.uuid if identity else None, ip=identity.ipv4 if identity else None,
-            thumbprint=thumbprint, user=user, password=password)
+            thumbprint=thumbprint, user=user, password=password,
+            known=host_object(self.session, before.moid) if before is not None else None)
         with self._lock:
             self._refs[name] = ref
         self._catalogues.drop(ref.moid)  # a host placed again may run another build

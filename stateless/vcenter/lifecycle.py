@@ -13,7 +13,7 @@ from typing import Any
 
 from pyVmomi import vim, vmodl
 
-from stateless.errors import ValidationError, VCenterError
+from stateless.errors import StatelessError, ValidationError, VCenterError
 from stateless.vcenter.faults import Where
 from stateless.vcenter.read import HostRef
 from stateless.vcenter.session import PC, Session
@@ -140,8 +140,11 @@ def _connect_spec(name: str, user: str, password: str, thumbprint: str | None) -
 
 def ensure_host(session: Session, name: str, path: str, leaf_kind: str = "cluster", *,
                 uuid: str | None = None, ip: str | None = None, thumbprint: str | None = None,
-                user: str = "root", password: str = "") -> HostRef:
-    """Make `name` a connected host at `path`, cleaning residual objects of the same host."""
+                user: str = "root", password: str = "", known: Any = None) -> HostRef:
+    """Make `name` a connected host at `path`, cleaning residual objects of the same host.
+
+    `known` is the host object this client placed before (a host moving to another cluster),
+    which the searches by UUID, name and address may not find."""
     where = Where(session.name, name, uuid or "")
     container = ensure_container(session, path, leaf_kind)
     spec = _connect_spec(name, user, password, thumbprint)
@@ -150,8 +153,14 @@ def ensure_host(session: Session, name: str, path: str, leaf_kind: str = "cluste
                             container, name)
     if isinstance(in_place, vim.ComputeResource):
         in_place = (_props(session, where, in_place, ["host"]).get("host") or [None])[0]
-    if in_place is not None and all(h._moId != in_place._moId for h in candidates):
-        candidates.append(in_place)
+    if known is not None:
+        try:
+            _props(session, where, known, ["name"])
+        except StatelessError:  # gone meanwhile: nothing to clean there
+            known = None
+    for extra in (in_place, known):
+        if extra is not None and all(h._moId != extra._moId for h in candidates):
+            candidates.append(extra)
     for host in candidates:
         props = _props(session, where, host, ["name", "parent", "runtime.connectionState"])
         parent = props.get("parent")

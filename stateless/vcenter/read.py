@@ -34,6 +34,7 @@ from stateless.model.config import (
 )
 from stateless.model.inventory import frozen_map
 from stateless.model.settings import SettingValue
+from stateless.vcenter import pyvmomi_shim
 from stateless.vcenter.faults import Where
 from stateless.vcenter.session import PC, Session
 
@@ -80,7 +81,7 @@ class HostView:
 
 
 def host_object(session: Session, moid: str) -> Any:
-    return vim.HostSystem(moid, session.si._stub)
+    return vim.HostSystem(moid, pyvmomi_shim.stub_of(session.si))
 
 
 def paths_for(desired: HostConfig | None) -> frozenset[str]:

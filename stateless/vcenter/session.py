@@ -22,6 +22,7 @@ from pyVim.connect import Disconnect, SmartConnect
 from pyVmomi import vim, vmodl
 
 from stateless.errors import TransientVCenterError, VCenterError
+from stateless.vcenter import pyvmomi_shim
 from stateless.vcenter.faults import Where, wrap
 
 T = TypeVar("T")
@@ -79,18 +80,15 @@ class Session:
                               httpConnectionTimeout=self._timeout, **kwargs)
         except Exception as exc:
             raise wrap(exc, self.where, "login") from exc
-        stub = si._stub
-        stub.poolSize = self._pool_size
-        invoke = stub.InvokeMethod
-
-        def counted(mo: Any, info: Any, args: Any, *rest: Any) -> Any:
-            self._local.calls = getattr(self._local, "calls", 0) + 1
-            return invoke(mo, info, args, *rest)
-
-        stub.InvokeMethod = counted
+        pyvmomi_shim.set_pool_size(si, self._pool_size)
+        pyvmomi_shim.count_calls(si, self._count)
         self._si = si
         self._content = si.RetrieveContent()
         self._generation += 1
+
+    def _count(self) -> None:
+        """One more SOAP call in this thread (see `calls`)."""
+        self._local.calls = getattr(self._local, "calls", 0) + 1
 
     def _check_thumbprint(self) -> None:
         assert self._thumbprint is not None

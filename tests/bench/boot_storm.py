@@ -29,22 +29,27 @@ import threading
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+import ldap3  # noqa: E402
 from pyVim.connect import Disconnect, SmartConnect  # noqa: E402
 from pyVim.task import WaitForTask  # noqa: E402
 from pyVmomi import vim  # noqa: E402
 
 from stateless.agent.birth import Settings  # noqa: E402
 from stateless.agent.birth import run as agent_run  # noqa: E402
+from stateless.agent.signing import EnrollmentKey  # noqa: E402
+from stateless.directory import enrollkeys  # noqa: E402
 from stateless.directory.client import Directory  # noqa: E402
 from stateless.directory.embedded import EmbeddedDirectory  # noqa: E402
 from stateless.directory.secrets import encrypt_password  # noqa: E402
-from stateless.model.inventory import ContainerKind, IpPool, Policy, Rule, VCenter  # noqa: E402
+from stateless.model.inventory import ContainerKind, IpPool, Policy, Rule, Site, VCenter  # noqa: E402
+from stateless.security.seal import load_keyring  # noqa: E402
 from tests.bench.apply import Calls, minimal  # noqa: E402
 from tests.integration.fixtures_daemon import Daemon, start_daemon  # noqa: E402
 from tests.integration.fixtures_slapd import Slapd  # noqa: E402
@@ -68,8 +73,13 @@ def identity(n: int) -> dict[str, Any]:
             "domain": "example.com"}
 
 
-def prepare(directory: Directory, vc_url: str, key: Path) -> None:
+def prepare(directory: Directory, vc_url: str, key: Path, signed: bool = False) -> EnrollmentKey | None:
+    """The estate; the site admits every host (its one deploy rule is a catch-all) and, when
+    `signed`, has an enrollment key its births must be signed with (returned)."""
     directory.init()
+    directory.add_site(Site("default", ("10.9.0.0/16",)))
+    directory.modify(directory.named_dn("sites", "default"),
+                     {"statelessAdmission": [(ldap3.MODIFY_REPLACE, ["open"])]}, "open admission")
     directory.add_container("/DC1", ContainerKind.DATACENTER)
     directory.add_container(CLUSTER, ContainerKind.CLUSTER)
     directory.add_pool(IpPool("vmotion", "10.0.16.1", "10.0.19.250", "255.255.252.0"))
@@ -79,6 +89,10 @@ def prepare(directory: Directory, vc_url: str, key: Path) -> None:
     directory.add_rule(Rule("everything", order=10, location=CLUSTER))
     directory.add_vcenter(VCenter("vc1", vc_url, "user",
                                   encrypt_password("pass", key, create=True)))
+    if not signed:
+        return None
+    fresh = enrollkeys.rotate(directory, "default", load_keyring(key), datetime.now(UTC))
+    return EnrollmentKey(fresh.new.key.key_id, fresh.new.secret)
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -94,12 +108,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def storm(daemon: Daemon, n: int, directory: Directory) -> tuple[float, float, list[int]]:
+def storm(daemon: Daemon, n: int, directory: Directory,
+          enroll_key: EnrollmentKey | None = None) -> tuple[float, float, list[int]]:
     """Start N agents at once; (seconds to all compliant per the directory, agents' seconds, codes)."""
     idents = [identity(i) for i in range(1, n + 1)]
     settings = Settings(servers=(daemon.url,), max_attempts=20, backoff_base=0.5,
                         backoff_cap=5.0, request_timeout=120.0, timeout=900.0,
-                        poll_interval=1.0, state_file=None)
+                        poll_interval=1.0, state_file=None,
+                        site="default" if enroll_key else None, enroll_key=enroll_key)
     codes: list[int] = [0] * n
     start = threading.Event()
 
@@ -179,6 +195,9 @@ def main() -> None:
     parser.add_argument("n", nargs="?", type=int, default=200)
     parser.add_argument("--threads", type=int, default=8, help="vCenter concurrency (both sides)")
     parser.add_argument("--delay", default="10ms")
+    parser.add_argument("--signed", action="store_true",
+                        help="the site has an enrollment key: every birth is signed and its nonce "
+                             "recorded in the directory")
     parser.add_argument("--profile", metavar="FILE",
                         help="record the daemon with py-spy during the storm (collapsed stacks of the "
                              "threads holding the GIL: its CPU, which bounds the storm)")
@@ -196,7 +215,7 @@ def main() -> None:
             slapd = Slapd(ldap.url, ldap.bind_dn, ldap.password_file, BASE, tmp / "slapd")
             directory = Directory([ldap.url], ldap.bind_dn, slapd.password, base=BASE)
             key = tmp / "secret.key"
-            prepare(directory, sim.url, key)
+            enroll_key = prepare(directory, sim.url, key, args.signed)
             daemon = start_daemon(tmp / "state", slapd, BASE, key, name="storm", site="default",
                                   extra=("--vcenter-concurrency", str(args.threads),
                                          "--max-pending", str(2 * args.n)))
@@ -208,7 +227,7 @@ def main() -> None:
                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             cpu_before = cpu_seconds(daemon.pid)
             sim_before = cpu_seconds(sim.process.pid)
-            compliant, agents_done, codes = storm(daemon, args.n, directory)
+            compliant, agents_done, codes = storm(daemon, args.n, directory, enroll_key)
             cpu = cpu_seconds(daemon.pid) - cpu_before
             sim_cpu = cpu_seconds(sim.process.pid) - sim_before
             if spy is not None:

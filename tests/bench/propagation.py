@@ -12,7 +12,11 @@ ClusterB.  Printed, each against a baseline measured in the same run:
    one thread per host, until all show it);
 3. directory outage: slapd stopped for --outage seconds under a serving daemon, then
    started; the time until /healthz answers 200 and until a birth is accepted, vs the time
-   until slapd itself accepts a bind (target: within 1 s of it).
+   until slapd itself accepts a bind (target: within 1 s of it);
+4. federated edit: a three-provider mesh, the daemon attached to provider 3, the VLAN edit made
+   on provider 1; printed: the raw replication delay of that edit (until provider 3 has it),
+   the time until every host shows it in vCenter, and the same edit made on provider 3 itself
+   (target: the federated edit within 1.5 times the local one).
 """
 
 from __future__ import annotations
@@ -150,6 +154,70 @@ def outage(ldap: EmbeddedDirectory, slapd: Slapd, daemon: Daemon,
     return health_s, birth_s, bind_s
 
 
+def mesh(tmp: Path) -> list[EmbeddedDirectory]:
+    """Three providers replicating N-way, started; provider 1 holds the admin password."""
+    ports = [free_port() for _ in range(3)]
+    urls = [f"ldap://127.0.0.1:{port}" for port in ports]
+    first = tmp / "p1" / "admin.password"
+    nodes = [EmbeddedDirectory(tmp / f"p{i}", port=ports[i - 1], server_id=i,
+                               peers=tuple(u for j, u in enumerate(urls, 1) if j != i),
+                               admin_password_file=None if i == 1 else first) for i in (1, 2, 3)]
+    for node in nodes:
+        node.start()
+    return nodes
+
+
+def federated(tmp: Path, rounds: int) -> tuple[float, float, float]:
+    """(replication p1 -> p3, edit on p1 until vCenter, edit on p3 until vCenter): medians."""
+    nodes = mesh(tmp / "mesh")
+    p1, _, p3 = (Slapd(n.url, n.bind_dn, nodes[0].password_file, DEFAULT_BASE, n.data_dir)
+                 for n in nodes)
+    sim = start_vcsim("-dc", "0")
+    daemon = None
+    try:
+        load_estate(p1, BASE, sim, tmp / "fed.key")
+        daemon = start_daemon(tmp / "fd", p3, BASE, tmp / "fed.key", name="sd3", site="siteA")
+        idents = [identity(n, "siteB") for n in (31, 32, 33)]
+        for ident in idents:
+            assert daemon.birth(ident)[0] == 202
+        for ident in idents:
+            assert daemon.get(f"/v1/hosts/{ident['uuid']}?wait=120")["state"] == "compliant"
+        names = [f"{i['hostname']}.example.com" for i in idents]
+        si = sim.connect()
+        dn = f"cn=ClusterB-Net,ou=policies,{BASE}"
+        writer, local, reader = connection(p1), connection(p3), connection(p3)
+        repl_s: list[float] = []
+        remote_s: list[float] = []
+        local_s: list[float] = []
+
+        def has(value: str) -> bool:
+            reader.search(dn, "(objectClass=*)", ldap3.BASE, attributes=["statelessPortGroup"])
+            return value in str(reader.entries[0].entry_attributes_as_dict)
+
+        def applied(want: int) -> bool:
+            return all(vlan(hosts_by_name(si)[name][0], "vMotion") == want for name in names)
+
+        for n in range(rounds):
+            for conn, times in ((writer, remote_s), (local, local_s)):
+                want = 300 + 2 * n + (conn is local)
+                value = f"vMotion; vlan={want}"
+                start = time.perf_counter()
+                conn.modify(dn, {"statelessPortGroup": [(ldap3.MODIFY_REPLACE, [value])]})
+                if conn is writer:
+                    repl_s.append(until(lambda v=value: has(v), interval=0.0005))  # type: ignore[misc]
+                until(lambda w=want: applied(w), interval=0.01)  # type: ignore[misc]
+                times.append(time.perf_counter() - start)
+        for conn in (writer, local, reader):
+            conn.unbind()
+        return statistics.median(repl_s), statistics.median(remote_s), statistics.median(local_s)
+    finally:
+        if daemon is not None:
+            daemon.stop()
+        sim.stop()
+        for node in nodes:
+            node.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -180,6 +248,7 @@ def main() -> None:
                 daemon.stop()
             sim.stop()
             ldap.stop()
+        repl_s, remote_s, local_s = federated(tmp, args.rounds)
     print(f"change feed: modify -> callback     {feed_s * 1e3:8.1f} ms   (modify + read "
           f"{trip_s * 1e3:.1f} ms; ratio {feed_s / trip_s:.1f})")
     print(f"policy edit -> {len(names)} hosts in vCenter  {edit_s * 1e3:8.1f} ms   (direct pyvmomi "
@@ -187,6 +256,9 @@ def main() -> None:
     print(f"after a {args.outage:.0f} s outage, from slapd's start: bind {bind_s * 1e3:.0f} ms, "
           f"/healthz 200 {health_s * 1e3:.0f} ms, birth accepted {birth_s * 1e3:.0f} ms "
           f"(target: /healthz within 1 s of the bind; {health_s - bind_s:.2f} s)")
+    print(f"edit on provider 1 -> applied by the daemon on provider 3 {remote_s * 1e3:8.1f} ms   "
+          f"(replication to provider 3 {repl_s * 1e3:.1f} ms; the edit made on provider 3 "
+          f"{local_s * 1e3:.1f} ms; ratio {remote_s / local_s:.2f}, target <= 1.5)")
 
 
 if __name__ == "__main__":

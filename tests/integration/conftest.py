@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.integration.fixtures_vcsim",
     "tests.integration.fixtures_dns",
     "tests.integration.fixtures_daemon",
+    "tests.integration.fixtures_federation",
 ]

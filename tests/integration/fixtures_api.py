@@ -41,7 +41,8 @@ class StubController:
         self.settled_calls: list[tuple[str, float]] = []
         self.known: set[str] = set()
 
-    def birth(self, message: BirthMessage, peer: str) -> defer.Deferred[BirthOutcome]:
+    def birth(self, message: BirthMessage, peer: str,
+              signed: Any = None) -> defer.Deferred[BirthOutcome]:
         self.births.append(message)
         self.peers.append(peer)
         outcome = self.outcomes.pop(0) if self.outcomes else Accepted(message.identity.uuid)

@@ -13,7 +13,9 @@ import contextlib
 import json
 import os
 import re
+import secrets
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -39,7 +41,7 @@ from tests.ports import free_port
 ROOT = Path(__file__).resolve().parents[2]
 STATELESSD = ROOT / ".venv" / "bin" / "statelessd"
 ESTATE = ROOT / "contrib" / "examples" / "estate.stateless"
-READY = re.compile(r"statelessd (\S+) \(site (\S+)\) serving (http://\S+)")
+READY = re.compile(r"statelessd (\S+) \(site (\S+)\) serving (https?://\S+)")
 START_TIMEOUT = 60.0
 
 
@@ -54,19 +56,26 @@ class Daemon:
     log: Path
     args: list[str]
     process: subprocess.Popen[bytes] = attrs.field(repr=False)
+    token: str = attrs.field(default="", repr=False)  # the admin token, sent unless told not to
+    context: ssl.SSLContext | None = attrs.field(default=None, repr=False)  # for https URLs
 
     @property
     def pid(self) -> int:
         return self.process.pid
 
     def request(self, method: str, path: str, body: bytes | None = None,
-                headers: dict[str, str] | None = None,
-                timeout: float = 10.0) -> tuple[int, dict[str, str], bytes]:
-        """One HTTP exchange; any status comes back (no exception for 4xx/5xx)."""
-        req = urllib.request.Request(self.url + path, data=body, method=method,
-                                     headers=headers or {})
+                headers: dict[str, str] | None = None, timeout: float = 10.0,
+                admin: bool = True) -> tuple[int, dict[str, str], bytes]:
+        """One HTTP exchange; any status comes back (no exception for 4xx/5xx). With `admin`
+        the admin token goes along (unless `headers` name an Authorization of their own, or
+        it is a birth, whose Authorization is its signature)."""
+        headers = dict(headers or {})
+        if (admin and self.token and not path.startswith("/v1/birth")
+                and not any(k.lower() == "authorization" for k in headers)):
+            headers["Authorization"] = f"Bearer {self.token}"
+        req = urllib.request.Request(self.url + path, data=body, method=method, headers=headers)
         try:
-            with urllib.request.urlopen(req, timeout=timeout) as resp:
+            with urllib.request.urlopen(req, timeout=timeout, context=self.context) as resp:
                 return resp.status, dict(resp.headers), resp.read()
         except urllib.error.HTTPError as exc:
             return exc.code, dict(exc.headers), exc.read()
@@ -115,11 +124,41 @@ class Daemon:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
 
+def ready_url(log_text: str) -> str | None:
+    """The URL of the "serving" line, in a text log or a `--log-format json` one."""
+    found = READY.search(log_text)
+    if found:
+        return found.group(3)
+    for line in log_text.split("\n"):  # not splitlines(): it splits at the \x1e before each
+        if line.startswith("\x1e{") and "serving {url}" in line:
+            with contextlib.suppress(ValueError):
+                return str(json.loads(line[1:])["url"])
+    return None
+
+
+def admin_token(state_dir: Path) -> tuple[Path, str]:
+    """The admin token file of a test daemon (made once per state directory)."""
+    path = state_dir / "admin.token"
+    if not path.exists():
+        path.write_text(secrets.token_hex(24) + "\n")
+        path.chmod(0o600)
+    return path, path.read_text().strip()
+
+
 def start_daemon(state_dir: Path, slapd: Slapd, base: str, key_file: Path, *, name: str = "sd1",
-                 site: str = "siteA", extra: tuple[str, ...] = (), log: Path | None = None) -> Daemon:
-    """Start statelessd and wait for its "serving URL" line on stderr."""
+                 site: str = "siteA", extra: tuple[str, ...] = (), log: Path | None = None,
+                 context: ssl.SSLContext | None = None) -> Daemon:
+    """Start statelessd and wait for its "serving URL" line on stderr.
+
+    The daemon takes an admin token (`Daemon.request` sends it) unless `extra` names
+    `--admin-token-file` itself; births are unsigned unless the site has an enrollment key.
+    """
     state_dir.mkdir(parents=True, exist_ok=True)
     log = log or state_dir / f"{name}.log"
+    token = ""
+    if "--admin-token-file" not in extra:
+        token_file, token = admin_token(state_dir)
+        extra = (*extra, "--admin-token-file", str(token_file))
     args = [str(STATELESSD), "--state-dir", str(state_dir), "--name", name, "--site", site,
             "--listen", "127.0.0.1:0", "--ldap", slapd.url, "--bind-dn", slapd.bind_dn,
             "--password-file", str(slapd.password_file), "--base", base,
@@ -134,9 +173,9 @@ def start_daemon(state_dir: Path, slapd: Slapd, base: str, key_file: Path, *, na
         with log.open("rb") as f:
             f.seek(offset)
             text = f.read().decode(errors="replace")
-        found = READY.search(text)
-        if found:
-            return Daemon(name, site, found.group(3), state_dir, log, args, proc)
+        url = ready_url(text)
+        if url:
+            return Daemon(name, site, url, state_dir, log, args, proc, token, context)
         if proc.poll() is not None or time.monotonic() > deadline:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()

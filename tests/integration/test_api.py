@@ -63,7 +63,7 @@ def error_of(answer: Answer) -> str:
 
 
 def test_unknown_paths_are_404_json(api: ApiServer) -> None:
-    for path in ("/", "/nope", "/v1", "/v1/hosts/" + UUID + "/nope", "/v2/birth?x=1"):
+    for path in ("/index.html", "/nope", "/v1", "/v1/hosts/" + UUID + "/nope", "/v2/birth?x=1"):
         answer = ask(api, "GET", path)
         assert answer[0] == 404, path
         assert "no such path" in error_of(answer)

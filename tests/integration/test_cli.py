@@ -214,6 +214,11 @@ def test_rules_add_list_test_delete(cli: Run, tmp_path: Path) -> None:
     result = json.loads(cli("rules", "test", "--identity", str(identity), "--json")[1])
     assert result["location"] == "/DC1/Prod/ClusterA" and result["image"] == "esxi8"
     assert result["policies"] == ["Security"] and result["matched"]["location"] == "prod-dell"
+    assert [(m["rule"], m["wins"]) for m in result["matching"]] == [
+        ("prod-dell", ["location", "image", "policies"]), ("default", [])]
+    assert result["matching"][1]["gives"] == {"location": "/DC1"}
+    text = cli("rules", "test", "--identity", str(identity))[1]
+    assert "matching rules:" in text and "(earlier rules win)" in text
     identity.write_text(json.dumps({"uuid": H2, "vendor": "HPE", "ipv4": "10.1.2.3"}))
     assert json.loads(cli("rules", "test", "--identity", str(identity), "--json")[1])["location"] == "/DC1"
     assert [r["name"] for r in json.loads(cli("rules", "list", "--json")[1])] == ["prod-dell", "default"]

@@ -55,11 +55,12 @@ def test_apply_of_an_owned_host_asks_its_server(
     wait_states(d, [ident["uuid"]])
     host = one_host(sim.connect(), ident)
     set_vlan(host, "vMotion", 99)
-    status, out, err = stateless(estate, "apply", ident["uuid"])
+    token = ("--admin-token-file", str(d.state_dir / "admin.token"))
+    status, out, err = stateless(estate, "apply", ident["uuid"], *token)
     assert status == 0, err
     assert "asked server sd1" in out and "compliant" in out
     assert vlan(one_host(sim.connect(), ident), "vMotion") == 20  # put back by the server
-    status, out, _ = stateless(estate, "apply", ident["uuid"], "--json", "--wait", "60")
+    status, out, _ = stateless(estate, "apply", ident["uuid"], "--json", "--wait", "60", *token)
     assert status == 0 and json.loads(out)["state"] == "compliant"
 
 

@@ -15,10 +15,10 @@ from cryptography.fernet import Fernet
 from pyVmomi import vim
 
 from stateless.cli import main
-from stateless.daemon.engine import digest
 from stateless.directory.client import Directory
 from stateless.model.identity import HostIdentity
 from stateless.policy import resolve
+from stateless.prepare import digest
 from stateless.security.seal import load_keyring
 from tests.integration.fixtures_slapd import Slapd
 from tests.integration.fixtures_vcsim import Vcsim

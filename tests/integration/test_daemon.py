@@ -233,8 +233,10 @@ def test_sigkill_during_births_loses_nothing(estate: Estate, tmp_path: Path,
     assert births(again, retry) == [202] * len(retry)
     wait_states(again, [i["uuid"] for i in idents], timeout=120)
 
-    hosts = estate.directory.snapshot().hosts
-    assert all(hosts[i["uuid"]].state == "compliant" for i in idents)
+    # The API says compliant as soon as the apply ends; the directory once the write lands.
+    wait_for(lambda: all(h.state == "compliant" for h in (
+        estate.directory.snapshot().hosts[i["uuid"]] for i in idents)),
+        what="the directory to record every host compliant")
     si = slow.connect()
     found = hosts_by_name(si)
     names = [f"{i['hostname']}.example.com" for i in idents]

@@ -195,18 +195,20 @@ def test_max_pending_admits_exactly_n(slapd: Slapd, base: str, key_file: Path,
 
 # --- 4. an admin asks for a re-apply -------------------------------------------------------------------
 
-OWNED_BY_SD9 = """dn: statelessUuid=4c4c4544-0042-3510-8052-b4c04f4b4e32,ou=hosts,{base}
-changetype: modify
-replace: statelessOwner
-statelessOwner: sd9
-
-dn: cn=sd9,ou=servers,{base}
+# The server entry first: the change feed delivers in order, so a view that shows the new
+# owner shows its entry (and URL) too.
+OWNED_BY_SD9 = """dn: cn=sd9,ou=servers,{base}
 changetype: add
 objectClass: top
 objectClass: statelessServer
 cn: sd9
 statelessSite: siteA
 statelessUrl: http://127.0.0.9:8480
+
+dn: statelessUuid=4c4c4544-0042-3510-8052-b4c04f4b4e32,ou=hosts,{base}
+changetype: modify
+replace: statelessOwner
+statelessOwner: sd9
 """
 UNOWNED = "4c4c4544-0042-3510-8052-b4c04f4b4e31"  # in the estate, never born, no owner
 OTHERS = "4c4c4544-0042-3510-8052-b4c04f4b4e32"
@@ -247,7 +249,11 @@ def test_apply_endpoint(estate: Estate, sim: Vcsim, tmp_path: Path,
 
     # Owned by another server: 409, and where to ask instead.
     estate.ldapmodify(OWNED_BY_SD9.format(base=estate.base))
-    wait_for(lambda: states(d)[OTHERS]["owner"] == "sd9", timeout=30, what="the owner change")
+    # Both halves of the change: the host's new owner and sd9's server entry (the change feed
+    # may deliver the entry added second in a later batch).
+    wait_for(lambda: states(d)[OTHERS]["owner"] == "sd9" and "sd9" in {
+        s["name"] for s in d.get("/v1/locate?ip=10.1.0.5")["servers"]}, timeout=30,
+        what="the owner change and the owner's server entry")
     status, _, body = d.request("POST", f"/v1/hosts/{OTHERS}/apply")
     assert status == 409
     doc = json.loads(body)

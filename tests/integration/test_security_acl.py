@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import subprocess
+import time
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ from pathlib import Path
 import attrs
 import pytest
 
+from stateless.agent.signing import parse_enrollment_key, sign
 from stateless.cli import main
 from stateless.directory.client import Directory
 from stateless.directory.embedded import DEFAULT_BASE, ROOT_DN, EmbeddedDirectory, ssha
@@ -271,12 +273,22 @@ def test_statelessd_runs_as_its_service_account(world: AclWorld, tmp_path: Path)
                           name="sd-a1", site="siteA")
     try:
         assert world.as_("alice").snapshot().servers["sd-a1"].url == daemon.url.rstrip("/")
+        # A signed birth in an open site: the account records the nonce, the host and its pin.
+        assert world.cli("alice", "site", "admission", "siteA", "open")[0] == 0
+        if world.cli("alice", "enroll-key", "show", "siteA", "--json")[1].count("key_id") == 0:
+            assert world.cli("alice", "enroll-key", "rotate", "siteA")[0] == 0
+        shown = json.loads(world.cli("alice", "enroll-key", "show", "siteA", "--reveal",
+                                     "--json")[1])
+        key = parse_enrollment_key(shown["keys"][0]["secret"])
         uuid = "4c4c4544-0042-3510-8052-b4c04f4b4e77"
+        body = json.dumps({"uuid": uuid}).encode()
         request = urllib.request.Request(daemon.url.rstrip("/") + "/v1/birth", method="POST",
-                                         data=json.dumps({"uuid": uuid}).encode())
+                                         data=body, headers={
+                                             "Authorization": sign(body, "siteA", key,
+                                                                   int(time.time()))})
         with urllib.request.urlopen(request, timeout=30) as answer:
             assert answer.status == 202
         host = wait_for(lambda: world.as_("alice").snapshot().hosts.get(uuid), what="host entry")
-        assert host.owner == "sd-a1"
+        assert host.owner == "sd-a1" and host.pinned is not None
     finally:
         daemon.stop()

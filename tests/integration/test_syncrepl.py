@@ -410,11 +410,7 @@ def providers(
             "olcDatabase={1}mdb,cn=config", {"olcRootPW": [(ldap3.MODIFY_REPLACE, [password])]})
         _replicate(b, 2, a, password)
         _replicate(a, 1, b, password)
-        conn = writer(b.url, password)
-        deadline = time.monotonic() + WAIT
-        while not exists(conn, DEFAULT_BASE):
-            assert time.monotonic() < deadline, "provider b did not replicate the base from a"
-            time.sleep(0.1)
+        _wait_replicated(b.url, password, DEFAULT_BASE)  # provider b has the base from a
         yield a, b, password
     finally:
         b.stop()

@@ -22,7 +22,8 @@ from stateless.daemon.engine import Engine
 from stateless.errors import NotFoundError
 from stateless.model import Container, HostIdentity, HostRecord, HostState, Link, Policy, Snapshot
 from stateless.model.birth import BirthMessage
-from stateless.model.inventory import Allocation, IpPool, Server, VCenter
+from stateless.model.inventory import Allocation, IpPool, Server, Site, VCenter
+from stateless.model.security import AdmissionMode, PinnedIdentity
 from stateless.plan import KeyDiff, Plan
 from stateless.prepare import Target
 from stateless.vcenter.apply import ApplyResult
@@ -36,7 +37,8 @@ def uuid_of(n: int) -> str:
 
 
 def estate(hosts: Sequence[HostRecord] = (), *, ntp: str = "10.0.0.1", pool: bool = False,
-           vcenters: Sequence[str] = ("vc1",)) -> Snapshot:
+           vcenters: Sequence[str] = ("vc1",),
+           admission: AdmissionMode = AdmissionMode.OPEN) -> Snapshot:
     """/DC/C, a cluster that links one policy; the hosts given; one vCenter."""
     settings: dict[str, Any] = {"ntp.servers": (ntp,)}
     if pool:
@@ -50,13 +52,15 @@ def estate(hosts: Sequence[HostRecord] = (), *, ntp: str = "10.0.0.1", pool: boo
         vcenters={n: VCenter(n, f"http://{n}/sdk", "u") for n in vcenters},
         servers={ME: Server(ME, "default", "http://127.0.0.1:1"),
                  "sd2": Server("sd2", "default", "http://127.0.0.2:8480")},
-        hosts={h.uuid: h for h in hosts})
+        hosts={h.uuid: h for h in hosts},
+        sites={"default": Site("default", admission=admission)})
 
 
 def record(n: int, *, owner: str = ME, state: HostState | None = HostState.PENDING,
            applied: str = "", **kw: Any) -> HostRecord:
     ident = HostIdentity(uuid_of(n), hostname=f"esx{n}", domain="example.com")
-    return HostRecord(uuid_of(n), location="/DC/C", identity=ident, owner=owner, state=state,
+    kw.setdefault("location", "/DC/C")
+    return HostRecord(uuid_of(n), identity=ident, owner=owner, state=state,
                       applied_digest=applied, **kw)
 
 
@@ -96,17 +100,33 @@ class Directory:
         self.writes: list[tuple[str, HostState]] = []
         self.owners: dict[str, str] = {}
         self.allocated: list[tuple[str, str]] = []
+        self.pins: dict[str, PinnedIdentity] = {}
+        self.quarantined: dict[str, tuple[BirthMessage, str]] = {}
 
     def _check(self) -> None:
         if self.fail is not None:
             raise self.fail
 
     def record_birth(self, identity: HostIdentity, when: datetime, owner: str, *,
-                     known: bool = True, thumbprint: str | None = None) -> None:
+                     known: bool = True, thumbprint: str | None = None,
+                     image: str | None = None) -> None:
         self._check()
         self.births.append(identity.uuid)
         self.owners[identity.uuid] = owner
         self.states[identity.uuid] = (HostState.PENDING, "birth accepted", None)
+
+    def pin_identity(self, uuid: str, pinned: PinnedIdentity) -> bool:
+        self._check()
+        if uuid in self.pins:
+            return False
+        self.pins[uuid] = pinned
+        return True
+
+    def record_quarantine(self, message: BirthMessage, when: datetime, owner: str, reason: str,
+                          *, known: bool) -> None:
+        self._check()
+        self.quarantined[message.identity.uuid] = (message, reason)
+        self.states[message.identity.uuid] = (HostState.QUARANTINED, reason, None)
 
     def set_host_state(self, uuid: str, state: HostState | str, reason: str = "", *,
                        applied_digest: str | None = None) -> None:

@@ -6,6 +6,7 @@ import email.utils
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -145,3 +146,27 @@ def test_bad_dns_timeout_is_refused(tmp_path: Path, capsys: pytest.CaptureFixtur
         code = int(exc.code or 0)
     assert code == 2
     assert "dns-timeout" in capsys.readouterr().err
+
+
+def test_the_next_closest_sites_come_from_the_answers_and_the_state_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Own site, then the `sites` order an answer gave (kept across boots), then the domain."""
+    from stateless.agent import birth as birth_module
+
+    asked: list[tuple[str | None, list[str]]] = []
+
+    def locate(_lookups: object, _domain: str, site: str | None, **kw: object) -> list[object]:
+        others: Any = kw["others"]
+        asked.append((site, list(others)))
+        return []
+
+    monkeypatch.setattr(birth_module, "locate", locate)
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps({"site": "paris", "sites": ["paris", "lyon", "bad name!", 3]}))
+    agent = Agent({"uuid": UUID}, Settings(domain="example.test", nameservers=("127.0.0.1:9",),
+                                            state_file=str(state)), log=lambda _t: None)
+    agent.targets()
+    assert asked == [("paris", ["lyon"])]
+    agent._learn({"site": "nice", "closest": False, "sites": ["nice", "paris", "lyon"]})
+    agent.targets()
+    assert asked[-1] == ("nice", ["paris", "lyon"])

@@ -36,6 +36,12 @@ def test_srv_names(domain: str, site: str | None, names: list[str]) -> None:
     assert srv_names(domain, site) == names
 
 
+def test_srv_names_ask_the_next_closest_sites_before_the_domain() -> None:
+    assert srv_names("example.com", "paris", ["Lyon", "paris", "nice", "lyon"]) == [
+        "_stateless._tcp.paris._sites.example.com.", "_stateless._tcp.lyon._sites.example.com.",
+        "_stateless._tcp.nice._sites.example.com.", "_stateless._tcp.example.com."]
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [("10.0.0.1", ("10.0.0.1", 53)), ("127.0.0.1:5353", ("127.0.0.1", 5353)),

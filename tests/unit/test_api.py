@@ -24,9 +24,12 @@ from stateless.daemon.api import (
     BirthOutcome,
     Busy,
     Channel,
+    Quarantined,
     Referral,
+    Refused,
     Request,
     Route,
+    Signed,
     Site,
     routes,
 )
@@ -44,13 +47,16 @@ class Controller:
         self.settle: defer.Deferred[dict[str, Any]] = defer.succeed({"host": UUID, "state": "compliant"})
         self.boom: Exception | None = None
         self.births: list[BirthMessage] = []
+        self.signed: list[Signed | None] = []
 
     def _check(self) -> None:
         if self.boom is not None:
             raise self.boom
 
-    def birth(self, message: BirthMessage, peer: str) -> defer.Deferred[BirthOutcome]:
+    def birth(self, message: BirthMessage, peer: str,
+              signed: Signed | None = None) -> defer.Deferred[BirthOutcome]:
         self.births.append(message)
+        self.signed.append(signed)
         return self.outcome
 
     def hosts(self) -> list[dict[str, Any]]:
@@ -74,6 +80,14 @@ class Controller:
     def health(self) -> dict[str, Any]:
         self._check()
         return {"ok": True}
+
+    def summary(self) -> dict[str, Any]:
+        self._check()
+        return {"hosts": 0, "states": {}}
+
+    def problems(self) -> dict[str, Any]:
+        self._check()
+        return {"problems": []}
 
 
 @pytest.fixture
@@ -115,7 +129,7 @@ def doc(body: bytes) -> Any:
 
 @pytest.mark.parametrize(("method", "path", "code", "allow"), [
     ("GET", "/nope", 404, None),
-    ("GET", "/", 404, None),
+    ("GET", "/index.html", 404, None),
     ("GET", "/v1/hosts/x/y/z", 404, None),
     ("POST", "/v1/hosts", 405, "GET, HEAD"),
     ("DELETE", "/v1/hosts/" + UUID, 405, "GET, HEAD"),
@@ -188,6 +202,9 @@ def test_routes_serve_their_documents(api: Api) -> None:
     (Accepted(UUID), 202, None),
     (Referral("lyon", ({"name": "l1", "url": "http://l1:80", "priority": 0, "weight": 1},)), 200, None),
     (Busy(7), 429, "7"),
+    (Quarantined(UUID, "waiting for approval"), 202, None),
+    (Refused(401, "birth not authenticated: bad signature"), 401, None),
+    (Refused(403, "birth refused: unknown host"), 403, None),
 ])
 def test_birth_outcomes(api: Api, controller: Controller, outcome: BirthOutcome, code: int,
                         retry_after: str | None) -> None:
@@ -244,10 +261,10 @@ def test_one_more_route_is_one_more_row(controller: Controller) -> None:
         request.setResponseCode(202)
         return b"{}"
 
-    table = [*routes(controller, CollectorRegistry()), Route("/v1/hosts/{uuid}/approve", {"POST": approve})]
-    assert call(Api(table), "POST", f"/v1/hosts/{UUID.upper()}/approve")[0] == 202
+    table = [*routes(controller, CollectorRegistry()), Route("/v1/hosts/{uuid}/retire", {"POST": approve})]
+    assert call(Api(table), "POST", f"/v1/hosts/{UUID.upper()}/retire")[0] == 202
     assert seen == [UUID]
-    assert call(Api(table), "GET", f"/v1/hosts/{UUID}/approve")[1]["allow"] == "POST"
+    assert call(Api(table), "GET", f"/v1/hosts/{UUID}/retire")[1]["allow"] == "POST"
 
 
 # -- the channel: header limits and malformed requests ------------------------------------------

@@ -93,3 +93,13 @@ def test_settings_read_the_password_when_asked(tmp_path: Path) -> None:
     path.write_text("pw \n")
     assert ConnectionSettings(password_file=path).password() == "pw "
     assert ConnectionSettings().password() is None
+
+
+def test_the_policy_write_server_resolves_like_the_rest() -> None:
+    env = {"STATELESS_LDAP": "ldap://local:389", "STATELESS_WRITE_SERVER": "ldap://env-w:389"}
+    settings = resolve_connection({}, env)
+    assert settings.write_urls == ("ldap://env-w:389",) and settings.ldap_urls == ("ldap://local:389",)
+    settings = resolve_connection({"write_server": "ldap://opt-w:389,ldap://opt-w2:389"}, env)
+    assert settings.write_urls == ("ldap://opt-w:389", "ldap://opt-w2:389")
+    assert resolve_connection({}, {"STATELESS_LDAP": "ldap://local:389"}).write_urls == \
+        ("ldap://local:389",)

@@ -8,8 +8,9 @@ from pathlib import Path
 from twisted.internet import defer, task
 from twisted.logger import capturedLogs
 
+from stateless.daemon.discovery import srv_refresh
 from stateless.daemon.loops import Periodic
-from stateless.daemon.service import InPool, srv_refresh
+from stateless.daemon.services import InPool
 from stateless.errors import DirectoryError, TransientVCenterError
 from stateless.plan import KeyDiff
 from tests.unit.engine_world import estate, metric, record, uuid_of, world

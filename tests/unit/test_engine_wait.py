@@ -41,7 +41,8 @@ def test_answers_when_the_host_settles() -> None:
     states.set(UUID, HostState.COMPLIANT)
     assert got == [None] and states.watching == 0
     states.set("4c4c4544-0000-4000-8000-000000000001", HostState.PENDING)
-    counts = {state: gauge.labels(state=str(state))._value.get() for state in HostState}
+    counts = {HostState(sample.labels["state"]): sample.value
+              for family in gauge.collect() for sample in family.samples}
     assert counts[HostState.COMPLIANT] == 1 and counts[HostState.PENDING] == 1
     assert counts[HostState.APPLYING] == 0
     clock.advance(10)  # the timeout was cancelled with it

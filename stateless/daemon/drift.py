@@ -1,0 +1,281 @@
+"""Drift the moment it happens: vCenter pushes changes of the hosts this server owns.
+
+One `HostWatch` (a `WaitForUpdatesEx` session, `stateless.vcenter.watch`) on the vCenter this
+server applies through.  Its waits run in the daemon's thread pool one after the other, each
+bounded by `max_wait`; a change of a watched host is compared at once with the host's desired
+configuration, exactly as the periodic scan compares it, and the engine reverts it (mode
+`enforce`) or marks the host drifted (`report`).  The scan stays as the safety net.
+
+Which hosts are watched follows the engine: owned hosts that are compliant or drifted, synced
+every `SYNC_INTERVAL` seconds (one `ModifyListView` when the set changed).  A lost session is
+logged (`event=watch_lost`), retried with capped, jittered backoff, and once subscribed again
+every watched host is compared (what changed meanwhile is unknown).  Nothing the watch or a
+comparison raises ends the loop.
+
+Log events: `drift` (a change found, with its keys), `drift_reverted` (applied again and
+compliant), `watch_lost`, `watch_subscribed`.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from stateless.daemon.hoststate import HostStatus
+from stateless.daemon.loops import Periodic
+from stateless.daemon.ports import Blocking, Clock
+from stateless.daemon.scan import describe
+from stateless.errors import StatelessError
+from stateless.model.inventory import HostState, Snapshot
+from stateless.plan import KeyDiff
+from stateless.prepare import Target, prepare, serving_vcenter
+from stateless.vcenter.watch import MAX_WAIT, HostWatch, Updates
+
+log = Logger()
+
+SYNC_INTERVAL = 1.0  # seconds between comparisons of the watched hosts with the owned ones
+RETRY = (0.5, 30.0)  # seconds: first and longest wait before subscribing again
+REVERT_TIMEOUT = 300.0  # seconds a reverted host is followed for `drift_reverted`
+WATCHED = (HostState.COMPLIANT, HostState.DRIFTED)
+
+
+class Engine(Protocol):
+    """The engine as the watch uses it (all of it public, as the scan uses it)."""
+
+    snapshot: Snapshot
+    resolver: Any
+
+    def scan_hosts(self) -> list[str]: ...
+
+    def status(self, uuid: str) -> HostStatus | None: ...
+
+    def check(self, uuid: str) -> defer.Deferred[list[KeyDiff] | None]: ...
+
+    def vcenter_drift(self, uuid: str, reason: str, keys: Sequence[str] = ()) -> None: ...
+
+    def vcenter_matches(self, uuid: str) -> None: ...
+
+    def settled(self, uuid: str, timeout: float) -> defer.Deferred[dict[str, Any]]: ...
+
+
+class Watches(Protocol):
+    """What the watch needs of the vCenter clients (blocking)."""
+
+    def watch(self, name: str, max_wait: int) -> HostWatch: ...
+
+    def find(self, vcenter: str, target: Target) -> str | None: ...
+
+
+class DriftWatch:
+    """The change watch of this server's vCenter, and what it does with a change."""
+
+    def __init__(self, engine: Engine, vcenters: Watches, clock: Clock, blocking: Blocking, *,
+                 server: str, mode: str, max_wait: int = MAX_WAIT,
+                 rng: random.Random | None = None) -> None:
+        self.engine = engine
+        self.vcenters = vcenters
+        self.clock = clock
+        self.blocking = blocking
+        self.server = server
+        self.mode = mode
+        self.max_wait = max_wait
+        self.rng = rng or random.Random()
+        self.vcenter: str | None = None
+        self.watch: HostWatch | None = None
+        self.state = "starting"  # watching | lost | idle (no vCenter)
+        self.reason = ""
+        self.moids: dict[str, str] = {}  # uuid -> managed object id, once found
+        self.watched: dict[str, str] = {}  # moid -> uuid, as last given to the watch
+        self.changes = 0  # changes reported by vCenter
+        self.compared = 0  # hosts compared because of a change or a new subscription
+        self._stopped = False
+        self._subscribed_once = False
+        self._loop: defer.Deferred[None] | None = None
+        self._sync = Periodic(clock, SYNC_INTERVAL, self.sync, name="drift watch hosts")
+
+    # --- running -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._loop = self._run()
+        self._sync.start(now=True)
+
+    @defer.inlineCallbacks
+    def stop(self) -> Any:
+        self._stopped = True
+        yield self._sync.stop()
+        watch, self.watch = self.watch, None
+        if watch is not None:
+            yield self.blocking(watch.close)  # a wait in progress fails and ends the loop
+
+    def health(self) -> dict[str, dict[str, Any]]:
+        """For `/v1/summary`: how the watch of each vCenter stands."""
+        if self.vcenter is None:
+            return {}
+        return {self.vcenter: {"state": self.state, "reason": self.reason,
+                               "hosts": len(self.watched), "changes": self.changes}}
+
+    @defer.inlineCallbacks
+    def _run(self) -> Any:
+        failures = 0
+        while not self._stopped:
+            try:
+                watch = self._current()
+                if watch is None:
+                    self.state, self.reason = "idle", "no vCenter to watch"
+                    yield self._sleep(self.max_wait)
+                    continue
+                updates = yield self.blocking(watch.wait)
+                if self._stopped:
+                    break
+                if self.state != "watching":
+                    self.state, self.reason = "watching", ""
+                failures = 0
+                self._handle(updates)
+            except Exception as exc:
+                if self._stopped:
+                    break
+                failures += 1
+                self.state, self.reason = "lost", str(exc)
+                if isinstance(exc, StatelessError):
+                    log.warn("vCenter watch {vcenter}: {reason}; subscribing again",
+                             vcenter=self.vcenter, reason=str(exc), event="watch_lost")
+                else:
+                    log.failure("vCenter watch {vcenter}", vcenter=self.vcenter, event="watch_lost")
+                ceiling = min(RETRY[1], RETRY[0] * 2 ** (failures - 1))
+                yield self._sleep(self.rng.uniform(RETRY[0] / 2, ceiling))
+
+    def _sleep(self, seconds: float) -> defer.Deferred[None]:
+        d: defer.Deferred[None] = defer.Deferred()
+        self.clock.callLater(seconds, d.callback, None)
+        return d
+
+    def _current(self) -> HostWatch | None:
+        """The watch of the vCenter this server serves now (a new one when that changed)."""
+        try:
+            name: str | None = serving_vcenter(self.engine.snapshot, self.server)
+        except StatelessError:
+            name = None
+        if name != self.vcenter:
+            old, self.watch = self.watch, None
+            if old is not None:
+                self.blocking(old.close)
+            self.vcenter, self.moids, self.watched = name, {}, {}
+            self._subscribed_once = False
+            if name is not None:
+                self.watch = self.vcenters.watch(name, self.max_wait)
+        return self.watch
+
+    def _handle(self, updates: Updates) -> None:
+        if updates.resubscribed:
+            log.info("vCenter watch {vcenter}: subscribed, {hosts} host(s)",
+                     vcenter=self.vcenter, hosts=len(self.watched), event="watch_subscribed")
+            if self._subscribed_once:  # what changed while the watch was lost is unknown
+                for uuid in sorted(self.watched.values()):
+                    self.compare(uuid, ())
+            self._subscribed_once = True
+        for change in updates.changes:
+            found = self.watched.get(change.moid)
+            if found is not None:
+                self.changes += 1
+                self.compare(found, change.paths)
+
+    # --- which hosts -------------------------------------------------------------------------
+
+    def wanted(self) -> list[str]:
+        """Owned hosts that are compliant or drifted and not being applied."""
+        out = []
+        for uuid in self.engine.scan_hosts():
+            status = self.engine.status(uuid)
+            if status is not None and status.state in WATCHED:
+                out.append(uuid)
+        return out
+
+    @defer.inlineCallbacks
+    def sync(self) -> Any:
+        """Give the watch the hosts it should watch (finding their ids in vCenter first)."""
+        watch, vcenter = self.watch, self.vcenter
+        if watch is None or vcenter is None:
+            return
+        wanted = self.wanted()
+        missing = [u for u in wanted if u not in self.moids]
+        try:
+            for uuid in missing:
+                target = self._target(uuid)
+                if target is None:
+                    continue
+                moid = yield self.blocking(self.vcenters.find, vcenter, target)
+                if moid is not None:
+                    self.moids[uuid] = moid
+            hosts = {self.moids[u]: u for u in wanted if u in self.moids}
+            if hosts != self.watched or watch.stale():
+                yield self.blocking(watch.set_hosts, sorted(hosts))
+                self.watched = hosts
+        except StatelessError:
+            return  # vCenter is not answering: the watch loop says so; the next sync tries again
+
+    def _target(self, uuid: str) -> Target | None:
+        snapshot = self.engine.snapshot
+        host = snapshot.hosts.get(uuid)
+        if host is None:
+            return None
+        try:
+            return prepare(snapshot, host, self.engine.resolver.resolve(uuid))
+        except StatelessError:
+            return None  # the engine says why it cannot apply the host; nothing to watch
+
+    # --- a change ----------------------------------------------------------------------------
+
+    def compare(self, uuid: str, paths: tuple[str, ...]) -> defer.Deferred[None]:
+        d = self._compare(uuid, paths)
+        d.addErrback(self._compare_failed, uuid)
+        return d
+
+    def _compare_failed(self, failure: Any, uuid: str) -> None:
+        if failure.check(StatelessError):
+            log.warn("host {uuid}: comparing a change in vCenter: {reason}", uuid=uuid,
+                     reason=failure.getErrorMessage())
+        else:
+            log.failure("host {uuid}: comparing a change in vCenter", failure, uuid=uuid)
+
+    @defer.inlineCallbacks
+    def _compare(self, uuid: str, paths: tuple[str, ...]) -> Any:
+        """Compare the host now, as the scan would; revert or report what differs."""
+        if uuid not in self.wanted():
+            return  # being applied (its apply verifies), failed, or no longer ours
+        started = self.clock.seconds()
+        self.compared += 1
+        diffs = yield self.engine.check(uuid)
+        if diffs is not None and not diffs:
+            self.engine.vcenter_matches(uuid)
+            return
+        keys = [d.key for d in diffs or ()]
+        # The engine writes the audit events (drift, then drift_reverted once applied).
+        log.debug("host {uuid}: changed in vCenter {vcenter} ({paths})", uuid=uuid,
+                  vcenter=self.vcenter, paths=list(paths))
+        before = self.engine.status(uuid)
+        self.engine.vcenter_drift(uuid, describe(diffs), keys)
+        if self.mode == "enforce" and before is not None:
+            yield self._follow(uuid, before.since, started, keys)
+
+    @defer.inlineCallbacks
+    def _follow(self, uuid: str, since: float, started: float, keys: list[str]) -> Any:
+        """Log `drift_reverted` once the host is compliant again after this drift."""
+        deadline = started + REVERT_TIMEOUT
+        while self.clock.seconds() < deadline and not self._stopped:
+            status = self.engine.status(uuid)
+            if status is None:
+                return
+            if status.state == HostState.COMPLIANT and status.since > since:
+                log.debug("host {uuid}: reverted in {seconds:.2f}s", uuid=uuid, keys=keys,
+                          seconds=self.clock.seconds() - started)
+                return
+            if status.state == HostState.FAILED:
+                return  # the engine logs why, and retries
+            yield self._sleep(0.05)
+
+
+__all__ = ["DriftWatch"]

@@ -1,0 +1,176 @@
+"""Changes to hosts' configuration, pushed by vCenter: one `WaitForUpdatesEx` session.
+
+Blocking (pyvmomi); the daemon runs `wait` in its vCenter thread pool, one call at a time,
+and `set_hosts` from any other thread.  The watch has a session of its own, a property
+collector of its own (`CreatePropertyCollector`) and one filter over a `ListView` of the
+watched hosts on the properties the compliance read compares (`read.ITEM_PATHS`), so
+adding or removing a host is one `ModifyListView`, and an idle watch costs one call per
+`max_wait` seconds.
+
+Any failure (the session expired, vCenter restarted, the network broke) drops everything; the
+next `wait` logs in and subscribes again and says so (`Updates.resubscribed`): whatever changed
+in between is unknown, so the caller compares every watched host once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import attrs
+from pyVmomi import vim
+
+from stateless.errors import TransientVCenterError
+from stateless.vcenter.faults import Where, fault_message
+from stateless.vcenter.read import ITEM_PATHS
+from stateless.vcenter.session import PC, Session
+
+MAX_WAIT = 30  # seconds one WaitForUpdatesEx is held by vCenter when nothing changes
+
+
+@attrs.frozen
+class Change:
+    """A watched host whose configuration properties changed."""
+
+    moid: str
+    paths: tuple[str, ...]
+
+
+@attrs.frozen
+class Updates:
+    """What one `wait` brought: changed hosts, or a new subscription."""
+
+    changes: tuple[Change, ...] = ()
+    resubscribed: bool = False
+
+
+class _Subscription:
+    """One live session: its collector, list view and filter version."""
+
+    def __init__(self, session: Session, hosts: Iterable[str], paths: tuple[str, ...]) -> None:
+        self.session = session
+        content = session.content
+        self.collector = content.propertyCollector.CreatePropertyCollector()
+        self.view = content.viewManager.CreateListView(obj=[_host(session, m) for m in hosts])
+        spec = PC.FilterSpec(
+            objectSet=[PC.ObjectSpec(obj=self.view, skip=True, selectSet=[
+                PC.TraversalSpec(name="hosts", type=vim.view.ListView, path="view", skip=False)])],
+            propSet=[PC.PropertySpec(type=vim.HostSystem, pathSet=list(paths))])
+        self.collector.CreateFilter(spec, partialUpdates=False)
+        self.version = ""
+
+
+def _host(session: Session, moid: str) -> Any:
+    return vim.HostSystem(moid, session.si._stub)
+
+
+class HostWatch:
+    """The configuration changes of a set of hosts of one vCenter, as vCenter reports them."""
+
+    def __init__(self, connect: Callable[[], Session], *, name: str = "",
+                 max_wait: int = MAX_WAIT, paths: tuple[str, ...] = ITEM_PATHS) -> None:
+        self._connect = connect  # a new, not yet logged-in session
+        self.name = name
+        self.max_wait = max_wait
+        self.paths = paths
+        self._lock = threading.Lock()
+        self._hosts: set[str] = set()  # moids wanted
+        self._viewed: set[str] = set()  # moids in the subscription's list view
+        self._sub: _Subscription | None = None
+        self.calls = 0  # SOAP calls made by this watch (login and subscription included)
+
+    @property
+    def where(self) -> Where:
+        return Where(self.name)
+
+    def stale(self) -> bool:
+        """Subscribed with another set of hosts than the one last asked for."""
+        with self._lock:
+            return self._sub is not None and self._viewed != self._hosts
+
+    def set_hosts(self, moids: Iterable[str]) -> None:
+        """Watch exactly these hosts from now on (one ModifyListView when subscribed)."""
+        wanted = set(moids)
+        with self._lock:
+            self._hosts = wanted
+            sub, viewed = self._sub, set(self._viewed)
+        if sub is None or wanted == viewed:
+            return
+        add, remove = sorted(wanted - viewed), sorted(viewed - wanted)
+        try:
+            sub.view.ModifyListView(add=[_host(sub.session, m) for m in add],
+                                    remove=[_host(sub.session, m) for m in remove])
+        except Exception as exc:
+            self._drop(sub)
+            raise TransientVCenterError(f"{self.where.describe('watch hosts')}: "
+                                        f"{fault_message(exc)}") from exc
+        with self._lock:
+            self.calls += 1
+            if self._sub is sub:
+                self._viewed = wanted
+
+    def wait(self) -> Updates:
+        """Block until watched hosts change or `max_wait` passes (subscribing first if needed)."""
+        with self._lock:
+            sub = self._sub
+        if sub is None:
+            return self._subscribe()
+        try:
+            result = sub.collector.WaitForUpdatesEx(
+                sub.version, PC.WaitOptions(maxWaitSeconds=self.max_wait))
+        except Exception as exc:
+            self._drop(sub)
+            raise TransientVCenterError(f"{self.where.describe('wait for updates')}: "
+                                        f"{fault_message(exc)}") from exc
+        with self._lock:
+            self.calls += 1
+        if result is None:
+            return Updates()
+        sub.version = result.version
+        changes = []
+        for filter_update in result.filterSet or ():
+            for update in filter_update.objectSet or ():
+                if update.kind == "modify" and isinstance(update.obj, vim.HostSystem):
+                    paths = tuple(sorted({c.name for c in update.changeSet or ()}))
+                    changes.append(Change(update.obj._moId, paths))
+        return Updates(tuple(changes))
+
+    def _subscribe(self) -> Updates:
+        session = self._connect()
+        try:
+            with self._lock:
+                hosts = set(self._hosts)
+            before = session.calls
+            sub = _Subscription(session, sorted(hosts), self.paths)
+            # The first answer is every watched host as it is now: the baseline, not changes.
+            result = sub.collector.WaitForUpdatesEx("", PC.WaitOptions(maxWaitSeconds=0))
+            sub.version = result.version if result is not None else ""
+            made = session.calls - before
+        except Exception as exc:
+            session.close()
+            raise TransientVCenterError(f"{self.where.describe('subscribe to updates')}: "
+                                        f"{fault_message(exc)}") from exc
+        with self._lock:
+            self._sub, self._viewed = sub, hosts
+            self.calls += made
+        return Updates(resubscribed=True)
+
+    def _drop(self, sub: _Subscription) -> None:
+        with self._lock:
+            if self._sub is sub:
+                self._sub, self._viewed = None, set()
+        sub.session.close()
+
+    def close(self) -> None:
+        """End the subscription; a `wait` in progress in another thread returns at once."""
+        with self._lock:
+            sub, self._sub, self._viewed = self._sub, None, set()
+        if sub is not None:
+            with contextlib.suppress(Exception):  # the session may be gone already
+                sub.collector.CancelWaitForUpdates()
+            sub.session.close()
+
+
+__all__ = ["MAX_WAIT", "Change", "HostWatch", "Updates"]

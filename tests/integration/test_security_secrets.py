@@ -1,0 +1,88 @@
+"""Secrets never leak: a canary in every secret, a full run, then every output is searched.
+
+The vCenter password, the hosts' root password, a CHAP secret, an SNMP community (both as
+sealed named secrets) and the site's enrollment key; births accepted, refused and
+quarantined, applies, the API's every read, `/metrics`, the daemon's log and the whole
+directory as its rootDN reads it with ldapsearch. None of them may show a canary.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from stateless.agent.signing import EnrollmentKey, sign
+from tests.integration.fixtures_daemon import Daemon, Estate, identity, wait_states
+from tests.integration.fixtures_vcsim import Vcsim
+from tests.integration.test_daemon import estate, key_file, sim  # noqa: F401  (fixtures)
+from tests.integration.test_security_daemon import T1, T2, enroll, stateless
+
+CANARIES = {"vcenter": "canary-vc-5b1e9d", "root-password": "canary-root-c3f0a2",
+            "chap": "canary-chap-97d4e1", "snmp": "canary-snmp-2a6b8f"}
+
+
+def _secret(where: Estate, tmp: Path, kind: str, name: str, value: str) -> None:
+    source = tmp / f"{kind}.secret"
+    source.write_text(value + "\n")
+    status, out, err = stateless(where, "secret", "set", kind, name, "--from-file", str(source),
+                                 "--secret-key-file", str(where.key_file))
+    assert status == 0, out + err
+
+
+def _signed(d: Daemon, doc: dict[str, object], key: EnrollmentKey) -> tuple[int, bytes]:
+    body = json.dumps(doc).encode()
+    status, _, answer = d.request("POST", "/v1/birth", body, {
+        "Authorization": sign(body, "siteA", key, int(time.time()))})
+    return status, answer
+
+
+def test_no_secret_reaches_logs_api_metrics_or_the_directory_in_clear(
+        estate: Estate, sim: Vcsim, daemons: Callable[..., Daemon],  # noqa: F811
+        tmp_path: Path) -> None:
+    key = enroll(estate)
+    _secret(estate, tmp_path, "vcenter", "vc1", CANARIES["vcenter"])
+    _secret(estate, tmp_path, "chap", "iscsi-chap", CANARIES["chap"])
+    _secret(estate, tmp_path, "snmp", "snmp-ro", CANARIES["snmp"])
+    root = tmp_path / "root.password"
+    root.write_text(CANARIES["root-password"] + "\n")
+    d = daemons(tmp_path / "sd1", estate.slapd, estate.base, estate.key_file, name="sd1",
+                site="siteA", extra=("--host-password-file", str(root)))
+    canaries = {**CANARIES, "enroll-key": base64.urlsafe_b64encode(key.secret).rstrip(b"=").decode(),
+                "enroll-key-hex": key.secret.hex()}
+
+    host = {**identity(1, "siteA"), "thumbprint": T1}
+    answers: list[bytes] = []
+    status, answer = _signed(d, host, key)
+    assert status == 202, answer
+    answers.append(answer)
+    wait_states(d, [host["uuid"]])
+    for doc in ({**host, "thumbprint": T2}, identity(2, "siteA")):  # quarantined, then refused
+        answers.append(_signed(d, doc, EnrollmentKey(key.key_id, b"\x02" * 32))[1])
+        answers.append(_signed(d, doc, key)[1])
+    for method, path in (("GET", "/v1/hosts"), ("GET", f"/v1/hosts/{host['uuid']}"),
+                         ("GET", f"/v1/hosts/{host['uuid']}/effective"), ("GET", "/metrics"),
+                         ("GET", "/healthz"), ("POST", f"/v1/hosts/{host['uuid']}/apply"),
+                         ("POST", f"/v1/hosts/{identity(3, 'siteA')['uuid']}/approve")):
+        answers.append(d.request(method, path, b"" if method == "POST" else None)[2])
+    wait_states(d, [host["uuid"]], state="quarantined")
+    status, out, err = stateless(estate, "hosts", "deny", host["uuid"], "--admin-token-file",
+                                 str(d.state_dir / "admin.token"))
+    assert status == 0, out + err
+    wait_states(d, [host["uuid"]])
+    d.stop()
+
+    dump = subprocess.run(["ldapsearch", "-LLL", "-o", "ldif-wrap=no", "-x", "-H", estate.slapd.url,
+                           "-D", estate.slapd.bind_dn, "-y", str(estate.slapd.password_file),
+                           "-b", estate.base, "(objectClass=*)", "*", "+"],
+                          capture_output=True, text=True, timeout=60)
+    assert dump.returncode == 0, dump.stderr
+    assert dump.stdout.count("aesgcm:") >= 4  # the sealed values are there, only sealed
+    outputs = {"log": d.log.read_text(errors="replace"), "directory": dump.stdout,
+               "api": b"\n".join(answers).decode(errors="replace"), "cli": out + err}
+    for where, text in outputs.items():
+        for what, canary in canaries.items():
+            assert canary not in text, f"the {what} secret appears in the {where}"
