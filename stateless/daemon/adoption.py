@@ -16,12 +16,19 @@ from stateless.sites import site_of
 
 
 def adoptable(before: Snapshot, snapshot: Snapshot, me: str, site: str,
-              owned: Collection[str]) -> tuple[list[str], list[str]]:
-    """(hosts naming `me` as owner, unowned hosts to claim) among those changed since `before`."""
+              owned: Collection[str], changed: Collection[str] | None = None
+              ) -> tuple[list[str], list[str]]:
+    """(hosts naming `me` as owner, unowned hosts to claim) among those changed since `before`.
+
+    `changed`, when given, names every host whose record differs between the two snapshots:
+    only those are looked at, instead of every host of the directory.
+    """
     mine: list[str] = []
     claim: list[str] = []
-    for uuid, host in snapshot.hosts.items():
-        if before.hosts.get(uuid) is host or uuid in owned or host.state is None:
+    candidates = snapshot.hosts.keys() if changed is None else changed
+    for uuid in candidates:
+        host = snapshot.hosts.get(uuid)
+        if host is None or before.hosts.get(uuid) is host or uuid in owned or host.state is None:
             continue
         if host.owner == me:
             mine.append(uuid)

@@ -13,7 +13,7 @@ retried with capped, jittered backoff for as long as it takes; a failure of the 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -134,19 +134,27 @@ class Engine(Ownership, Quarantine, Answers):
 
     # --- the directory -----------------------------------------------------------------------
 
-    def set_snapshot(self, snapshot: Snapshot) -> None:
-        """A new view of the directory: re-resolve only the hosts it can affect."""
+    def set_snapshot(self, snapshot: Snapshot, hosts: Collection[str] | None = None,
+                     since: Snapshot | None = None) -> None:
+        """A new view of the directory: re-resolve only the hosts it can affect.
+
+        `hosts` names the hosts whose record changed since `since` (the mirror knows); they
+        are used only when `since` is the current snapshot, else every host is compared.
+        """
         before, self.snapshot = self.snapshot, snapshot
-        affected = self.resolver.update(snapshot)
+        if since is not before:
+            hosts = None
+        affected = self.resolver.update(snapshot, hosts)
         if not self.ready:
             self.births.snapshot = snapshot
             return
         self.births.update(snapshot)
         self._leaving = {u for u in self._leaving  # until its entry is gone or retired
                          if u in snapshot.hosts and snapshot.hosts[u].owner == self.config.name}
-        self._leaving = {u for u in self._leaving  # until its entry is gone or retired
-                         if u in snapshot.hosts and snapshot.hosts[u].owner == self.config.name}
-        for uuid in self.owned - snapshot.hosts.keys() - self.births.tracked():
+        # Hosts deleted from the directory: among those changed when the mirror says which.
+        gone = self.owned - snapshot.hosts.keys() if hosts is None else {
+            u for u in hosts if u in self.owned and u not in snapshot.hosts}
+        for uuid in gone - self.births.tracked():
             if not self.queue.running(uuid):  # a running apply finds out by itself
                 self._forget(uuid, "its directory entry was deleted")
         me = self.config.name
@@ -159,13 +167,13 @@ class Engine(Ownership, Quarantine, Answers):
             affected |= {u for u in self.owned if self._state(u) == HostState.FAILED}
         for uuid in sorted(affected & self.owned):
             self.reconsider(uuid)
-        if self._clashed and before.hosts is not snapshot.hosts:  # the other host may be gone
+        if self._clashed and (hosts is None or hosts):  # a host changed: the other may be gone
             clashed, self._clashed = self._clashed & self.owned, set()
             for uuid in sorted(clashed):
                 self.queue.add(uuid)
         self._flag_reboots(self.reboots.update(snapshot, self.owned, self.reactor.seconds(),
                                                before))
-        self._adopt(before, snapshot)
+        self._adopt(before, snapshot, hosts)
 
     def resume(self) -> None:
         """After a start: take back every host this server owns and finish what was left."""

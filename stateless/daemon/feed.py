@@ -9,7 +9,6 @@ its own.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from twisted.internet import defer, threads
@@ -22,6 +21,7 @@ from stateless.policy.problems import directory_problems
 log = Logger()
 
 FEED_RETRY = (0.05, 0.5)  # seconds: the change feed's reconnect backoff, first and longest
+GATHER = 0.01  # seconds a burst of change notifications is gathered into one update
 FIRST_VIEW_TIMEOUT = 120.0  # seconds the first complete view may take
 WAIT_SLICE = 0.5  # seconds: how long a pool thread waits for it at a time
 # The directory's problems are listed at most this often: at 10,000 hosts a listing costs
@@ -40,7 +40,6 @@ class FeedStage(Stage):
         self.mirror: Any = None
         self._rebuild_scheduled = False
         self._rebuilding = False
-        self._rebuild_cost = 0.0  # seconds the last snapshot rebuild took
         self._problems_scheduled = False
         self._problems_at = 0.0  # clock time of the last listing of the problems
         self._stopping = False
@@ -72,10 +71,11 @@ class FeedStage(Stage):
                 raise StatelessError(f"directory {', '.join(urls)}: no complete view after "
                                      f"{FIRST_VIEW_TIMEOUT:.0f} s; is it reachable, and is the "
                                      "syncprov overlay configured on the database?")
-        snapshot = yield parts.thread(self.mirror.snapshot, base)
+        update = yield parts.thread(self.mirror.update, base)
+        snapshot = update.snapshot
         problems = yield parts.thread(directory_problems, snapshot)
         self._problems_at = parts.reactor.seconds()
-        parts.engine.set_snapshot(snapshot)
+        parts.engine.set_snapshot(snapshot, update.hosts, since=update.before)
         parts.engine.set_problems(problems)
 
     @defer.inlineCallbacks
@@ -101,9 +101,10 @@ class FeedStage(Stage):
         """Coalesce bursts of change notifications into one snapshot rebuild."""
         if not self._rebuild_scheduled and not self._stopping:
             self._rebuild_scheduled = True
-            # A rebuild costs CPU in proportion to the directory; during a storm of writes,
-            # wait twice as long as the last one took so rebuilds never hog the interpreter.
-            self.parts.reactor.callLater(max(0.01, 2 * self._rebuild_cost), self._rebuild)
+            # Updates cost in proportion to the change (the mirror applies each entry to the
+            # last snapshot): a fixed 10 ms gathers a burst of writes into one, whatever the
+            # size of the directory.
+            self.parts.reactor.callLater(GATHER, self._rebuild)
 
     @defer.inlineCallbacks
     def _rebuild(self) -> Any:
@@ -116,11 +117,10 @@ class FeedStage(Stage):
         self._rebuild_scheduled = False
         self._rebuilding = True
         try:
-            started = time.monotonic()
-            snapshot = yield threads.deferToThreadPool(parts.reactor, parts.build_pool,
-                                                       self.mirror.snapshot, parts.config.base)
-            self._rebuild_cost = time.monotonic() - started
-            parts.engine.set_snapshot(snapshot)
+            update = yield threads.deferToThreadPool(parts.reactor, parts.build_pool,
+                                                     self.mirror.update, parts.config.base)
+            snapshot = update.snapshot
+            parts.engine.set_snapshot(snapshot, update.hosts, since=update.before)
             if parts.tftp is not None:
                 parts.tftp.update(snapshot)
             self._list_problems()

@@ -7,6 +7,7 @@ and federation's leases will grow it.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any, cast
 
 from twisted.internet import defer
@@ -82,9 +83,12 @@ class Ownership:
         self.audit.host_taken(host=uuid, owner=self.config.name, previous=previous, why=why)
         self.own(uuid, host.state or HostState.PENDING, host.reason)
 
-    def _adopt(self, before: Snapshot, snapshot: Snapshot) -> None:
-        """Take hosts applied without an owner, or handed to this server (see `adoption`)."""
-        mine, unowned = adoptable(before, snapshot, self.config.name, self.config.site, self.owned)
+    def _adopt(self, before: Snapshot, snapshot: Snapshot,
+               changed: Collection[str] | None = None) -> None:
+        """Take hosts applied without an owner, or handed to this server (see `adoption`);
+        `changed`: the hosts whose record changed since `before`, when the mirror knows."""
+        mine, unowned = adoptable(before, snapshot, self.config.name, self.config.site, self.owned,
+                                  changed)
         for uuid in mine:
             self._take(uuid, "handed to this server")
         for uuid in unowned:

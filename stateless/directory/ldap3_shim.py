@@ -46,4 +46,34 @@ def receiver_alive(strategy: Any) -> bool:
     return receiver is not None and bool(receiver.is_alive())
 
 
-__all__ = ["STREAMED", "SUPPORTED", "receiver_alive", "stream_messages", "supported"]
+def decode_entries_raw(strategy: Any) -> None:
+    """Decode search entries to what the consumer reads (dn, raw values, controls) only.
+
+    ldap3 builds each entry twice, as raw bytes and as values formatted through the schema,
+    both in case-insensitive dicts; the consumer reads only the raw bytes, and with tens of
+    thousands of entries the rest was a third of the refresh's CPU. Other messages are
+    decoded by ldap3 as before. Relies on `strategy.decode_response_fast(message)` being
+    what the receiver decodes each message with, and on the shape of a searchResEntry's
+    payload (`tests/unit/test_library_shims.py` checks both).
+    """
+    from ldap3.utils.conv import to_unicode
+
+    decode = strategy.decode_response_fast
+
+    def entries_raw(message: dict[str, Any]) -> dict[str, Any]:
+        if message["protocolOp"] != 4:  # searchResEntry
+            return decode(message)
+        payload = message["payload"]
+        result: dict[str, Any] = {
+            "type": "searchResEntry", "dn": to_unicode(payload[0][3], from_server=True),
+            "raw_attributes": {to_unicode(a[3][0][3], from_server=True): [bytes(v[3]) for v in a[3][1][3]]
+                               for a in payload[1][3]}}
+        if message["controls"]:
+            result["controls"] = dict(strategy.decode_control_fast(c[3]) for c in message["controls"])
+        return result
+
+    strategy.decode_response_fast = entries_raw
+
+
+__all__ = ["STREAMED", "SUPPORTED", "decode_entries_raw", "receiver_alive", "stream_messages",
+           "supported"]

@@ -7,17 +7,16 @@ policy or host it belongs to, or on the snapshot.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
+from sys import intern
 from types import MappingProxyType
 from typing import Any, TypeVar
-
-from attrs import evolve
 
 from stateless.directory import syntax
 from stateless.directory.schemadef import ATTRIBUTE_NAMES, SECURITY_OUS
 from stateless.errors import StatelessError, ValidationError
-from stateless.model.identity import RULE_FIELDS, HostIdentity, normalize_uuid
+from stateless.model.identity import RULE_FIELDS, HostIdentity
 from stateless.model.inventory import (
     BlockKey,
     Container,
@@ -76,6 +75,7 @@ def canonical_attrs(raw: Mapping[str, Sequence[bytes | str]]) -> dict[str, list[
 # --- DNs ----------------------------------------------------------------------------------
 
 _HEX = re.compile(r"\\([0-9a-fA-F]{2})|\\(.)")
+_NEEDS_PARSER = re.compile(r'[\\+"]')  # escapes, multi-valued RDNs, quotes
 _SPECIAL = set(',+"\\<>;=')
 
 
@@ -110,6 +110,10 @@ def _trim(value: str) -> str:
 
 def split_dn(dn: str) -> list[RDN]:
     """[(attribute lower-case, unescaped value)], leaf first."""
+    if not _NEEDS_PARSER.search(dn):  # nearly every DN: plain splits give the same pairs
+        plain = [part.split("=", 1) for part in dn.split(",")]
+        if all(len(pair) == 2 for pair in plain):
+            return [(a.strip().lower(), _trim(v)) for a, v in plain]
     out: list[RDN] = []
     attr, buf, i, in_value = "", "", 0, False
     while i < len(dn):
@@ -270,7 +274,7 @@ class _Builder:
         try:
             self._add(dn, attrs, rel, classes)
         except StatelessError as exc:
-            attribute, value = _blame(exc, attrs)
+            attribute, value = blame(exc, attrs)
             self.problem(dn, attribute, value, str(exc), _scope_of(rel, attrs))
 
     def _add(self, dn: str, attrs: Attrs, rel: list[RDN], classes: set[str]) -> None:
@@ -308,7 +312,7 @@ class _Builder:
         try:
             self.links.setdefault(parent, []).append(link_from(attrs))
         except StatelessError as exc:
-            attribute, value = _blame(exc, attrs)
+            attribute, value = blame(exc, attrs)
             problem = Problem(dn, attribute, value, f"link not read: {exc}")
             self.link_problems.setdefault(parent, []).append(problem)
 
@@ -377,7 +381,7 @@ class _Builder:
             try:
                 host = host_from(dn, attrs, links, problems)
             except StatelessError as exc:
-                attribute, value = _blame(exc, attrs)
+                attribute, value = blame(exc, attrs)
                 self.problem(dn, attribute, value, str(exc))
                 self.problems.extend(problems)
                 continue
@@ -450,7 +454,7 @@ def _scope_of(rel: list[RDN], attrs: Attrs) -> BlockKey | None:
     return (scope, "" if scope == Scope.RULES else rel[0][1] if rel[0][0] == "cn" else one(attrs, "cn"))
 
 
-def _blame(exc: StatelessError, attrs: Attrs) -> tuple[str, str]:
+def blame(exc: StatelessError, attrs: Attrs) -> tuple[str, str]:
     """The attribute and value a model error is about (for the Problem): named by the error,
     else the best guess from its message (checks across attributes, e.g. a reversed range)."""
     if isinstance(exc, EntryValueError):
@@ -475,106 +479,6 @@ def build_snapshot(base: str, entries: Iterable[tuple[str, Attrs]]) -> Snapshot:
     for dn, attrs in entries:
         builder.add(dn, attrs)
     return builder.snapshot()
-
-
-# --- incremental snapshots -----------------------------------------------------------------
-
-# (dn, attributes when the snapshot was built or None for a new entry, attributes now)
-HostChange = tuple[str, Attrs | None, Attrs]
-
-
-def _classes(attrs: Attrs) -> set[str]:
-    return {c.lower() for c in attrs.get("objectClass", ())}
-
-
-def _is_host_entry(dn: str, attrs: Attrs, base: tuple[RDN, ...]) -> bool:
-    """A host directly under ou=hosts, which `_Builder` turns into a host and nothing else."""
-    rel = relative(dn, base)
-    if rel is None or len(rel) != 2 or (rel[1][0], rel[1][1].lower()) != ("ou", "hosts"):
-        return False
-    classes = _classes(attrs)
-    return "statelesshost" in classes and not classes & {"statelesspolicylink", "statelesspolicy"}
-
-
-def link_parents(entries: Iterable[tuple[str, Attrs]]) -> frozenset[tuple[RDN, ...]]:
-    """`dn_key`s of the entries that policy links hang below (existing or not).
-
-    `update_hosts` needs them: a host added where links already wait would take them.
-    """
-    return frozenset(dn_key(dn)[1:] for dn, attrs in entries
-                     if "statelesspolicylink" in _classes(attrs))
-
-
-def _changed_host(snapshot: Snapshot, base: tuple[RDN, ...], failed: Collection[tuple[RDN, ...]],
-                  dn: str, before: Attrs | None, after: Attrs) -> HostRecord | None:
-    """The new record of one host entry, or None if it may not replace the old one as is."""
-    key = dn_key(dn)
-    if key in failed or not _is_host_entry(dn, after, base):
-        return None
-    links: tuple[Link, ...] = ()
-    link_problems: tuple[Problem, ...] = ()
-    old_uuid = ""
-    if before is not None:
-        if not _is_host_entry(dn, before, base):
-            return None
-        try:
-            old_uuid = normalize_uuid(one(before, "statelessUuid"))
-        except StatelessError:
-            return None
-        old = snapshot.hosts.get(old_uuid)
-        if old is None or dn_key(old.dn) != key:
-            return None
-        links = old.links
-        # Problems of its links (entries of their own, below it) stay with it.
-        link_problems = tuple(p for p in old.problems if dn_key(p.dn) != key)
-    try:
-        record = host_from(dn, after, links, link_problems)
-    except StatelessError:
-        return None
-    return record if before is None or record.uuid == old_uuid else None
-
-
-
-
-def _unmodelled_change(before: Attrs, after: Attrs) -> bool:
-    def modelled(attrs: Attrs) -> dict[str, Sequence[str]]:
-        return {k: v for k, v in attrs.items() if k not in UNMODELLED}
-
-    return modelled(before) == modelled(after)
-
-
-def update_hosts(snapshot: Snapshot, base: str, changes: Iterable[HostChange],
-                 parents: Collection[tuple[RDN, ...]] = frozenset()) -> Snapshot | None:
-    """`snapshot` (built by `build_snapshot` for `base`) with host entries added or modified
-    since, or None when only a full build gets it right.
-
-    A full build costs in proportion to the directory, and nearly every write during a boot
-    storm is to one host entry; this costs in proportion to the change. The result equals what
-    `build_snapshot` makes of all entries, and the hosts not changed are the very objects of
-    `snapshot`, so `Resolver.update` skips them by identity. `parents` is `link_parents` of
-    the entries `snapshot` was built from. A change only to UNMODELLED attributes (of any
-    entry) is skipped. Anything else but a host entry directly under ou=hosts,
-    one that fails to parse or had failed, one whose statelessUuid changed or collides with
-    another host: None. A modified host keeps the links it had (links are entries of their
-    own, so a changed link is not a host change); an added host has none. Hosts keep their
-    place in the mapping and added ones come last (the order is not part of the value).
-    """
-    base_key = dn_key(base)
-    failed = {dn_key(p.dn) for p in snapshot.problems}
-    # A proxy's copy() is the underlying dict's, twenty times faster than dict(proxy).
-    hosts = snapshot.hosts.copy() if isinstance(snapshot.hosts, MappingProxyType) else dict(snapshot.hosts)
-    seen: set[str] = set()
-    for dn, before, after in changes:
-        if before is not None and _unmodelled_change(before, after):
-            continue  # e.g. a pool entry's statelessAllocated: the lock of each allocation
-        record = _changed_host(snapshot, base_key, failed, dn, before, after)
-        if record is None or record.uuid in seen:
-            return None
-        if before is None and (record.uuid in hosts or dn_key(dn) in parents):
-            return None
-        seen.add(record.uuid)
-        hosts[record.uuid] = record
-    return evolve(snapshot, hosts=hosts)
 
 
 def link_from(attrs: Attrs) -> Link:
@@ -756,7 +660,7 @@ def _identity(dn: str, uuid: str, attrs: Attrs) -> tuple[HostIdentity | None, li
         except StatelessError as exc:
             problems.append(Problem(dn, attr, value, str(exc)))
     if not problems:
-        problems.append(Problem(dn, *_blame(failure, attrs), str(failure)))
+        problems.append(Problem(dn, *blame(failure, attrs), str(failure)))
     return None, problems
 
 
@@ -769,7 +673,7 @@ def host_from(dn: str, attrs: Attrs, links: tuple[Link, ...],
     for text in attrs.get("statelessAnswer", ()):
         try:
             key, value = syntax.parse_answer(text)
-            answers[key] = value
+            answers[intern(key)] = value
         except StatelessError as exc:
             problems.append(Problem(dn, "statelessAnswer", redact_value("statelessAnswer", text),
                                     str(exc)))
@@ -791,7 +695,7 @@ def host_from(dn: str, attrs: Attrs, links: tuple[Link, ...],
     try:
         pinned = pinned_from(attrs)
     except StatelessError as exc:  # an unreadable pin blocks the host: it cannot be checked
-        problems.append(Problem(dn, *_blame(exc, attrs), f"pinned identity: {exc}"))
+        problems.append(Problem(dn, *blame(exc, attrs), f"pinned identity: {exc}"))
     state = None
     if attrs.get("statelessState"):
         try:
@@ -799,8 +703,11 @@ def host_from(dn: str, attrs: Attrs, links: tuple[Link, ...],
         except ValueError:
             problems.append(Problem(dn, "statelessState", one(attrs, "statelessState"),
                                     f"expected one of {', '.join(s.value for s in HostState)}"))
-    return HostRecord(uuid, location, links, answers, allocations, identity, state,
-                      one(attrs, "statelessStateReason"), one(attrs, "statelessAppliedDigest"),
-                      problems, dn, one(attrs, "statelessOwner"),
+    # Strings many hosts share (their cluster, owner, state reason, image) are stored once.
+    boot_image = one(attrs, "statelessBootImage")
+    return HostRecord(uuid, location and intern(location), links, answers, allocations, identity,
+                      state, intern(one(attrs, "statelessStateReason")),
+                      one(attrs, "statelessAppliedDigest"), problems, dn,
+                      intern(one(attrs, "statelessOwner")),
                       one(attrs, "statelessThumbprint") or None, pinned,
-                      one(attrs, "statelessBootImage") or None)
+                      intern(boot_image) if boot_image else None)

@@ -12,17 +12,25 @@ re-resolved. Its methods have the callback signatures of `SyncConsumer`:
 from __future__ import annotations
 
 import re
+import sys
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from stateless.model.hostmap import HostMap
+
 if TYPE_CHECKING:
-    from stateless.directory.mapping import RDN
+    from stateless.directory.assembly import Assembly
     from stateless.model.inventory import Snapshot
 
 Values = tuple[bytes | str, ...]
+# Attributes (lower-case) whose values repeat across many entries: stored once per value.
+SHARED_VALUES = frozenset({
+    "objectclass", "statelessstate", "statelesslocation", "statelessowner", "statelessvendor",
+    "statelessmodel", "statelessdomain", "statelessstatereason", "statelesslinkpolicy",
+    "statelessorder", "statelessenforced", "statelessdisabled"})
 
 
 def dn_norm(dn: str) -> str:
@@ -37,9 +45,48 @@ def _depth(dn: str) -> int:
     return len(_RDN_SEP.split(dn))
 
 
+def entry_order(dn: str) -> tuple[int, str]:
+    """The order `build_snapshot` reads entries in: parents first, then by normalized DN."""
+    return (_depth(dn), dn_norm(dn))
+
+
 def _ordered(entries: Iterable[MirrorEntry]) -> list[MirrorEntry]:
     """Parents before children, as `build_snapshot` expects them."""
-    return sorted(entries, key=lambda e: (_depth(e.dn), dn_norm(e.dn)))
+    return sorted(entries, key=lambda e: entry_order(e.dn))
+
+
+class Attributes(Mapping[str, Values]):
+    """An entry's attributes in little memory: its names as a tuple (shared by the entries
+    with the same names), a single value unwrapped from its tuple."""
+
+    __slots__ = ("_names", "_values")
+
+    def __init__(self, names: tuple[str, ...], values: tuple[bytes | str | Values, ...]) -> None:
+        self._names = names
+        self._values = values
+
+    def __getitem__(self, name: str) -> Values:
+        try:
+            value = self._values[self._names.index(name)]
+        except ValueError:
+            raise KeyError(name) from None
+        return value if isinstance(value, tuple) else (value,)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Attributes):
+            return self._names == other._names and self._values == other._values
+        return super().__eq__(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Attributes({dict(self.items())!r})"
 
 
 @attrs.frozen
@@ -103,12 +150,25 @@ class MirrorView:
 
 @attrs.frozen
 class _Built:
-    """The last snapshot built, with what the next one may be derived from."""
+    """The last snapshot built, and the assembly that keeps it up to date."""
 
     base: str
     view: MirrorView
+    assembly: Assembly
+
+    @property
+    def snapshot(self) -> Snapshot:
+        return self.assembly.snapshot
+
+
+@attrs.frozen
+class Update:
+    """A snapshot and the hosts whose record changed since `before` (None: unknown, after
+    a full build), which is all the resolver has to look at."""
+
+    before: Snapshot | None
     snapshot: Snapshot
-    parents: frozenset[tuple[RDN, ...]]  # `mapping.link_parents` of `view`
+    hosts: frozenset[str] | None
 
 
 class Mirror:
@@ -118,18 +178,17 @@ class Mirror:
     change. With `on_batch` each batch is handed over (in the consumer's thread) as it closes;
     otherwise `take_changes()` collects whatever accumulated.
 
-    Besides the batches, the mirror notes which entries were added or modified since the last
-    `snapshot()` and whether anything happened that only a full rebuild gets right (a delete,
-    a rename, a refresh starting or ending), so that the next snapshot can be derived from the
-    last one when only host entries changed: during a boot storm nearly every write is to one
-    host entry, and rebuilding every entry for each of them costs in proportion to the
-    directory.
+    Besides the batches, the mirror notes which entries were added, modified or deleted since
+    the last `update()`, so that the next snapshot is the last one with just those entries
+    applied (`assembly.Assembly`): rebuilding every entry for each change costs in proportion
+    to the directory, seconds with tens of thousands of hosts.
     """
 
     def __init__(self, on_batch: Callable[[ChangeBatch], None] | None = None) -> None:
         self._on_batch = on_batch
         self._lock = threading.Lock()
-        self._entries: dict[str, MirrorEntry] = {}
+        # A persistent map: a view of it costs nothing to take and stays as it was.
+        self._entries: HostMap[str, MirrorEntry] = HostMap()
         self._generation = 0
         self._refreshing = True
         self._refreshed = False
@@ -138,9 +197,11 @@ class Mirror:
         self._deleted: set[str] = set()
         self._pending_refresh = False
         self._view: MirrorView | None = None
-        # Since `_built`: entries (by entryUUID) added or modified, and whether that is not enough.
+        # Since `_built`: entries (by entryUUID) added, modified or deleted; whether to build anew.
         self._touched: set[str] = set()
         self._full = True
+        self._shared: dict[bytes | str, bytes | str] = {}  # see `_compact`
+        self._shapes: dict[tuple[str, ...], tuple[str, ...]] = {}
         self._build_lock = threading.Lock()  # one snapshot() at a time; taken before `_lock`
         self._built: _Built | None = None
 
@@ -150,7 +211,6 @@ class Mirror:
         """A (re)connection began a refresh: hold changes until it ends."""
         with self._lock:
             self._refreshing = True
-            self._need_full()
 
     def on_change(self, kind: str, entry_uuid: str, dn: str, attributes: Mapping[str, Any]) -> None:
         batch = None
@@ -161,20 +221,20 @@ class Mirror:
             if kind == "delete":
                 if old is None:
                     return
-                del self._entries[entry_uuid]
+                self._entries = self._entries.delete(entry_uuid)
                 self._mark(self._deleted, old.dn)
-                self._need_full()
+                self._touch(entry_uuid)
             else:
-                values = {name: tuple(v) for name, v in attributes.items()}
-                self._entries[entry_uuid] = MirrorEntry(entry_uuid, dn, values)
+                self._entries = self._entries.set(
+                    entry_uuid, MirrorEntry(entry_uuid, dn, self._compact(attributes)))
                 if old is None:
                     self._mark(self._added, dn)
                     self._touch(entry_uuid)
                 elif dn_norm(old.dn) != dn_norm(dn):
                     self._mark(self._deleted, old.dn)
                     self._mark(self._added, dn)
+                    self._touch(entry_uuid)
                     self._move_children(old.dn, dn)
-                    self._need_full()
                 else:
                     self._mark(self._modified, dn)
                     self._touch(entry_uuid)
@@ -189,7 +249,6 @@ class Mirror:
             self._refreshing = False
             self._refreshed = True
             self._generation += 1
-            self._need_full()
             self._view = None
             batch = self._maybe_close(refresh=True)
         self._deliver(batch)
@@ -211,32 +270,39 @@ class Mirror:
             return self._current_view()
 
     def snapshot(self, base: str) -> Snapshot:
-        """The model snapshot, rebuilt only when something changed since the last call.
+        """The model snapshot of the subtree at `base` (see `update`)."""
+        return self.update(base).snapshot
 
-        When only host entries directly under ou=hosts were added or modified since the last
-        call, for the same base, the new snapshot is the last one with those hosts replaced
-        (`mapping.update_hosts`): it equals a full rebuild and shares every other object with
-        the last one, at a cost in proportion to the change rather than to the directory.
-        Anything else is a full rebuild. Calls from several threads take turns.
+    def update(self, base: str) -> Update:
+        """The model snapshot, brought up to date with what changed since the last call.
+
+        Each entry added, modified or deleted since is applied to the last snapshot
+        (`assembly.Assembly`): the result equals a full build and shares every host not
+        changed with the last one, at a cost in proportion to the change (a renamed entry
+        touches its whole subtree). A full build happens first, for another base than last
+        time, after a failed build, and when most entries changed at once. Calls from several
+        threads take turns.
         """
+        from stateless.directory.assembly import Assembly
+
         with self._build_lock:
             built = self._built
             with self._lock:  # the view and what changed since `built`, together
                 view = self._current_view()
                 if built is not None and built.base == base and built.view.generation == view.generation:
-                    return built.snapshot
+                    return Update(built.snapshot, built.snapshot, frozenset())
                 touched, full = self._touched, self._full
                 self._touched, self._full = set(), False
             self._built = None  # until the new one stands: a failed build leaves a full one next
-            snapshot = None
-            if built is not None and built.base == base and not full:
-                snapshot = self._derive(built, view, touched)
-            if snapshot is not None:
-                assert built is not None
-                self._built = _Built(base, view, snapshot, built.parents)
-            else:
-                self._built = self._build(base, view)
-            return self._built.snapshot
+            if built is None or built.base != base or full or 2 * len(touched) > len(view.entries):
+                assembly = Assembly(base)
+                assembly.build(view.entries)
+                self._built = _Built(base, view, assembly)
+                return Update(None, assembly.snapshot, None)
+            before = built.snapshot
+            hosts = built.assembly.apply(view.entries, built.view.entries, touched)
+            self._built = _Built(base, view, built.assembly)
+            return Update(before, built.assembly.snapshot, hosts)
 
     def take_changes(self) -> ChangeBatch:
         """Everything changed since the previous take (when no `on_batch` is set)."""
@@ -248,39 +314,27 @@ class Mirror:
 
     def _current_view(self) -> MirrorView:
         if self._view is None:
-            self._view = MirrorView(self._generation, self._refreshed, dict(self._entries))
+            self._view = MirrorView(self._generation, self._refreshed, self._entries)
         return self._view
+
+    def _compact(self, attributes: Mapping[str, Iterable[bytes | str]]) -> Attributes:
+        """An entry's attributes as `Attributes`: the tuple of names shared by every entry
+        with the same names, and the values that repeat across entries (`SHARED_VALUES`)
+        stored once. With tens of thousands of hosts, every copy counts."""
+        names = tuple(sys.intern(name) for name in attributes)
+        names = self._shapes.setdefault(names, names)
+        shared = self._shared
+        values: list[bytes | str | Values] = []
+        for name, given in attributes.items():
+            one = tuple(given)
+            if name.lower() in SHARED_VALUES:
+                one = tuple(shared.setdefault(v, v) for v in one)
+            values.append(one[0] if len(one) == 1 else one)
+        return Attributes(names, tuple(values))
 
     def _touch(self, entry_uuid: str) -> None:
         if not self._full:
             self._touched.add(entry_uuid)
-
-    def _need_full(self) -> None:
-        self._full = True
-        self._touched.clear()
-
-    @staticmethod
-    def _build(base: str, view: MirrorView) -> _Built:
-        from stateless.directory.mapping import build_snapshot, canonical_attrs, link_parents
-
-        pairs = [(e.dn, canonical_attrs(e.attributes)) for e in _ordered(view.entries.values())]
-        return _Built(base, view, build_snapshot(base, pairs), link_parents(pairs))
-
-    @staticmethod
-    def _derive(built: _Built, view: MirrorView, touched: set[str]) -> Snapshot | None:
-        """`built.snapshot` with the touched entries applied, or None (see `update_hosts`)."""
-        from stateless.directory.mapping import HostChange, canonical_attrs, update_hosts
-
-        changes: list[HostChange] = []
-        for entry_uuid in touched:
-            entry = view.entries.get(entry_uuid)
-            if entry is None:
-                return None
-            before = built.view.entries.get(entry_uuid)
-            changes.append((entry.dn, None if before is None else canonical_attrs(before.attributes),
-                            canonical_attrs(entry.attributes)))
-        changes.sort(key=lambda change: dn_norm(change[0]))
-        return update_hosts(built.snapshot, built.base, changes, built.parents)
 
     def _mark(self, bucket: set[str], dn: str) -> None:
         # A DN that was added and changed again in the same batch stays "added"; one deleted
@@ -305,7 +359,8 @@ class Mirror:
             if dn_norm(entry.dn).endswith(suffix):
                 head = _RDN_SEP.split(entry.dn)[:-depth]
                 moved = ",".join([*head, new_dn])
-                self._entries[entry_uuid] = attrs.evolve(entry, dn=moved)
+                self._entries = self._entries.set(entry_uuid, attrs.evolve(entry, dn=moved))
+                self._touch(entry_uuid)
                 self._mark(self._deleted, entry.dn)
                 self._mark(self._added, moved)
 

@@ -239,7 +239,23 @@ def encode_sync_state(state: SyncStateControl) -> bytes:
     return bytes(der_encoder.encode(value))
 
 
+def _short_sync_state(data: bytes) -> SyncStateControl | None:
+    """The syncStateValue slapd attaches to nearly every entry, without pyasn1: exactly
+    SEQUENCE { ENUMERATED 0..3, OCTET STRING (16 bytes) } in short-form DER, 23 bytes. A
+    refresh of tens of thousands of entries spent most of its time decoding these; anything
+    else (a cookie, long lengths, another shape) is None and goes to pyasn1."""
+    if len(data) != 23 or data[:4] != b"\x30\x15\x0a\x01" or data[5:7] != b"\x04\x10":
+        return None
+    state = data[4]
+    if state >= len(_STATE_NAMES):
+        return None
+    return SyncStateControl(_STATE_NAMES[state], str(uuid.UUID(bytes=data[7:])))
+
+
 def decode_sync_state(data: bytes) -> SyncStateControl:
+    short = _short_sync_state(data)
+    if short is not None:
+        return short
     value = _decode(data, _SyncStateValue(), "syncStateValue")
     state = int(value["state"])
     if not 0 <= state < len(_STATE_NAMES):
@@ -584,6 +600,7 @@ class SyncConsumer:
                                   connect_timeout=self.connect_timeout, tls=self.tls)
             conn = ldap3.Connection(server, self.bind_dn, self.password,
                                     client_strategy=ldap3.ASYNC_STREAM, raise_exceptions=False)
+            ldap3_shim.decode_entries_raw(conn.strategy)
             conn.open(read_server_info=False)
             self._set_keepalive(conn.socket)
             if conn.socket is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import sys
 import uuid as uuidlib
 from collections.abc import Iterable
 
@@ -11,6 +12,11 @@ import attrs
 
 from stateless.errors import ValidationError
 
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_CANONICAL_MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
+_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_CANONICAL_IPV4 = re.compile(rf"{_OCTET}(\.{_OCTET}){{3}}")
+_CONTROL = re.compile(r"[\x00-\x1f]")
 _MAC = re.compile(r"[0-9a-f]{2}([:-]?)[0-9a-f]{2}(\1[0-9a-f]{2}){4}")
 
 
@@ -19,6 +25,8 @@ def normalize_uuid(value: object) -> str:
     if not isinstance(value, str):
         raise ValidationError(f"uuid {value!r}: expected a string such as "
                               "4c4c4544-0042-3510-8052-b4c04f4b4e31")
+    if _CANONICAL_UUID.fullmatch(value):
+        return value  # already canonical: the very string, not an equal copy
     try:
         return str(uuidlib.UUID(value.strip()))
     except ValueError:
@@ -27,6 +35,8 @@ def normalize_uuid(value: object) -> str:
 
 
 def normalize_mac(value: object) -> str:
+    if isinstance(value, str) and _CANONICAL_MAC.fullmatch(value):
+        return value  # as the directory stores it: no need to rebuild it
     if isinstance(value, str) and _MAC.fullmatch(value.strip().lower()):
         digits = re.sub(r"[:-]", "", value.strip().lower())
         return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
@@ -40,6 +50,8 @@ def _macs(values: Iterable[str]) -> tuple[str, ...]:
 def _ipv4(value: str | None) -> str | None:
     if value in (None, ""):
         return None
+    if isinstance(value, str) and _CANONICAL_IPV4.fullmatch(value):
+        return value
     try:
         return str(ipaddress.IPv4Address(str(value).strip()))
     except ValueError:
@@ -51,9 +63,14 @@ def _text(value: object) -> str:
         return ""
     if not isinstance(value, str):
         raise ValidationError(f"{value!r}: expected a string")
-    if any(ord(c) < 32 for c in value):
+    if _CONTROL.search(value):
         raise ValidationError(f"{value!r}: control characters are not allowed")
     return value.strip()
+
+
+def _shared_text(value: object) -> str:
+    """Text that many hosts have in common (vendor, model, domain): one string for all."""
+    return sys.intern(_text(value))
 
 
 def _texts(values: Iterable[str]) -> tuple[str, ...]:
@@ -66,15 +83,15 @@ class HostIdentity:
 
     uuid: str = attrs.field(converter=normalize_uuid)
     serial: str = attrs.field(default="", converter=_text)
-    vendor: str = attrs.field(default="", converter=_text)
-    model: str = attrs.field(default="", converter=_text)
+    vendor: str = attrs.field(default="", converter=_shared_text)
+    model: str = attrs.field(default="", converter=_shared_text)
     asset: str = attrs.field(default="", converter=_text)
     oem_strings: tuple[str, ...] = attrs.field(default=(), converter=_texts)
     macs: tuple[str, ...] = attrs.field(default=(), converter=_macs)
     boot_mac: str | None = attrs.field(default=None)
     ipv4: str | None = attrs.field(default=None, converter=_ipv4)
     hostname: str = attrs.field(default="", converter=_text)
-    domain: str = attrs.field(default="", converter=_text)
+    domain: str = attrs.field(default="", converter=_shared_text)
 
     @boot_mac.validator
     def _check_boot_mac(self, _: attrs.Attribute[str | None], value: str | None) -> None:

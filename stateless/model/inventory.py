@@ -17,6 +17,7 @@ from typing import Any
 import attrs
 
 from stateless.errors import ValidationError
+from stateless.model.hostmap import host_map
 from stateless.model.identity import RULE_FIELDS, HostIdentity, normalize_uuid
 from stateless.model.security import DEFAULT_ADMISSION, AdmissionMode, EnrollKey, PinnedIdentity
 from stateless.model.settings import SettingValue
@@ -25,8 +26,11 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _SEGMENT = re.compile(r"[^/\x00-\x1f]{1,80}")
 
 
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
 def frozen_map(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    return MappingProxyType(dict(value or {}))
+    return MappingProxyType(dict(value)) if value else _EMPTY
 
 
 def check_name(value: str, what: str) -> str:
@@ -341,6 +345,12 @@ class Scope(enum.StrEnum):
 BlockKey = tuple[Scope, str]
 
 
+def _problem_order(values: Iterable[Problem]) -> tuple[Problem, ...]:
+    """A snapshot's problems in one order (by DN, then attribute, value, reason), whatever
+    order the entries were read in: a snapshot assembled change by change equals a full build."""
+    return tuple(sorted(values, key=lambda p: (p.dn.lower(), p.attribute, p.value, p.reason)))
+
+
 def _blocking(value: Mapping[BlockKey, Iterable[Problem]] | None) -> Mapping[BlockKey, tuple[Problem, ...]]:
     return MappingProxyType({k: tuple(v) for k, v in (value or {}).items() if v})
 
@@ -357,7 +367,7 @@ class Snapshot:
 
     containers: Mapping[str, Container] = attrs.field(factory=dict, converter=frozen_map)
     policies: Mapping[str, Policy] = attrs.field(factory=dict, converter=frozen_map)
-    hosts: Mapping[str, HostRecord] = attrs.field(factory=dict, converter=frozen_map)
+    hosts: Mapping[str, HostRecord] = attrs.field(factory=dict, converter=host_map)
     pools: Mapping[str, IpPool] = attrs.field(factory=dict, converter=frozen_map)
     sites: Mapping[str, Site] = attrs.field(factory=dict, converter=frozen_map)
     site_links: tuple[SiteLink, ...] = attrs.field(default=(), converter=_site_links)
@@ -365,5 +375,5 @@ class Snapshot:
     images: Mapping[str, Image] = attrs.field(factory=dict, converter=frozen_map)
     vcenters: Mapping[str, VCenter] = attrs.field(factory=dict, converter=frozen_map)
     servers: Mapping[str, Server] = attrs.field(factory=dict, converter=frozen_map)
-    problems: tuple[Problem, ...] = attrs.field(default=(), converter=problem_tuple)
+    problems: tuple[Problem, ...] = attrs.field(default=(), converter=_problem_order)
     blocking: Mapping[BlockKey, tuple[Problem, ...]] = attrs.field(factory=dict, converter=_blocking)

@@ -12,7 +12,7 @@ container; a host adds only its own links, answers and pool allocations on top.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import NamedTuple
 
 from stateless.errors import NotFoundError, SettingError
@@ -580,7 +580,7 @@ class Resolver:
         self._at.setdefault(path, set()).add(host.uuid)
         self._learn(path)
         names = frozenset(lk.policy for lk in host.links if not lk.disabled) | frozenset(rules.policies)
-        self._host_names[host.uuid] = names
+        self._host_names[host.uuid] = names or _NO_NAMES  # one empty set for most of 50,000 hosts
         for name in names:
             self._linking.setdefault(name, set()).add(host.uuid)
 
@@ -624,11 +624,13 @@ class Resolver:
             affected |= self._linking.get(name, set())
         return affected
 
-    def update(self, snapshot: Snapshot) -> set[str]:
+    def update(self, snapshot: Snapshot, hosts: Collection[str] | None = None) -> set[str]:
         """Swap in `snapshot`; return the uuids (of hosts in it) whose config may have changed.
 
         The first call builds reverse indexes (policy and container to hosts) in one pass over
-        the hosts; later calls cost in proportion to what changed.
+        the hosts; later calls cost in proportion to what changed. `hosts`, when given, names
+        every host whose record differs from the current snapshot's (the mirror knows), which
+        spares comparing tens of thousands of records that did not change.
         """
         old = self._snap
         if snapshot is old:
@@ -639,7 +641,7 @@ class Resolver:
             self._indexed = True
         policies = _changed(old.policies, snapshot.policies)
         containers = _changed(old.containers, snapshot.containers)
-        hosts = _changed(old.hosts, snapshot.hosts)
+        hosts = set(hosts) if hosts is not None else _changed(old.hosts, snapshot.hosts)
         pools = _changed(old.pools, snapshot.pools)
         rules_changed = old.rules != snapshot.rules
         if old.blocking != snapshot.blocking:  # unreadable entries came, went or changed
@@ -716,6 +718,9 @@ class Resolver:
         for uuid in hosts - snapshot.hosts.keys():
             self._hosts.pop(uuid, None)
         return affected
+
+
+_NO_NAMES: frozenset[str] = frozenset()
 
 
 def _inputs(host: HostRecord) -> tuple[object, ...]:

@@ -20,6 +20,19 @@ def test_escape_and_split_round_trip(value: str) -> None:
     assert mapping.relative(dn, mapping.dn_key(BASE)) == rdns[:3]
 
 
+def test_plain_dns_split_as_the_full_parser_splits_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DNs without escapes, quotes or '+' take plain string splits: the same pairs."""
+    import random
+    import re
+
+    rng = random.Random(7)
+    dns = ["".join(rng.choice("abAB= ,\tx1") for _ in range(rng.randrange(14))) for _ in range(20000)]
+    dns += [f"statelessUuid=4C4C4544-{n:04d} , OU=Hosts,{BASE}" for n in range(10)]
+    fast = [mapping.split_dn(dn) for dn in dns]
+    monkeypatch.setattr(mapping, "_NEEDS_PARSER", re.compile("|"))  # always the full parser
+    assert fast == [mapping.split_dn(dn) for dn in dns]
+
+
 def test_relative_is_case_insensitive_and_rejects_other_trees() -> None:
     base = mapping.dn_key(BASE)
     assert mapping.relative("cn=X,OU=Policies,OU=Stateless,DC=Example,DC=com", base) == [

@@ -105,3 +105,25 @@ def test_counting_wraps_the_stub_and_keeps_its_answers() -> None:
     assert host._stub is si._stub and si._stub.poolSize == 3
     assert si._stub.InvokeMethod("mo", "info", ["a"]) == ("answer", "mo", ["a"])
     assert len(calls) == 1
+
+
+def test_ldap3_decodes_every_received_message_with_decode_response_fast() -> None:
+    """decode_entries_raw replaces it on one strategy; the receiver must still call it."""
+    run = inspect.getsource(AsyncStrategy.ReceiverSocketThread.run)
+    assert "decode_response_fast(" in run
+    strategy = _connection().strategy
+    assert callable(strategy.decode_response_fast) and callable(strategy.decode_control_fast)
+
+
+def test_raw_entries_keep_the_dn_raw_values_and_controls() -> None:
+    """A searchResEntry as ldap3's BER decoder hands it over, read the way the shim reads it."""
+    from ldap3.utils.asn1 import decode_message_fast  # what the receiver decodes BER with
+
+    ber = bytes.fromhex(  # message 2: searchResEntry dn "cn=a,dc=x", cn: a, b
+        "3020020102641b0409636e3d612c64633d78300e300c0402636e3106040161040162")
+    decoded = dict(decode_message_fast(ber))
+    strategy = _connection().strategy
+    ldap3_shim.decode_entries_raw(strategy)
+    entry = strategy.decode_response_fast(decoded)
+    assert entry["type"] == "searchResEntry" and entry["dn"] == "cn=a,dc=x"
+    assert entry["raw_attributes"] == {"cn": [b"a", b"b"]}

@@ -6,6 +6,7 @@ values left out, booleans TRUE as 0xFF); those marked "slapd" were captured from
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -71,6 +72,22 @@ def test_sync_request(value: SyncRequest, hex_bytes: str) -> None:
 def test_sync_state(value: SyncStateControl, hex_bytes: str) -> None:
     assert encode_sync_state(value).hex() == hex_bytes
     assert decode_sync_state(bytes.fromhex(hex_bytes)) == value
+
+
+@pytest.mark.parametrize("state", ["present", "add", "modify", "delete"])
+def test_the_short_sync_state_decodes_as_pyasn1_does(state: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The decoder without pyasn1 (the common 23-byte value) agrees with the pyasn1 one."""
+    import random
+
+    from stateless.directory import syncrepl
+
+    rng = random.Random(state)
+    values = [encode_sync_state(SyncStateControl(state, str(uuid.UUID(int=rng.getrandbits(128)))))
+              for _ in range(50)]
+    short = [decode_sync_state(v) for v in values]
+    assert all(len(v) == 23 for v in values)
+    monkeypatch.setattr(syncrepl, "_short_sync_state", lambda _data: None)
+    assert short == [decode_sync_state(v) for v in values]
 
 
 @pytest.mark.parametrize(
