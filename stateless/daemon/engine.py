@@ -25,7 +25,6 @@ from twisted.python.failure import Failure
 
 from stateless.agent.signing import Authorization
 from stateless.daemon.answers import Answers
-from stateless.daemon.api import BirthOutcome, Signed
 from stateless.daemon.approvals import Approvals
 from stateless.daemon.audit import Audit
 from stateless.daemon.births import Births
@@ -34,6 +33,7 @@ from stateless.daemon.failures import GONE, PERMANENT, classify
 from stateless.daemon.hoststate import IN_PROGRESS, HostStates, HostStatus, StateWriter
 from stateless.daemon.leases import Lease
 from stateless.daemon.metrics import Metrics
+from stateless.daemon.outcomes import BirthOutcome, Signed
 from stateless.daemon.overview import Overview
 from stateless.daemon.ownership import Ownership
 from stateless.daemon.ports import Blocking, Clock, Delayed, HostDirectory, VCenters
