@@ -18,7 +18,6 @@ from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import attrs
 from prometheus_client import CollectorRegistry
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -66,16 +65,6 @@ from stateless.security.seal import KeyRing
 from stateless.vcenter.converge import Converged
 
 log = Logger()
-
-
-def pinned_target(target: Target) -> Target:
-    """vCenter adds a pinned host under the pinned name with the pinned thumbprint, whatever
-    a later birth or policy says (a host never approved keeps what the directory holds)."""
-    pinned = target.host.pinned
-    if pinned is None:
-        return target
-    host = attrs.evolve(target.host, thumbprint=pinned.thumbprint)
-    return attrs.evolve(target, host=host, name=pinned.name or target.name)
 
 BACKOFF_BASE = 0.5  # seconds: the ceiling of the first retry's full-jitter delay
 WRITE_RETRY_CAP = 10.0  # seconds between tries of a state write, at most
