@@ -4,13 +4,13 @@ Nothing here decides anything; the controller owns policy, so the same decisions
 tested without HTTP.  One leaf resource dispatches through a table of routes, so every answer,
 errors included, is JSON (except /metrics, which is Prometheus text): an unknown path, a
 method the path does not serve, a malformed UUID, oversized request headers and an exception
-in a handler all get `{"error": ...}`, never a Twisted HTML page.
+in a handler all get `{"error": ...}`, never a Twisted HTML page.  The admin changes to a
+host are `admin_api`'s, the controller's answers `outcomes`', the JSON answers `replies`'.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import json
 from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from typing import Any, Protocol
@@ -23,8 +23,11 @@ from twisted.python.failure import Failure
 from twisted.web import http, resource, server
 
 from stateless.daemon import status_page
+from stateless.daemon.admin_api import AdminController, AdminHandlers, Params
 from stateless.daemon.auth import Access, AdminAuth, Denied
-from stateless.errors import ConflictError, NotFoundError, StatelessError
+from stateless.daemon.outcomes import Accepted, BirthOutcome, Quarantined, Referral, Refused, Signed
+from stateless.daemon.replies import encode, error, finish, internal, reply
+from stateless.errors import NotFoundError, StatelessError
 from stateless.model.birth import MAX_BODY, BirthError, BirthMessage, parse_birth
 from stateless.model.identity import normalize_uuid
 
@@ -35,68 +38,9 @@ MAX_HEADERS = 100  # header fields in one request
 MAX_WAIT = 300.0  # seconds a status request may be held (?wait=)
 
 
-@attrs.frozen
-class Accepted:
-    host: str
-    site: str | None = None  # the host's site (None: in no site's subnets)
-    closest: bool = True  # the answering server is in the host's site
-    sites: tuple[str, ...] = ()  # the host's site, then the others by link cost
+class Controller(AdminController, Protocol):
+    """What the API asks of the controller (the engine)."""
 
-
-@attrs.frozen
-class Referral:
-    site: str
-    servers: tuple[dict[str, Any], ...]
-    sites: tuple[str, ...] = ()  # the host's site, then the others by link cost
-
-
-@attrs.frozen
-class Busy:
-    retry_after: int
-
-
-@attrs.frozen
-class Quarantined:
-    """Recorded with its identity, applied only once an admin approves it."""
-
-    host: str
-    reason: str
-
-
-@attrs.frozen
-class Refused:
-    """Not authenticated (401) or not admitted (403); nothing was recorded."""
-
-    status: int
-    reason: str
-
-
-BirthOutcome = Accepted | Referral | Busy | Quarantined | Refused
-
-
-@attrs.frozen
-class Signed:
-    """What a birth's signature covers: its Authorization header and the exact body bytes."""
-
-    header: str | None
-    body: bytes
-
-
-@attrs.frozen
-class Reapplying:
-    host: str
-
-
-@attrs.frozen
-class OwnedElsewhere:
-    owner: str
-    url: str | None
-
-
-ReapplyOutcome = Reapplying | OwnedElsewhere
-
-
-class Controller(Protocol):
     def birth(self, message: BirthMessage, peer: str,
               signed: Signed | None = None) -> defer.Deferred[BirthOutcome]: ...
     def hosts(self) -> list[dict[str, Any]]: ...
@@ -105,47 +49,11 @@ class Controller(Protocol):
     def effective(self, uuid: str) -> dict[str, Any]: ...
     def locate(self, address: str) -> list[dict[str, Any]]: ...
     def health(self) -> dict[str, Any]: ...
-    def reapply(self, uuid: str) -> defer.Deferred[ReapplyOutcome]: ...
-    def decommission(self, uuid: str, keep_entry: bool) -> defer.Deferred[
-        dict[str, Any] | OwnedElsewhere]: ...
     def events(self, uuid: str) -> dict[str, Any]: ...
     def summary(self) -> dict[str, Any]: ...
     def problems(self) -> dict[str, Any]: ...
-    def approve(self, uuid: str) -> defer.Deferred[dict[str, Any]]: ...
-    def deny(self, uuid: str) -> defer.Deferred[dict[str, Any]]: ...
 
 
-def _encode(doc: Any) -> bytes:
-    return json.dumps(doc, indent=1, sort_keys=True).encode() + b"\n"
-
-
-def _json(request: server.Request, code: int, doc: Any, headers: dict[str, str] | None = None) -> bytes:
-    request.setResponseCode(code)
-    request.setHeader(b"content-type", b"application/json")
-    for name, value in (headers or {}).items():
-        request.setHeader(name.encode(), value.encode())
-    return _encode(doc)
-
-
-def _error(request: server.Request, code: int, message: str, **extra: Any) -> bytes:
-    return _json(request, code, {"error": message, **extra})
-
-
-def _finish(request: Any, body: bytes) -> None:
-    """Answer a request that was left open (NOT_DONE_YET), unless the client went away."""
-    if not request.finished and not getattr(request, "_disconnected", False):
-        request.setHeader(b"content-length", b"%d" % len(body))
-        request.write(body)  # a HEAD request's body is dropped by Twisted
-        request.finish()
-
-
-def _internal(request: Any, failure: Failure, what: str) -> None:
-    """An unexpected failure: its traceback to the log, a 500 JSON answer to the client."""
-    log.failure("{what} failed", failure=failure, level=LogLevel.error, what=what)
-    _finish(request, _error(request, 500, "internal error; see the server log"))
-
-
-Params = dict[str, str]
 Handler = Callable[[server.Request, Params], bytes | int]  # bytes, or NOT_DONE_YET
 PARAMETERS: Mapping[str, Callable[[object], str]] = {"uuid": normalize_uuid}
 
@@ -202,12 +110,12 @@ class Api(resource.Resource):
         try:
             body = self._dispatch(request, [p for p in segments if p], path, method)
         except NotFoundError as exc:
-            body = _error(request, 404, str(exc))
+            body = error(request, 404, str(exc))
         except StatelessError as exc:
-            body = _error(request, 400, str(exc))
+            body = error(request, 400, str(exc))
         except Exception:
             log.failure("{method} {path} failed", level=LogLevel.error, method=method, path=path)
-            body = _error(request, 500, "internal error; see the server log")
+            body = error(request, 500, "internal error; see the server log")
         if method == "HEAD" and isinstance(body, bytes):
             request.setHeader(b"content-length", b"%d" % len(body))
             return b""
@@ -222,7 +130,7 @@ class Api(resource.Resource):
             handler = route.handler(method)
             if handler is None:
                 allowed = ", ".join(route.allowed())
-                return _json(request, 405, {"error": f"{method} {path}: method not allowed; "
+                return reply(request, 405, {"error": f"{method} {path}: method not allowed; "
                                                      f"this path serves {allowed}"},
                              {"Allow": allowed})
             params: Params = {}
@@ -230,10 +138,10 @@ class Api(resource.Resource):
                 try:
                     params[name] = PARAMETERS[name](value)
                 except StatelessError as exc:
-                    return _error(request, 400, f"{path}: {exc}")
+                    return error(request, 400, f"{path}: {exc}")
             return handler(request, params)
         known = ", ".join(route.template for route in self.routes)
-        return _error(request, 404, f"no such path {path}; the API serves {known}")
+        return error(request, 404, f"no such path {path}; the API serves {known}")
 
 
 class Handlers:
@@ -248,15 +156,15 @@ class Handlers:
     def birth(self, request: server.Request, params: Params) -> bytes | int:
         length = request.getHeader(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
-            return _error(request, 413, f"birth message larger than {MAX_BODY} bytes")
+            return error(request, 413, f"birth message larger than {MAX_BODY} bytes")
         assert request.content is not None
         body = request.content.read(MAX_BODY + 1)
         if len(body) > MAX_BODY:
-            return _error(request, 413, f"birth message larger than {MAX_BODY} bytes")
+            return error(request, 413, f"birth message larger than {MAX_BODY} bytes")
         try:
             message = parse_birth(body)
         except BirthError as exc:
-            return _error(request, 400, "invalid birth message", fields=exc.errors)
+            return error(request, 400, "invalid birth message", fields=exc.errors)
         peer = request.getClientAddress()
         raw = request.getHeader(b"authorization")
         header = raw.decode("latin-1") if isinstance(raw, bytes) else raw
@@ -274,48 +182,48 @@ class Handlers:
     def _answer(self, outcome: BirthOutcome, request: Any, message: BirthMessage) -> None:
         uuid = message.identity.uuid
         if isinstance(outcome, Accepted):
-            body = _json(request, 202, {"host": uuid, "status_url": self._status_url(uuid),
+            body = reply(request, 202, {"host": uuid, "status_url": self._status_url(uuid),
                                         "site": outcome.site, "closest": outcome.closest,
                                         "sites": list(outcome.sites)})
         elif isinstance(outcome, Quarantined):
-            body = _json(request, 202, {"host": uuid, "state": "quarantined",
+            body = reply(request, 202, {"host": uuid, "state": "quarantined",
                                         "reason": outcome.reason,
                                         "status_url": self._status_url(uuid)})
         elif isinstance(outcome, Refused):
-            body = _error(request, outcome.status, outcome.reason)
+            body = error(request, outcome.status, outcome.reason)
         elif isinstance(outcome, Referral):
-            body = _json(request, 200, {"referral": {"site": outcome.site,
+            body = reply(request, 200, {"referral": {"site": outcome.site,
                                                      "servers": list(outcome.servers),
                                                      "sites": list(outcome.sites)}})
         else:
-            body = _json(request, 429, {"error": "too many births in progress; retry later",
+            body = reply(request, 429, {"error": "too many births in progress; retry later",
                                         "retry_after": outcome.retry_after},
                          {"Retry-After": str(outcome.retry_after)})
-        _finish(request, body)
+        finish(request, body)
 
     @staticmethod
     def _birth_failed(failure: Failure, request: Any) -> None:
         if failure.check(StatelessError):
-            _finish(request, _error(request, 503, f"birth not recorded: {failure.value}"))
+            finish(request, error(request, 503, f"birth not recorded: {failure.value}"))
         else:
-            _internal(request, failure, "POST /v1/birth")
+            internal(request, failure, "POST /v1/birth")
 
     def hosts(self, request: server.Request, params: Params) -> bytes:
-        return _json(request, 200, {"hosts": self.controller.hosts()})
+        return reply(request, 200, {"hosts": self.controller.hosts()})
 
     def host(self, request: server.Request, params: Params) -> bytes | int:
         """/v1/hosts/{uuid}[?wait=SECONDS]"""
         uuid = params["uuid"]
         values = request.args.get(b"wait") if request.args else None
         if not values:
-            return _json(request, 200, self.controller.host(uuid))
+            return reply(request, 200, self.controller.host(uuid))
         text = values[0].decode("utf-8", "replace")
         try:
             wait = float(text)
         except ValueError:
             wait = -1.0
         if not 0 <= wait <= MAX_WAIT:  # also NaN
-            return _error(request, 400, f"wait {text!r}: expected seconds from 0 to {MAX_WAIT:.0f}")
+            return error(request, 400, f"wait {text!r}: expected seconds from 0 to {MAX_WAIT:.0f}")
         return self._wait(request, uuid, wait)
 
     def _wait(self, request: server.Request, uuid: str, wait: float) -> int:
@@ -327,120 +235,39 @@ class Handlers:
             if failure.check(defer.CancelledError):
                 return
             if failure.check(NotFoundError):
-                _finish(request, _error(request, 404, str(failure.value)))
+                finish(request, error(request, 404, str(failure.value)))
                 return
-            _internal(request, failure, f"GET /v1/hosts/{uuid}?wait")
+            internal(request, failure, f"GET /v1/hosts/{uuid}?wait")
 
-        d.addCallbacks(lambda doc: _finish(request, _json(request, 200, doc)), failed)
-        return server.NOT_DONE_YET
-
-    def apply(self, request: server.Request, params: Params) -> int:
-        """POST /v1/hosts/{uuid}/apply: an admin's re-apply, answered once it is recorded."""
-        uuid = params["uuid"]
-        d = self.controller.reapply(uuid)  # NotFoundError (404) when unknown
-
-        def answer(outcome: ReapplyOutcome) -> None:
-            if isinstance(outcome, Reapplying):
-                body = _json(request, 202, {"host": uuid, "status_url": f"/v1/hosts/{uuid}"})
-            else:
-                where = f" at {outcome.url}/v1/hosts/{uuid}/apply" if outcome.url else ""
-                body = _error(request, 409, f"host {uuid} is owned by server {outcome.owner}; "
-                              f"ask that server{where}", owner=outcome.owner, owner_url=outcome.url)
-            _finish(request, body)
-
-        def failed(failure: Failure) -> None:
-            if failure.check(NotFoundError):
-                _finish(request, _error(request, 404, str(failure.value)))
-            elif failure.check(ConflictError):
-                _finish(request, _error(request, 409, str(failure.value)))
-            elif failure.check(StatelessError):
-                _finish(request, _error(request, 503, f"re-apply not recorded: {failure.value}"))
-            else:
-                _internal(request, failure, f"POST /v1/hosts/{uuid}/apply")
-
-        d.addCallbacks(answer, failed)
-        return server.NOT_DONE_YET
-
-    def decommission(self, request: server.Request, params: Params) -> bytes | int:
-        """POST /v1/hosts/{uuid}/decommission[?keep_entry=1]: answered once done."""
-        uuid = params["uuid"]
-        values = request.args.get(b"keep_entry") if request.args else None
-        keep = values is not None and bool(values) and values[0] in (b"1", b"true")
-        try:
-            d = self.controller.decommission(uuid, keep)  # NotFoundError (404) when unknown
-        except ConflictError as exc:
-            return _error(request, 409, str(exc))
-
-        def answer(outcome: dict[str, Any] | OwnedElsewhere) -> None:
-            if isinstance(outcome, OwnedElsewhere):
-                where = f" at {outcome.url}/v1/hosts/{uuid}/decommission" if outcome.url else ""
-                body = _error(request, 409, f"host {uuid} is owned by server {outcome.owner}; "
-                              f"ask that server{where}", owner=outcome.owner, owner_url=outcome.url)
-            else:
-                body = _json(request, 202, outcome)
-            _finish(request, body)
-
-        def failed(failure: Failure) -> None:
-            if failure.check(StatelessError):
-                _finish(request, _error(request, 503, f"decommission failed: {failure.value}"))
-            else:
-                _internal(request, failure, f"POST /v1/hosts/{uuid}/decommission")
-
-        d.addCallbacks(answer, failed)
+        d.addCallbacks(lambda doc: finish(request, reply(request, 200, doc)), failed)
         return server.NOT_DONE_YET
 
     def events(self, request: server.Request, params: Params) -> bytes:
-        return _json(request, 200, self.controller.events(params["uuid"]))
-
-    def approve(self, request: server.Request, params: Params) -> int:
-        """POST /v1/hosts/{uuid}/approve: pin the quarantined identity and apply the host."""
-        return self._decide(request, params["uuid"], "approve", self.controller.approve)
-
-    def deny(self, request: server.Request, params: Params) -> int:
-        """POST /v1/hosts/{uuid}/deny: drop what the quarantined birth claimed."""
-        return self._decide(request, params["uuid"], "deny", self.controller.deny)
-
-    @staticmethod
-    def _decide(request: server.Request, uuid: str, what: str,
-                call: Callable[[str], defer.Deferred[dict[str, Any]]]) -> int:
-        d = defer.maybeDeferred(call, uuid)
-
-        def failed(failure: Failure) -> None:
-            if failure.check(NotFoundError):
-                _finish(request, _error(request, 404, str(failure.value)))
-            elif failure.check(ConflictError):
-                _finish(request, _error(request, 409, str(failure.value)))
-            elif failure.check(StatelessError):
-                _finish(request, _error(request, 503, f"{what} not recorded: {failure.value}"))
-            else:
-                _internal(request, failure, f"POST /v1/hosts/{uuid}/{what}")
-
-        d.addCallbacks(lambda doc: _finish(request, _json(request, 200, doc)), failed)
-        return server.NOT_DONE_YET
+        return reply(request, 200, self.controller.events(params["uuid"]))
 
     def effective(self, request: server.Request, params: Params) -> bytes:
-        return _json(request, 200, self.controller.effective(params["uuid"]))
+        return reply(request, 200, self.controller.effective(params["uuid"]))
 
     def locate(self, request: server.Request, params: Params) -> bytes:
         values = request.args.get(b"ip") if request.args else None
         if not values:
-            return _error(request, 400, "missing ?ip=ADDRESS")
+            return error(request, 400, "missing ?ip=ADDRESS")
         text = values[0].decode("utf-8", "replace")
         try:
             ipaddress.ip_address(text)
         except ValueError:
-            return _error(request, 400, f"ip {text!r}: not an IP address")
-        return _json(request, 200, {"ip": text, "servers": self.controller.locate(text)})
+            return error(request, 400, f"ip {text!r}: not an IP address")
+        return reply(request, 200, {"ip": text, "servers": self.controller.locate(text)})
 
     def health(self, request: server.Request, params: Params) -> bytes:
         doc = self.controller.health()
-        return _json(request, 200 if doc.get("ok") else 503, doc)
+        return reply(request, 200 if doc.get("ok") else 503, doc)
 
     def summary(self, request: server.Request, params: Params) -> bytes:
-        return _json(request, 200, self.controller.summary())
+        return reply(request, 200, self.controller.summary())
 
     def problems(self, request: server.Request, params: Params) -> bytes:
-        return _json(request, 200, self.controller.problems())
+        return reply(request, 200, self.controller.problems())
 
     def metrics(self, request: server.Request, params: Params) -> bytes:
         request.setHeader(b"content-type", CONTENT_TYPE_LATEST.encode())
@@ -449,7 +276,7 @@ class Handlers:
 
 def _refuse(request: server.Request, denied: Denied) -> bytes:
     extra = {"WWW-Authenticate": "Bearer"} if denied.status == 401 else None
-    return _json(request, denied.status, {"error": denied.reason}, extra)
+    return reply(request, denied.status, {"error": denied.reason}, extra)
 
 
 def routes(controller: Controller, registry: CollectorRegistry,
@@ -459,7 +286,7 @@ def routes(controller: Controller, registry: CollectorRegistry,
     With `auth`, host details need READ and changes WRITE (see `auth`); without it (tests of
     the API alone) every route is open.
     """
-    h = Handlers(controller, registry, auth)
+    h, a = Handlers(controller, registry, auth), AdminHandlers(controller)
 
     def need(access: Access, handler: Handler) -> Handler:
         return handler if auth is None else auth.guard(access, handler, refuse=_refuse)
@@ -470,10 +297,10 @@ def routes(controller: Controller, registry: CollectorRegistry,
         Route("/v1/hosts/{uuid}", {"GET": need(Access.STATUS, h.host)}),
         Route("/v1/hosts/{uuid}/effective", {"GET": need(Access.READ, h.effective)}),
         Route("/v1/hosts/{uuid}/events", {"GET": need(Access.READ, h.events)}),
-        Route("/v1/hosts/{uuid}/apply", {"POST": need(Access.WRITE, h.apply)}),
-        Route("/v1/hosts/{uuid}/approve", {"POST": need(Access.WRITE, h.approve)}),
-        Route("/v1/hosts/{uuid}/deny", {"POST": need(Access.WRITE, h.deny)}),
-        Route("/v1/hosts/{uuid}/decommission", {"POST": need(Access.WRITE, h.decommission)}),
+        Route("/v1/hosts/{uuid}/apply", {"POST": need(Access.WRITE, a.apply)}),
+        Route("/v1/hosts/{uuid}/approve", {"POST": need(Access.WRITE, a.approve)}),
+        Route("/v1/hosts/{uuid}/deny", {"POST": need(Access.WRITE, a.deny)}),
+        Route("/v1/hosts/{uuid}/decommission", {"POST": need(Access.WRITE, a.decommission)}),
         Route("/v1/locate", {"GET": h.locate}),
         Route("/v1/summary", {"GET": need(Access.READ, h.summary)}),
         Route("/v1/problems", {"GET": need(Access.READ, h.problems)}),
@@ -519,7 +346,7 @@ class Channel(http.HTTPChannel):
 
     def _refuse(self, code: int, message: str) -> None:
         """Answer before any Request exists, then close: the rest of the input is not read."""
-        body = _encode({"error": message})
+        body = encode({"error": message})
         head = (f"HTTP/1.1 {code} {HTTPStatus(code).phrase}\r\ncontent-type: application/json\r\n"
                 f"content-length: {len(body)}\r\nconnection: close\r\n\r\n")
         transport: Any = self.transport  # zope's ITransport.write confuses mypy
@@ -534,7 +361,7 @@ class Request(server.Request):
     def processingFailed(self, reason: Failure) -> Failure:
         log.failure("answering {uri} failed", failure=reason, level=LogLevel.error, uri=self.uri)
         if not self.startedWriting and not self.finished:
-            body = _error(self, 500, "internal error; see the server log")
+            body = error(self, 500, "internal error; see the server log")
             self.setHeader(b"content-length", b"%d" % len(body))
             self.write(body)
         if not self.finished:

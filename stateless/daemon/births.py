@@ -27,11 +27,11 @@ from twisted.logger import Logger
 
 from stateless.agent.signing import Authorization
 from stateless.daemon.admission import Admission
-from stateless.daemon.api import Accepted, BirthOutcome, Busy, Quarantined, Referral, Refused, Signed
 from stateless.daemon.audit import Audit
 from stateless.daemon.config import DaemonConfig
 from stateless.daemon.coverage import BirthRoute, birth_route
 from stateless.daemon.metrics import Metrics
+from stateless.daemon.outcomes import Accepted, BirthOutcome, Busy, Quarantined, Referral, Refused, Signed
 from stateless.daemon.ports import Blocking, Clock, Delayed, HostDirectory
 from stateless.daemon.queue import ApplyQueue
 from stateless.errors import StatelessError

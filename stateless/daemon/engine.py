@@ -3,7 +3,8 @@
 Everything here runs on the reactor thread; directory writes and vCenter calls go through the
 `Blocking` runner (the daemon's thread pool).  The parts live in their own modules: births
 and their admission (`births`, `admission`), the apply queue and its retry policy (`queue`),
-what a failure means (`failures`), host state in memory and in the directory (`hoststate`),
+what a failure means (`failures`) and what an apply's outcome does (`settlement`), host
+state in memory and in the directory (`hoststate`),
 the compliance scan (`scan`), the API's documents (`documents`, `answers`), ownership
 (`ownership`) and the audit events (`audit`).  A transient failure is
 retried with capped, jittered backoff for as long as it takes; a failure of the host's own
@@ -17,7 +18,6 @@ from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import attrs
 from prometheus_client import CollectorRegistry
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -25,15 +25,14 @@ from twisted.python.failure import Failure
 
 from stateless.agent.signing import Authorization
 from stateless.daemon.answers import Answers
-from stateless.daemon.api import BirthOutcome, Signed
 from stateless.daemon.approvals import Approvals
 from stateless.daemon.audit import Audit
 from stateless.daemon.births import Births
 from stateless.daemon.config import DaemonConfig
-from stateless.daemon.failures import GONE, PERMANENT, classify
 from stateless.daemon.hoststate import IN_PROGRESS, HostStates, HostStatus, StateWriter
 from stateless.daemon.leases import Lease
 from stateless.daemon.metrics import Metrics
+from stateless.daemon.outcomes import BirthOutcome, Signed
 from stateless.daemon.overview import Overview
 from stateless.daemon.ownership import Ownership
 from stateless.daemon.ports import Blocking, Clock, Delayed, HostDirectory, VCenters
@@ -42,9 +41,9 @@ from stateless.daemon.queue import ApplyQueue, RetryPolicy
 from stateless.daemon.reboots import Reboots
 from stateless.daemon.scan import ComplianceScan
 from stateless.daemon.served import vcenter_for
+from stateless.daemon.settlement import Settlement
 from stateless.daemon.takeover import lost
 from stateless.errors import (
-    NameClashError,
     NotFoundError,
     StatelessError,
     TransientVCenterError,
@@ -67,22 +66,11 @@ from stateless.vcenter.converge import Converged
 
 log = Logger()
 
-
-def pinned_target(target: Target) -> Target:
-    """vCenter adds a pinned host under the pinned name with the pinned thumbprint, whatever
-    a later birth or policy says (a host never approved keeps what the directory holds)."""
-    pinned = target.host.pinned
-    if pinned is None:
-        return target
-    host = attrs.evolve(target.host, thumbprint=pinned.thumbprint)
-    return attrs.evolve(target, host=host, name=pinned.name or target.name)
-
 BACKOFF_BASE = 0.5  # seconds: the ceiling of the first retry's full-jitter delay
 WRITE_RETRY_CAP = 10.0  # seconds between tries of a state write, at most
-AGAIN = "queued again: asked for while it was being applied"
 
 
-class Engine(Ownership, Quarantine, Answers):
+class Engine(Ownership, Quarantine, Answers, Settlement):
     """Births, applies and status; the HTTP API's controller and the scan's fleet."""
 
     def __init__(self, config: DaemonConfig, reactor: Clock, blocking: Blocking,
@@ -167,10 +155,7 @@ class Engine(Ownership, Quarantine, Answers):
             affected |= {u for u in self.owned if self._state(u) == HostState.FAILED}
         for uuid in sorted(affected & self.owned):
             self.reconsider(uuid)
-        if self._clashed and (hosts is None or hosts):  # a host changed: the other may be gone
-            clashed, self._clashed = self._clashed & self.owned, set()
-            for uuid in sorted(clashed):
-                self.queue.add(uuid)
+        self._retry_clashed(hosts)
         self._flag_reboots(self.reboots.update(snapshot, self.owned, self.reactor.seconds(),
                                                before))
         self._adopt(before, snapshot, hosts)
@@ -320,86 +305,6 @@ class Engine(Ownership, Quarantine, Answers):
             diffs = ", ".join(d.key for d in done.result.diffs[:5])
             raise TransientVCenterError(f"host {uuid}: still differs after apply: {diffs}")
         return target, done
-
-    def _settle_success(self, uuid: str, target: Target, done: Converged, started: float) -> None:
-        self._place.pop(uuid, None)
-        self._located[uuid] = target.location
-        self.births.unseen.discard(uuid)
-        seconds = self.reactor.seconds() - started
-        keys = [f"{c.kind}.{c.name}" if c.name else c.kind for c in done.result.plan]
-        self.audit.apply(host=uuid, keys=keys, calls=done.calls, seconds=seconds,
-                         vcenter=self._vcenter(target.location))
-        drifted = self._drifted.pop(uuid, None)
-        if drifted is not None:
-            self.audit.drift_reverted(host=uuid, keys=drifted or keys, calls=done.calls)
-        self.metrics.calls.inc(done.calls)
-        self.metrics.apply_seconds.observe(seconds)
-        self.metrics.applies.labels(result="compliant").inc()
-        if uuid in self._recheck:
-            self._recheck.discard(uuid)
-            if self._wanted(uuid) != effective_digest(target.effective):
-                self.queue.add(uuid)  # changed while it ran: once more
-        fields: dict[str, Any] = dict(plan=len(done.result.plan), calls=done.calls, attempts=0,
-                                      next_try=None, tried="", applied=target.digest, cause="")
-        if self.queue.again(uuid):
-            self.queue.finish(uuid)
-            self.states.set(uuid, HostState.PENDING, AGAIN, **fields)
-            return
-        self.queue.finish(uuid)
-        self.states.set(uuid, HostState.COMPLIANT, "", **fields)
-        self.writer.write(uuid, HostState.COMPLIANT, "", applied_digest=target.digest)
-
-    def _settle_failure(self, uuid: str, failure: Failure) -> None:
-        verdict = classify(failure.value, in_view=uuid in self.snapshot.hosts,
-                           may_lag=uuid in self.births.unseen
-                           or self.directory_state != "synchronized")
-        if verdict.bug:
-            log.failure("applying host {uuid}", failure, uuid=uuid)  # keep its traceback
-        if verdict.kind == GONE:
-            self.queue.finish(uuid)
-            self._forget(uuid, verdict.reason)
-            return
-        self.metrics.applies.labels(result="failed").inc()
-        status = self.states.get(uuid)
-        attempts = (status.attempts if status else 0) + 1
-        if uuid in self._recheck:
-            self._recheck.discard(uuid)
-            self.queue.add(uuid)  # its inputs changed while it ran: try those at once
-        if self.queue.again(uuid):
-            self.queue.finish(uuid)
-            self.states.set(uuid, HostState.PENDING, AGAIN, attempts=attempts, next_try=None)
-            return
-        reason, tried = verdict.reason, self._inputs(uuid)
-        permanent = verdict.kind == PERMANENT
-        self.audit.failure(host=uuid, reason=reason, cause=verdict.cause, attempts=attempts,
-                           permanent=permanent)
-        if permanent:
-            if failure.check(NameClashError):
-                self._clashed.add(uuid)
-            self.queue.finish(uuid)
-            self.states.set(uuid, HostState.FAILED, reason, attempts=attempts, next_try=None,
-                            tried=tried, cause="")
-            self.writer.write(uuid, HostState.FAILED, reason)
-            return
-        self.metrics.retries.inc()
-        due = self.queue.finish(uuid, retry_after=attempts)
-        self.states.set(uuid, HostState.FAILED, reason, attempts=attempts, next_try=due,
-                        tried=tried, cause=verdict.cause)
-        self.writer.write(uuid, HostState.FAILED, reason)
-        if due is not None:
-            self.audit.retry(host=uuid, attempt=attempts + 1, next_try=due)
-
-    def _forget(self, uuid: str, why: str) -> None:
-        log.info("host {uuid}: no longer tracked: {reason}", uuid=uuid, reason=why)
-        self.owned.discard(uuid)
-        self.queue.discard(uuid)
-        self.writer.drop(uuid)
-        self.states.forget(uuid)
-        self._place.pop(uuid, None)
-        self._located.pop(uuid, None)
-        self.births.unseen.discard(uuid)
-        self._recheck.discard(uuid)
-        self._drifted.pop(uuid, None)
 
     def _wanted(self, uuid: str) -> str:
         try:

@@ -15,8 +15,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from stateless.daemon.adoption import adoptable
-from stateless.daemon.api import OwnedElsewhere, Reapplying
 from stateless.daemon.hoststate import IN_PROGRESS
+from stateless.daemon.outcomes import OwnedElsewhere, Reapplying
 from stateless.errors import ConflictError, NotFoundError
 from stateless.model.inventory import HostState, Snapshot
 

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 from twisted.internet import defer  # noqa: E402
 
 from stateless.agent.birth import Agent, Settings  # noqa: E402
-from stateless.daemon.api import BirthOutcome  # noqa: E402
+from stateless.daemon.outcomes import BirthOutcome  # noqa: E402
 from stateless.model.birth import BirthMessage  # noqa: E402
 from tests.integration.fixtures_api import ApiServer, StubController  # noqa: E402
 from tests.integration.fixtures_fakedns import FakeNameServer, closed_udp_port  # noqa: E402

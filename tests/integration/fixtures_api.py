@@ -17,7 +17,8 @@ from prometheus_client import CollectorRegistry, Counter
 from twisted.internet import defer
 from twisted.internet.selectreactor import SelectReactor
 
-from stateless.daemon.api import Accepted, BirthOutcome, Referral, Request, build_site
+from stateless.daemon.api import Request, build_site
+from stateless.daemon.outcomes import Accepted, BirthOutcome, Referral
 from stateless.errors import NotFoundError
 from stateless.model.birth import BirthMessage
 

@@ -23,7 +23,7 @@ import pytest
 from stateless.agent.bundle import build_zipapp
 from stateless.agent.cli import main
 from stateless.agent.locate import make_resolver
-from stateless.daemon.api import Busy
+from stateless.daemon.outcomes import Busy
 from stateless.dns.register import Registrar
 from stateless.errors import StatelessError
 from stateless.model.inventory import Server

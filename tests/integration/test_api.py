@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from twisted.logger import LogEvent, globalLogPublisher
 
-from stateless.daemon.api import Busy
+from stateless.daemon.outcomes import Busy
 from stateless.errors import StatelessError
 from tests.integration.fixtures_api import ApiServer, StubController, api_servers, referral
 

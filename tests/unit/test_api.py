@@ -19,19 +19,21 @@ from twisted.web.test.requesthelper import DummyChannel, DummyRequest
 from stateless.daemon.api import (
     MAX_HEADER_BYTES,
     MAX_HEADERS,
-    Accepted,
     Api,
+    Channel,
+    Request,
+    Route,
+    Site,
+    routes,
+)
+from stateless.daemon.outcomes import (
+    Accepted,
     BirthOutcome,
     Busy,
-    Channel,
     Quarantined,
     Referral,
     Refused,
-    Request,
-    Route,
     Signed,
-    Site,
-    routes,
 )
 from stateless.errors import NotFoundError, StatelessError
 from stateless.model.birth import BirthMessage

@@ -40,7 +40,7 @@ class Admin(Controller):
     def reapply(self, uuid: str) -> Any:
         from twisted.internet import defer
 
-        from stateless.daemon.api import Reapplying
+        from stateless.daemon.outcomes import Reapplying
 
         return defer.succeed(Reapplying(uuid))
 

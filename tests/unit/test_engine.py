@@ -13,8 +13,8 @@ import attrs
 import pytest
 from twisted.logger import capturedLogs
 
-from stateless.daemon.api import Accepted, Busy, OwnedElsewhere, Reapplying
 from stateless.daemon.births import FEED_TIMEOUT
+from stateless.daemon.outcomes import Accepted, Busy, OwnedElsewhere, Reapplying
 from stateless.errors import DirectoryError, NotFoundError, TransientVCenterError
 from stateless.model import HostIdentity
 from stateless.model.inventory import HostState, IpPool

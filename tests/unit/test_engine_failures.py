@@ -1,7 +1,11 @@
-"""What a failed apply means, by exception and by what the directory view can tell."""
+"""What a failed apply means, by exception and by what the directory view can tell, and
+when a host that failed for another host's sake is tried again."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import attrs
 import pytest
 
 from stateless.daemon.failures import GONE, PERMANENT, TRANSIENT, classify
@@ -13,8 +17,9 @@ from stateless.errors import (
     ValidationError,
     VCenterError,
 )
-from stateless.model.inventory import IpPool
+from stateless.model.inventory import HostState, IpPool
 from stateless.policy.pools import PoolExhaustedError
+from tests.unit.engine_world import estate, record, uuid_of, world
 
 FULL = PoolExhaustedError(IpPool("vmo", "10.0.0.10", "10.0.0.11", "255.255.255.0"), 2)
 
@@ -40,3 +45,21 @@ def test_classify(exc: Exception, in_view: bool, may_lag: bool, kind: str, cause
     assert verdict.bug == (cause == "internal")
     if verdict.bug:
         assert "internal error" in verdict.reason and "server log" in verdict.reason
+
+
+def test_a_name_clash_is_tried_again_when_the_other_host_changes(tmp_path: Path) -> None:
+    """A clash is not the failed host's own input: the other host's rename clears it."""
+    first = record(1, state=HostState.COMPLIANT, answers={"dns.hostname": "esx2"})
+    w = world(tmp_path, estate([first]))
+    w.born(2)  # esx2.example.com, as host 1's answers name it
+    doc = w.doc(2)
+    assert (doc["state"], doc["next_try"], doc["attempts"]) == ("failed", None, 1)
+    assert f"{uuid_of(1)} would both be named esx2.example.com" in doc["reason"]
+    w.settle(3600.0)
+    assert w.doc(2)["attempts"] == 1  # permanent: not tried again by itself
+    renamed = attrs.evolve(first, answers={"dns.hostname": "esx9"})
+    w.change(estate([renamed, record(2)]))
+    w.settle()
+    assert w.doc(2)["state"] == "compliant"
+    assert [t.name for _, t, _ in w.vcenters.applied if t.host.uuid == uuid_of(2)] == \
+        ["esx2.example.com"]

@@ -16,7 +16,7 @@ from twisted.internet import defer
 from twisted.logger import capturedLogs
 
 from stateless.agent.signing import EnrollmentKey, sign
-from stateless.daemon.api import Accepted, Quarantined, Refused, Signed
+from stateless.daemon.outcomes import Accepted, Quarantined, Refused, Signed
 from stateless.errors import ConflictError
 from stateless.model import HostIdentity
 from stateless.model.birth import BirthMessage
