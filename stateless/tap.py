@@ -8,6 +8,7 @@ and ends the process with status 1.
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import sys
 from pathlib import Path
@@ -57,6 +58,7 @@ class Options(usage.Options):
          "replicas, 0: never [300]"],
         ["vcenter-watch", None, None, "on: vCenter pushes host changes at once; off: scans only [on]"],
         ["max-pending", None, None, "births queued before answering 429 [2000]"],
+        ["max-quarantined", None, None, "hosts waiting in quarantine before answering 503 [1000]"],
         ["retry-cap", None, None, "longest wait, seconds, between retries of a failed apply [300]"],
         ["vcenter-concurrency", None, None, "hosts applied at once per vCenter [8]"],
         ["threads", None, None, "size of the blocking-call thread pool [16]"],
@@ -135,6 +137,8 @@ def makeService(options: Options) -> Any:
     from stateless.daemon.services import build_service
 
     reactor: Any = default_reactor
+    # A daemon that hangs can be made to tell where: SIGABRT prints every thread's stack.
+    faulthandler.enable(all_threads=True)
     sys.setswitchinterval(options.config.switch_interval)  # see DaemonConfig.switch_interval
     logbridge.install()
     root = build_service(options.config, reactor)

@@ -13,6 +13,7 @@ the reactor or changes process-wide settings: that is the process front's busine
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -117,17 +118,55 @@ class Sequence(service.MultiService):
 
 
 class ThreadPoolService(Stage):
-    """A thread pool as a service: started with the tree, its threads joined when it stops."""
+    """A thread pool as a service: started with the tree, its threads joined when it stops.
 
-    def __init__(self, pool: ThreadPool) -> None:
+    The join happens off the reactor thread and waits at most `grace` seconds: a call stuck
+    on a silent server (up to its receive timeout) must not hold up a SIGTERM. The pool's
+    threads are daemon threads, so the process can exit without them; what they were doing
+    is in the directory's hands (a pending host is taken up again at the next start).
+    """
+
+    def __init__(self, pool: ThreadPool, reactor: Any, grace: float = 10.0) -> None:
         self.pool = pool
         self.name = pool.name
+        self._reactor = reactor
+        self.grace = grace
+        pool.threadFactory = _daemon_thread  # type: ignore[assignment]
 
     def start(self) -> None:
         self.pool.start()
 
-    def stop(self) -> None:
-        self.pool.stop()
+    def stop(self) -> defer.Deferred[None]:
+        done: defer.Deferred[None] = defer.Deferred()
+
+        def joined() -> None:
+            if not done.called:
+                done.callback(None)
+
+        def join() -> None:
+            self.pool.stop()  # runs what is queued, then joins every thread
+            self._reactor.callFromThread(joined)
+
+        threading.Thread(target=join, name=f"{self.name}-stop", daemon=True).start()
+
+        def late() -> None:
+            busy = sum(t.is_alive() for t in self.pool.threads)
+            log.warn("{pool}: {busy} thread(s) still busy after {grace} s; stopping without "
+                     "them", pool=self.name, busy=busy, grace=self.grace)
+            joined()
+
+        timer = self._reactor.callLater(self.grace, late)
+        return done.addBoth(_cancel, timer)
+
+
+def _daemon_thread(*args: Any, **kwargs: Any) -> threading.Thread:
+    return threading.Thread(*args, daemon=True, **kwargs)
+
+
+def _cancel(result: T, timer: Any) -> T:
+    if timer.active():
+        timer.cancel()
+    return result
 
 
 class ListeningPort(Stage):
@@ -256,7 +295,7 @@ def build_service(config: DaemonConfig, reactor: Any = None) -> StatelessService
     parts.api = ListeningPort(api_endpoint(reactor, config), lambda: api_site(parts), name="api")
     parts.feed = feed.FeedStage(parts)
     children: list[Any] = [
-        ThreadPoolService(parts.pool), ThreadPoolService(parts.build_pool),
+        ThreadPoolService(parts.pool, reactor), ThreadPoolService(parts.build_pool, reactor),
         stages.DirectoryStage(parts), stages.EngineStage(parts), parts.feed,
         parts.api, stages.AnnounceStage(parts)]
     if config.dns == "serve":

@@ -17,7 +17,7 @@ import ldap3
 from ldap3.core import exceptions as lx
 from ldap3.utils.conv import escape_filter_chars
 
-from stateless.directory import addresses, mapping, schemadef, syntax
+from stateless.directory import addresses, ldap3_shim, mapping, schemadef, syntax
 from stateless.directory.connection import DEFAULT_BASE
 from stateless.directory.mapping import escape_value, ldap_bool
 from stateless.errors import (
@@ -184,9 +184,9 @@ class Directory:
     def close(self) -> None:
         with self._lock:
             conns, self._all = self._all, []
-        for conn in conns:
+        for conn in conns:  # some may be in use by threads still waiting on an answer
             with suppress(lx.LDAPException):
-                conn.unbind()
+                ldap3_shim.close_now(conn)
 
     def reset(self) -> None:
         """The directory went away (the change feed saw it): every thread reconnects before

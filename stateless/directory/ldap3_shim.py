@@ -13,7 +13,9 @@ This holds for the ldap3 versions in `SUPPORTED` (setup.cfg pins the same range)
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
+from contextlib import suppress
 from typing import Any
 
 SUPPORTED = ((2, 9),)  # (major, minor) of the ldap3 releases this module was checked against
@@ -38,6 +40,27 @@ def stream_messages(strategy: Any, deliver: Deliver) -> None:
         deliver(message_id, message)
 
     strategy.accumulate_stream = hook
+
+
+def close_now(connection: Any) -> None:
+    """Close a connection another thread may be blocked in.
+
+    `Connection.unbind` takes `connection_lock`, which a synchronous operation holds while it
+    waits for its answer: closing a connection that waits on a silent server would wait as
+    long as the operation's receive timeout. Shutting its socket down wakes the waiting
+    thread at once (its operation fails); an idle connection is unbound politely.
+    """
+    lock = connection.connection_lock
+    if lock.acquire(blocking=False):
+        try:
+            connection.unbind()
+        finally:
+            lock.release()
+        return
+    sock = connection.socket
+    if sock is not None:
+        with suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 def receiver_alive(strategy: Any) -> bool:

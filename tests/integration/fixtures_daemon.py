@@ -114,10 +114,14 @@ class Daemon:
             try:
                 self.process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+                self.process.send_signal(signal.SIGABRT)  # its threads' stacks go to the log
+                try:
+                    self.process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    self.process.kill()
+                    self.process.wait(timeout=10)
                 raise AssertionError(f"statelessd {self.name} ignored signal {sig}:\n"
-                                     f"{self.tail()}") from None
+                                     f"{self.tail(300)}") from None
         return self.process.returncode
 
     def tail(self, lines: int = 40) -> str:

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import queue
+import threading
 from pathlib import Path
 from typing import Any
 
 from twisted.internet import defer, task
+from twisted.logger import capturedLogs, formatEvent
 from twisted.python.failure import Failure
+from twisted.python.threadpool import ThreadPool
 
 from stateless.daemon.config import DaemonConfig
-from stateless.daemon.services import ListeningPort, Sequence, Stage, build_service, start_failed
+from stateless.daemon.services import (
+    ListeningPort,
+    Sequence,
+    Stage,
+    ThreadPoolService,
+    build_service,
+    start_failed,
+)
 from stateless.errors import StatelessError
 
 
@@ -113,3 +124,46 @@ def test_the_daemon_tree_in_start_order(tmp_path: Path) -> None:
         "announce", "dns zone", "federation", "scan", "vcenter watch", "nonce purge"]
     api = next(s for s in root if s.name == "api")
     assert isinstance(api, ListeningPort) and api.port is None  # nothing listens before start
+
+
+class ThreadedClock(task.Clock):
+    """A clock whose callFromThread queues the call for the test to run."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.from_threads: queue.Queue[Any] = queue.Queue()
+
+    def callFromThread(self, fn: Any, *args: Any) -> None:
+        self.from_threads.put(lambda: fn(*args))
+
+
+def test_a_thread_pool_stops_once_its_calls_are_done() -> None:
+    clock = ThreadedClock()
+    pool = ThreadPool(minthreads=1, maxthreads=2, name="p")
+    stage = ThreadPoolService(pool, clock, grace=10)
+    stage.startService()
+    ran = threading.Event()
+    pool.callInThread(ran.set)
+    stopped = stage.stopService()
+    clock.from_threads.get(timeout=30)()  # the join, done, hands over to the reactor
+    assert ran.is_set() and stopped.called and not clock.getDelayedCalls()
+    assert all(t.daemon for t in pool.threads)
+
+
+def test_a_thread_pool_stuck_in_a_call_stops_after_its_grace_time() -> None:
+    clock = ThreadedClock()
+    pool = ThreadPool(minthreads=1, maxthreads=1, name="p")
+    stage = ThreadPoolService(pool, clock, grace=10)
+    stage.startService()
+    release, entered = threading.Event(), threading.Event()
+    pool.callInThread(lambda: (entered.set(), release.wait(60)))
+    entered.wait(30)
+    with capturedLogs() as events:
+        stopped = stage.stopService()
+        clock.advance(9)
+        assert not stopped.called
+        clock.advance(1)
+    assert stopped.called  # the process may exit: the stuck thread is a daemon thread
+    assert "1 thread(s) still busy after 10 s" in formatEvent(events[-1])
+    release.set()
+    clock.from_threads.get(timeout=30)()  # the late join changes nothing

@@ -8,6 +8,7 @@ import configparser
 import importlib.metadata
 import inspect
 import re
+import socket
 import threading
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,43 @@ def test_the_hook_hands_messages_over_and_drops_streamed_entries() -> None:
     strategy.accumulate_stream(8, {"type": "searchResDone"})
     assert [mid for mid, _ in got] == [7, 8]
     assert 7 not in strategy._responses and 8 in strategy._responses
+
+
+def test_a_connection_waiting_on_a_silent_server_is_closed_at_once() -> None:
+    """`close_now` wakes a thread blocked in an operation instead of waiting its receive
+    timeout behind the connection's lock (a daemon stopping must not wait on a dead server)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+    threading.Thread(target=lambda: accepted.append(listener.accept()[0]), daemon=True).start()
+    server = ldap3.Server(f"ldap://127.0.0.1:{listener.getsockname()[1]}", connect_timeout=5,
+                          get_info=ldap3.NONE)
+    conn = ldap3.Connection(server, receive_timeout=120, raise_exceptions=True)
+    conn.open()
+    failed: list[BaseException] = []
+
+    def search() -> None:
+        try:
+            conn.search("dc=x", "(objectClass=*)")
+        except Exception as exc:  # what the waiting thread gets once its socket is shut
+            failed.append(exc)
+
+    waiting = threading.Thread(target=search, daemon=True)
+    waiting.start()
+    while not _held_elsewhere(conn):  # until the search holds the lock, waiting for its answer
+        threading.Event().wait(0.01)
+    ldap3_shim.close_now(conn)
+    waiting.join(timeout=60)
+    assert not waiting.is_alive() and failed, "the waiting search was not woken"
+    listener.close()
+    for peer in accepted:
+        peer.close()
+
+
+def _held_elsewhere(conn: Any) -> bool:
+    if conn.connection_lock.acquire(blocking=False):
+        conn.connection_lock.release()
+        return False
+    return True
 
 
 # --- pyvmomi -----------------------------------------------------------------------------------
