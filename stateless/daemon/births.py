@@ -38,7 +38,7 @@ from stateless.errors import StatelessError
 from stateless.model.birth import BirthMessage
 from stateless.model.effective import EffectiveConfig
 from stateless.model.identity import HostIdentity
-from stateless.model.inventory import HostRecord, Snapshot
+from stateless.model.inventory import HostRecord, HostState, Snapshot
 from stateless.model.security import DEFAULT_ADMISSION
 from stateless.prepare import vcenter_name
 from stateless.security import admission as gate
@@ -67,6 +67,8 @@ class Births:
         self._quarantined = quarantined  # the engine's bookkeeping of a quarantined host
         self._resolve = resolve  # a known host's effective configuration (its name in vCenter)
         self._names: tuple[Snapshot, dict[str, str]] | None = None
+        self._held: tuple[Snapshot, set[str]] | None = None  # quarantined in that snapshot
+        self._holding: set[str] = set()  # quarantined here since (write in flight or not seen)
         self._clock = clock
         self._blocking = blocking
         self._directory = directory
@@ -178,12 +180,33 @@ class Births:
         found = self._names[1].get(name)
         return found if found is not None and found != uuid else None
 
+    def _waits_in_quarantine(self, uuid: str) -> bool:
+        host = self.snapshot.hosts.get(uuid)
+        return host is not None and host.state == HostState.QUARANTINED
+
     def _pin_name(self, host: HostRecord | None, identity: HostIdentity) -> str:
         return pin_name(host, identity, self._resolve)
+
+    def quarantine_count(self) -> int:
+        """Hosts waiting in quarantine: in the directory, or quarantined here and not yet seen
+        there (their write may still be in flight)."""
+        if self._held is None or self._held[0] is not self.snapshot:
+            held = {u for u, h in self.snapshot.hosts.items() if h.state == HostState.QUARANTINED}
+            self._holding = {u for u in self._holding if u not in self.snapshot.hosts}
+            self._held = (self.snapshot, held)
+        return len(self._held[1] | self._holding)
 
     def _quarantine(self, message: BirthMessage, peer: str,
                     reason: str) -> defer.Deferred[BirthOutcome]:
         uuid = message.identity.uuid
+        limit = self.config.max_quarantined
+        if uuid not in self._holding and not self._waits_in_quarantine(uuid) \
+                and self.quarantine_count() >= limit:
+            return defer.succeed(self._refuse(
+                message, peer, 503, f"quarantine full: {limit} hosts wait for an admin "
+                "(stateless hosts quarantined, then approve or deny them; --max-quarantined)",
+                "quarantine_full"))
+        self._holding.add(uuid)
         self._audit.quarantined(host=uuid, peer=peer, reason=reason)
         d = defer.maybeDeferred(self._blocking, self._directory.record_quarantine, message,
                                 datetime.fromtimestamp(self._clock.seconds(), UTC),
@@ -195,7 +218,11 @@ class Births:
                 self._quarantined(uuid, reason)
             return Quarantined(uuid, reason)
 
-        return d.addCallback(recorded)
+        def lost(failure: Any) -> Any:  # not recorded: it holds no place in the quarantine
+            self._holding.discard(uuid)
+            return failure
+
+        return d.addCallbacks(recorded, lost)
 
     def _record(self, message: BirthMessage, pin_name: str | None,
                 route: BirthRoute) -> defer.Deferred[BirthOutcome]:

@@ -106,6 +106,9 @@ class DaemonConfig:
     # vCenter pushes changes of the owned hosts (WaitForUpdatesEx); off: only the scan finds drift
     vcenter_watch: bool = True
     max_pending: int = attrs.field(default=2000, validator=_positive("max pending"))
+    # Hosts that may wait in quarantine at once: past it a new quarantined birth gets 503, so a
+    # flood of births (a leaked enrollment key) can't fill the directory with claims.
+    max_quarantined: int = attrs.field(default=1000, validator=_positive("max quarantined"))
     # Transient apply failures are retried forever, with full-jitter exponential backoff
     # whose ceiling stops growing here.
     retry_cap: float = attrs.field(default=300.0, validator=_positive("retry cap"))
@@ -233,7 +236,8 @@ def _coerce(name: str, value: Any) -> Any:
         return SWITCH[value.strip().lower()]
     if name == "ldap_urls" and isinstance(value, str):
         return tuple(u.strip() for u in value.split(",") if u.strip())
-    if name in ("max_pending", "vcenter_concurrency", "threads", "host_events"):
+    if name in ("max_pending", "max_quarantined", "vcenter_concurrency", "threads",
+                "host_events"):
         try:
             return int(value)
         except (TypeError, ValueError):

@@ -131,3 +131,25 @@ def test_a_host_quarantined_elsewhere_stays_its_owners_and_is_not_scanned(tmp_pa
     w.settle()
     assert uuid_of(2) in w.engine.owned and w.engine.quarantined(uuid_of(2))
     assert w.engine.scan_hosts() == []
+
+
+def test_the_quarantine_is_bounded_by_max_quarantined(tmp_path: Path) -> None:
+    waiting = record(1, state=HostState.QUARANTINED, reason="waiting for approval")
+    w = world(tmp_path, estate([waiting], admission=AdmissionMode.APPROVAL), max_quarantined=2)
+    assert isinstance(got(w.engine.birth(birth(2), "", None)), Quarantined)
+    outcome = got(w.engine.birth(birth(3), "10.0.0.9", None))
+    assert isinstance(outcome, Refused) and outcome.status == 503
+    assert "quarantine full: 2 hosts" in outcome.reason and "approve or deny" in outcome.reason
+    assert uuid_of(3) not in w.directory.quarantined and w.directory.births == []
+    assert metric(w, "stateless_births_total", outcome="quarantine_full") == 1
+    # Hosts already waiting boot again: still 202, quarantined, no new place taken.
+    assert isinstance(got(w.engine.birth(birth(1), "", None)), Quarantined)
+    assert isinstance(got(w.engine.birth(birth(2), "", None)), Quarantined)
+    # The directory shows both; then one is denied (its entry goes): a place is free again.
+    seen = record(2, state=HostState.QUARANTINED, reason="waiting for approval")
+    w.change(attrs.evolve(w.engine.snapshot, hosts={waiting.uuid: waiting, seen.uuid: seen}))
+    w.settle()
+    assert isinstance(got(w.engine.birth(birth(3), "", None)), Refused)
+    w.change(attrs.evolve(w.engine.snapshot, hosts={seen.uuid: seen}))
+    w.settle()
+    assert isinstance(got(w.engine.birth(birth(3), "", None)), Quarantined)
