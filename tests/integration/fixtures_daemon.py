@@ -227,6 +227,25 @@ def load_estate(slapd: Slapd, base: str, vcsim: Vcsim, key_file: Path) -> Estate
 
 
 @pytest.fixture
+def key_file(tmp_path: Path) -> Path:
+    """Where the estate's secret key is made (by `load_estate`)."""
+    return tmp_path / "secret.key"
+
+
+@pytest.fixture
+def sim(vcsim_factory: Callable[..., Vcsim]) -> Vcsim:
+    """An empty simulator per test (the estate's datacenter is created by the daemon); test
+    modules that need hosts in it define their own."""
+    return vcsim_factory("-dc", "0")
+
+
+@pytest.fixture
+def estate(slapd: Slapd, base: str, sim: Vcsim, key_file: Path) -> Estate:
+    """The example estate in a private slapd, managed by `sim` as vc1."""
+    return load_estate(slapd, base, sim, key_file)
+
+
+@pytest.fixture
 def daemons(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
     """start(state_dir, slapd, base, key_file, name=..., site=..., extra=...) -> Daemon."""
     started: list[Daemon] = []

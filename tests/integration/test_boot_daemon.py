@@ -24,34 +24,17 @@ from tests.integration.fixtures_daemon import (
     Estate,
     cluster_of,
     identity,
-    load_estate,
     one_host,
     vlan,
     wait_for,
     wait_states,
 )
-from tests.integration.fixtures_slapd import Slapd
 from tests.integration.fixtures_vcsim import Vcsim
 
 H1 = "4c4c4544-0042-3510-8052-b4c04f4b4e31"  # the estate's host in /DC1/Prod/ClusterA
 H2 = "4c4c4544-0042-3510-8052-b4c04f4b4e32"  # and in /DC1/Lab/ClusterB
 DATA = Path(__file__).resolve().parents[1] / "unit" / "data"
 TFTP_ADDRESS = "127.0.0.69"  # dnsmasq's TFTP port is 69 whatever we say: an address of its own
-
-
-@pytest.fixture
-def key_file(tmp_path: Path) -> Path:
-    return tmp_path / "secret.key"
-
-
-@pytest.fixture
-def sim(vcsim_factory: Callable[..., Vcsim]) -> Vcsim:
-    return vcsim_factory("-dc", "0")
-
-
-@pytest.fixture
-def estate(slapd: Slapd, base: str, sim: Vcsim, key_file: Path) -> Estate:
-    return load_estate(slapd, base, sim, key_file)
 
 
 def cli(estate: Estate, *argv: str) -> str:

@@ -17,14 +17,11 @@ from pathlib import Path
 import pytest
 
 from tests.integration.fixtures_daemon import Daemon, Estate, wait_for
-from tests.integration.test_boot_daemon import (  # noqa: F401  (fixtures)
+from tests.integration.test_boot_daemon import (
     DATA,
     H1,
     boot_daemon,
     cli,
-    estate,
-    key_file,
-    sim,
 )
 
 QEMU = "qemu-system-x86_64"
@@ -92,7 +89,7 @@ def port_of(d: Daemon) -> int:
     return int(d.url.rsplit(":", 1)[1])
 
 
-def test_ipxe_fetches_its_per_host_script(estate: Estate, tmp_path: Path,  # noqa: F811
+def test_ipxe_fetches_its_per_host_script(estate: Estate, tmp_path: Path,
                                           daemons: Callable[..., Daemon],
                                           qemu: Callable[..., Guest]) -> None:
     cli(estate, "image", "import", "esx8", "--boot-cfg", str(DATA / "esxi8-boot.cfg"), "--url",
@@ -114,7 +111,7 @@ def test_ipxe_fetches_its_per_host_script(estate: Estate, tmp_path: Path,  # noq
     assert f"-c {d.url}/boot/{H1}/boot.cfg" in script
 
 
-def test_pxelinux_loads_the_per_mac_config(estate: Estate, tmp_path: Path,  # noqa: F811
+def test_pxelinux_loads_the_per_mac_config(estate: Estate, tmp_path: Path,
                                            daemons: Callable[..., Daemon],
                                            qemu: Callable[..., Guest]) -> None:
     if not (PXELINUX.exists() and LDLINUX.exists()):

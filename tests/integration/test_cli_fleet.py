@@ -16,7 +16,6 @@ from tests.integration.fixtures_vcsim import Vcsim
 from tests.integration.test_cli_vcenter import (  # noqa: F401 (fixtures)
     Run,
     cli,
-    key_file,
     portgroup_vlan,
     registered,
     vc_host,

@@ -15,14 +15,11 @@ from typing import Any
 from stateless.cli import main
 from tests.integration.fixtures_daemon import Daemon, Estate, wait_for
 from tests.integration.fixtures_vcsim import Vcsim
-from tests.integration.test_daemon import (  # noqa: F401  (estate, key_file, sim: fixtures)
+from tests.integration.test_daemon import (
     births,
-    estate,
     hosts_by_name,
     identity,
-    key_file,
     one_host,
-    sim,
     states,
     vlan,
     wait_states,
@@ -47,7 +44,7 @@ def set_vlan(host: Any, portgroup: str, vlan_id: int) -> None:
 
 
 def test_apply_of_an_owned_host_asks_its_server(
-        estate: Estate, sim: Vcsim,  # noqa: F811  (fixtures imported above)
+        estate: Estate, sim: Vcsim,
         tmp_path: Path, daemons: Callable[..., Daemon]) -> None:
     d = daemons(tmp_path / "d", estate.slapd, estate.base, estate.key_file, name="sd1", site="siteA")
     ident = identity(1, "siteA")
@@ -65,7 +62,7 @@ def test_apply_of_an_owned_host_asks_its_server(
 
 
 def test_a_direct_apply_is_taken_over_and_later_edits_reach_it(
-        estate: Estate, sim: Vcsim,  # noqa: F811  (fixtures imported above)
+        estate: Estate, sim: Vcsim,
         tmp_path: Path, daemons: Callable[..., Daemon]) -> None:
     d = daemons(tmp_path / "d", estate.slapd, estate.base, estate.key_file, name="sd1", site="siteA")
     status, out, err = stateless(estate, "apply", PRESTAGED_B, "--direct")
@@ -84,7 +81,7 @@ def test_a_direct_apply_is_taken_over_and_later_edits_reach_it(
 
 
 def test_decommission_of_an_owned_host_goes_through_its_server(
-        estate: Estate, sim: Vcsim,  # noqa: F811  (fixtures imported above)
+        estate: Estate, sim: Vcsim,
         tmp_path: Path, daemons: Callable[..., Daemon]) -> None:
     from tests.integration.test_cli_fleet import in_vcenter
 

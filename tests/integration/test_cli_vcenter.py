@@ -42,11 +42,6 @@ def si(sim: Vcsim) -> Any:
 
 
 @pytest.fixture
-def key_file(tmp_path: Path) -> Path:
-    return tmp_path / "secret.key"
-
-
-@pytest.fixture
 def cli(slapd: Slapd, directory: Directory) -> Run:
     """The CLI in-process against this test's subtree: (status, stdout, stderr)."""
     conn = ["--ldap", slapd.url, "--bind-dn", slapd.bind_dn, "--password-file",

@@ -19,7 +19,6 @@ from typing import Any
 import dns.message
 import dns.query
 import dns.rdatatype
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pyVmomi import vim
@@ -36,7 +35,6 @@ from tests.integration.fixtures_daemon import (
     cluster_of,
     hosts_by_name,
     identity,
-    load_estate,
     ntp_servers,
     one_host,
     states,
@@ -68,22 +66,6 @@ def a_records(named: Named, name: str) -> set[str]:
 
 
 # --- helpers -------------------------------------------------------------------------------------
-
-@pytest.fixture
-def key_file(tmp_path: Path) -> Path:
-    return tmp_path / "secret.key"
-
-
-@pytest.fixture
-def sim(vcsim_factory: Callable[..., Vcsim]) -> Vcsim:
-    """An empty simulator per test (the estate's datacenter is created by the daemon)."""
-    return vcsim_factory("-dc", "0")
-
-
-@pytest.fixture
-def estate(slapd: Slapd, base: str, sim: Vcsim, key_file: Path) -> Estate:
-    return load_estate(slapd, base, sim, key_file)
-
 
 def run_agent(ident: dict[str, Any], tmp: Path, *args: str) -> subprocess.Popen[bytes]:
     path = tmp / f"{ident['uuid']}.json"

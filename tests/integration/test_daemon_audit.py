@@ -25,13 +25,10 @@ from stateless.security import pki
 from tests.integration.fixtures_daemon import ROOT, STATELESSD, Daemon, Estate, wait_for
 from tests.integration.fixtures_slapd import Slapd
 from tests.integration.fixtures_vcsim import Vcsim
-from tests.integration.test_daemon import (  # noqa: F401  (estate, key_file, sim: fixtures)
+from tests.integration.test_daemon import (
     births,
-    estate,
     identity,
-    key_file,
     one_host,
-    sim,
     wait_states,
 )
 from tests.ports import free_port
@@ -55,7 +52,7 @@ def cli(where: Estate, *args: str, token: Path | None = None) -> subprocess.Comp
 
 
 def test_births_applies_drift_and_problems_are_audited_and_kept_per_host(
-        estate: Estate, sim: Vcsim,  # noqa: F811  (fixtures imported above)
+        estate: Estate, sim: Vcsim,
         tmp_path: Path, daemons: Callable[..., Daemon]) -> None:
     d = daemons(tmp_path / "d", estate.slapd, estate.base, estate.key_file, name="sd1",
                 site="siteA", extra=("--listen", "tcp:0:interface=127.0.0.1",
@@ -149,7 +146,7 @@ def test_a_failed_start_exits_non_zero_with_one_line(tmp_path: Path, slapd: Slap
 
 
 def test_the_log_level_filters_the_audit_events(
-        estate: Estate, tmp_path: Path) -> None:  # noqa: F811  (a fixture imported above)
+        estate: Estate, tmp_path: Path) -> None:
     """At warn, the info lines (the ready line too) stay out of the log; the history has all."""
     url = f"http://127.0.0.1:{free_port()}"
     log = tmp_path / "sd1.log"
@@ -225,7 +222,7 @@ class UnixConnection(http.client.HTTPConnection):
 
 
 def test_the_api_listens_on_tls_and_advertises_https(
-        estate: Estate, tmp_path: Path,  # noqa: F811  (fixtures imported above)
+        estate: Estate, tmp_path: Path,
         daemons: Callable[..., Daemon]) -> None:
     pki.init_ca(tmp_path / "pki")
     issued = pki.issue(tmp_path / "pki", "sd1", ips=["127.0.0.1"])
@@ -240,7 +237,7 @@ def test_the_api_listens_on_tls_and_advertises_https(
 
 
 def test_the_api_listens_on_a_unix_socket_and_advertises_the_public_url(
-        estate: Estate, tmp_path: Path,  # noqa: F811  (fixtures imported above)
+        estate: Estate, tmp_path: Path,
         daemons: Callable[..., Daemon]) -> None:
     sock = tmp_path / "api.sock"
     d = daemons(tmp_path / "d", estate.slapd, estate.base, estate.key_file, name="sd1",

@@ -8,14 +8,11 @@ from typing import Any
 
 from tests.integration.fixtures_daemon import Daemon, Estate, wait_for
 from tests.integration.fixtures_vcsim import Vcsim
-from tests.integration.test_daemon import (  # noqa: F401  (estate, key_file, sim: fixtures)
+from tests.integration.test_daemon import (
     births,
-    estate,
     hosts_by_name,
     identity,
-    key_file,
     one_host,
-    sim,
     states,
     wait_states,
 )
@@ -34,7 +31,7 @@ def vmk_addresses(si: Any) -> list[str]:
 
 
 def test_the_example_estate_gives_every_vmkernel_nic_its_own_address(
-        estate: Estate, sim: Vcsim,  # noqa: F811  (fixtures imported above)
+        estate: Estate, sim: Vcsim,
         tmp_path: Path, daemons: Callable[..., Daemon]) -> None:
     d = daemons(tmp_path / "d", estate.slapd, estate.base, estate.key_file, name="sd1", site="siteA")
     prestaged = {"uuid": PRESTAGED_A, "vendor": "Dell Inc.", "model": "PowerEdge R650",
@@ -48,7 +45,7 @@ def test_the_example_estate_gives_every_vmkernel_nic_its_own_address(
 
 
 def test_an_unreadable_enforced_link_blocks_the_hosts_below_it(
-        estate: Estate, sim: Vcsim,  # noqa: F811  (fixtures imported above)
+        estate: Estate, sim: Vcsim,
         tmp_path: Path, daemons: Callable[..., Daemon]) -> None:
     d = daemons(tmp_path / "d", estate.slapd, estate.base, estate.key_file, name="sd1", site="siteA")
     lab = [identity(n, "siteB") for n in range(11, 13)]  # no site B server: applied here

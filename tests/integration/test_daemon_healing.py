@@ -49,21 +49,6 @@ WRITES = ("CreateDatacenter", "CreateFolder", "CreateClusterEx", "AddHost_Task",
           "StartService", "StopService", "UpdateLockdownExceptions", "ChangeLockdownMode")
 
 
-@pytest.fixture
-def key_file(tmp_path: Path) -> Path:
-    return tmp_path / "secret.key"
-
-
-@pytest.fixture
-def sim(vcsim_factory: Callable[..., Vcsim]) -> Vcsim:
-    return vcsim_factory("-dc", "0")
-
-
-@pytest.fixture
-def estate(slapd: Slapd, base: str, sim: Vcsim, key_file: Path) -> Estate:
-    return load_estate(slapd, base, sim, key_file)
-
-
 def directory_states(slapd: Slapd, base: str) -> dict[str, tuple[str, str]]:
     """uuid -> (state, owner) of every host entry, read with ldap3 (not the project's client)."""
     conn = ldap3.Connection(ldap3.Server(slapd.url, get_info=ldap3.NONE), slapd.bind_dn,

@@ -16,15 +16,12 @@ from pyVmomi import VmomiSupport, vim
 
 from tests.integration.fixtures_daemon import Daemon, Estate, wait_for
 from tests.integration.fixtures_vcsim import Vcsim
-from tests.integration.test_daemon import (  # noqa: F401  (estate, key_file, sim: fixtures)
+from tests.integration.test_daemon import (
     NTP,
     births,
-    estate,
     identity,
-    key_file,
     ntp_servers,
     one_host,
-    sim,
     vlan,
     wait_states,
 )
@@ -45,7 +42,7 @@ def watching(d: Daemon, hosts: int) -> None:
     wait_for(ready, timeout=30, what=f"the vCenter watch to cover {hosts} hosts")
 
 
-def start(estate: Estate, tmp_path: Path,  # noqa: F811  (the fixture, passed on)
+def start(estate: Estate, tmp_path: Path,
           daemons: Callable[..., Daemon], *extra: str
           ) -> tuple[Daemon, dict[str, Any]]:
     d = daemons(tmp_path / "d", estate.slapd, estate.base, estate.key_file, name="sd1",
@@ -66,7 +63,7 @@ def reverted(what: str, check: Callable[[], bool]) -> float:
 
 
 def test_changes_made_in_vcenter_are_reverted_without_a_scan(
-        estate: Estate, sim: Vcsim, tmp_path: Path,  # noqa: F811  (fixtures imported above)
+        estate: Estate, sim: Vcsim, tmp_path: Path,
         daemons: Callable[..., Daemon]) -> None:
     d, ident = start(estate, tmp_path, daemons)
     si = sim.connect()
@@ -94,7 +91,7 @@ def test_changes_made_in_vcenter_are_reverted_without_a_scan(
 
 
 def test_report_mode_marks_the_host_drifted_with_the_key(
-        estate: Estate, sim: Vcsim, tmp_path: Path,  # noqa: F811  (fixtures imported above)
+        estate: Estate, sim: Vcsim, tmp_path: Path,
         daemons: Callable[..., Daemon]) -> None:
     d, ident = start(estate, tmp_path, daemons, "--mode", "report")
     si = sim.connect()
@@ -113,7 +110,7 @@ def test_report_mode_marks_the_host_drifted_with_the_key(
 
 
 def test_the_watch_subscribes_again_after_its_session_is_lost(
-        estate: Estate, sim: Vcsim, tmp_path: Path,  # noqa: F811  (fixtures imported above)
+        estate: Estate, sim: Vcsim, tmp_path: Path,
         daemons: Callable[..., Daemon]) -> None:
     d, ident = start(estate, tmp_path, daemons)
     si = sim.connect()

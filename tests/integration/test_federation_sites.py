@@ -31,11 +31,6 @@ from tests.integration.test_daemon import DOMAIN, run_agent, srv_targets
 
 
 @pytest.fixture
-def key_file(tmp_path: Path) -> Path:
-    return tmp_path / "secret.key"
-
-
-@pytest.fixture
 def sims(vcsim_factory: Callable[..., Vcsim]) -> tuple[Vcsim, Vcsim]:
     """Site A's vCenter and site B's, empty (the daemons create the datacenter)."""
     return vcsim_factory("-dc", "0"), vcsim_factory("-dc", "0")

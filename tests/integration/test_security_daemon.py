@@ -34,7 +34,6 @@ from tests.integration.fixtures_daemon import (
     wait_states,
 )
 from tests.integration.fixtures_vcsim import Vcsim
-from tests.integration.test_daemon import estate, key_file, sim  # noqa: F401  (fixtures)
 
 T1 = "AA:" * 19 + "01"
 T2 = "BB:" * 19 + "02"
@@ -83,7 +82,7 @@ def start(daemons: Callable[..., Daemon], where: Estate, tmp: Path, name: str = 
 
 
 def test_forged_stale_and_replayed_births_leave_no_trace(
-        estate: Estate, sim: Vcsim, daemons: Callable[..., Daemon],  # noqa: F811
+        estate: Estate, sim: Vcsim, daemons: Callable[..., Daemon],
         tmp_path: Path) -> None:
     key = enroll(estate)
     d = start(daemons, estate, tmp_path)
@@ -121,7 +120,7 @@ def test_forged_stale_and_replayed_births_leave_no_trace(
 
 
 def test_a_hijack_is_quarantined_and_the_real_host_keeps_its_record(
-        estate: Estate, sim: Vcsim, daemons: Callable[..., Daemon],  # noqa: F811
+        estate: Estate, sim: Vcsim, daemons: Callable[..., Daemon],
         tmp_path: Path) -> None:
     key = enroll(estate)
     d = start(daemons, estate, tmp_path)
@@ -170,7 +169,7 @@ def test_a_hijack_is_quarantined_and_the_real_host_keeps_its_record(
 
 
 def test_approval_mode_quarantines_until_an_admin_approves(
-        estate: Estate, sim: Vcsim, daemons: Callable[..., Daemon],  # noqa: F811
+        estate: Estate, sim: Vcsim, daemons: Callable[..., Daemon],
         tmp_path: Path) -> None:
     key = enroll(estate)
     assert stateless(estate, "site", "admission", "siteA", "approval")[0] == 0
@@ -215,7 +214,7 @@ def tls(tmp_path: Path) -> Path:
 
 
 def test_https_serves_the_pinning_agent_and_takes_client_certificates(
-        estate: Estate, sim: Vcsim, daemons: Callable[..., Daemon], tmp_path: Path,  # noqa: F811
+        estate: Estate, sim: Vcsim, daemons: Callable[..., Daemon], tmp_path: Path,
         tls: Path) -> None:
     key = enroll(estate)
     context = ssl.create_default_context(cafile=str(tls / "ca.crt"))
@@ -255,7 +254,7 @@ def _b64(secret: bytes) -> str:
 
 
 def test_accepted_nonces_are_recorded_in_the_directory(
-        estate: Estate, daemons: Callable[..., Daemon], tmp_path: Path) -> None:  # noqa: F811
+        estate: Estate, daemons: Callable[..., Daemon], tmp_path: Path) -> None:
     """The replay store lives in the directory: a nonce entry per accepted birth."""
     key = enroll(estate)
     d = start(daemons, estate, tmp_path)

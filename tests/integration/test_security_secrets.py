@@ -18,7 +18,6 @@ from pathlib import Path
 from stateless.agent.signing import EnrollmentKey, sign
 from tests.integration.fixtures_daemon import Daemon, Estate, identity, wait_states
 from tests.integration.fixtures_vcsim import Vcsim
-from tests.integration.test_daemon import estate, key_file, sim  # noqa: F401  (fixtures)
 from tests.integration.test_security_daemon import T1, T2, enroll, stateless
 
 CANARIES = {"vcenter": "canary-vc-5b1e9d", "root-password": "canary-root-c3f0a2",
@@ -41,7 +40,7 @@ def _signed(d: Daemon, doc: dict[str, object], key: EnrollmentKey) -> tuple[int,
 
 
 def test_no_secret_reaches_logs_api_metrics_or_the_directory_in_clear(
-        estate: Estate, sim: Vcsim, daemons: Callable[..., Daemon],  # noqa: F811
+        estate: Estate, sim: Vcsim, daemons: Callable[..., Daemon],
         tmp_path: Path) -> None:
     key = enroll(estate)
     _secret(estate, tmp_path, "vcenter", "vc1", CANARIES["vcenter"])

@@ -16,12 +16,9 @@ from typing import Any
 import pytest
 
 from tests.integration.fixtures_daemon import Daemon, Estate, wait_for
-from tests.integration.test_daemon import (  # noqa: F401  (estate, key_file, sim: fixtures)
+from tests.integration.test_daemon import (
     births,
-    estate,
     identity,
-    key_file,
-    sim,
     wait_states,
 )
 
@@ -84,7 +81,7 @@ def read_page(driver: Any) -> dict[str, Any]:
 
 
 def test_the_status_page_shows_the_fleet_and_follows_it_live(
-        estate: Estate, tmp_path: Path, browser: Any,  # noqa: F811  (fixtures imported above)
+        estate: Estate, tmp_path: Path, browser: Any,
         daemons: Callable[..., Daemon]) -> None:
 
     d = daemons(tmp_path / "d", estate.slapd, estate.base, estate.key_file, name="sd1",
