@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -12,12 +11,13 @@ import pytest
 
 from stateless.directory.client import Directory
 from stateless.model.identity import HostIdentity
-from tests.integration.fixtures_vcsim import Vcsim
 from tests.integration.test_cli_vcenter import (  # noqa: F401 (fixtures)
     Run,
     cli,
     portgroup_vlan,
     registered,
+    si,
+    sim,
     vc_host,
 )
 
@@ -26,7 +26,7 @@ A = "4c4c4544-0042-3510-8052-b4c04f4b4e31"  # esx-a01, /DC1/Prod/ClusterA
 B = "4c4c4544-0042-3510-8052-b4c04f4b4e32"  # esx-b01, /DC1/Lab/ClusterB
 
 
-def in_vcenter(si: Any, name: str) -> bool:
+def in_vcenter(si: Any, name: str) -> bool:  # noqa: F811
     """Whether vCenter has a host of that name (a removed one may linger in a view, nameless)."""
     from pyVmomi import vim, vmodl
 
@@ -43,22 +43,17 @@ def in_vcenter(si: Any, name: str) -> bool:
         view.Destroy()
 
 
-@pytest.fixture(scope="module")
-def sim(vcsim_factory: Callable[..., Vcsim]) -> Vcsim:
-    return vcsim_factory("-cluster", "1", "-host", "1", "-standalone", "0")
-
-
-@pytest.fixture(scope="module")
-def si(sim: Vcsim) -> Any:
-    return sim.connect()
-
-
-def test_fleet_compliance_and_apply_on_the_example_estate(
-        cli: Run, directory: Directory, registered: Path, si: Any) -> None:  # noqa: F811
+def load_example(cli: Run, directory: Directory) -> None:  # noqa: F811
+    """The example estate, with hosts A and B born (their identities recorded)."""
     cli("load", str(ROOT / "contrib" / "examples" / "estate.stateless"))
     for uuid, name in ((A, "esx-a01"), (B, "esx-b01")):
         directory.record_identity(HostIdentity(uuid, hostname=name, domain="example.com"),
                                   datetime.now(UTC))
+
+
+def test_fleet_compliance_and_apply_on_the_example_estate(
+        cli: Run, directory: Directory, registered: Path, si: Any) -> None:  # noqa: F811
+    load_example(cli, directory)
     key = ("--secret-key-file", str(registered))
 
     status, out, _ = cli("apply", "--all", *key)
@@ -112,10 +107,7 @@ def test_fleet_selection_mistakes(cli: Run, argv: list[str], text: str) -> None:
 
 def test_decommission_removes_from_vcenter_and_frees_addresses(
         cli: Run, directory: Directory, registered: Path, si: Any) -> None:  # noqa: F811
-    cli("load", str(ROOT / "contrib" / "examples" / "estate.stateless"))
-    for uuid, name in ((A, "esx-a01"), (B, "esx-b01")):
-        directory.record_identity(HostIdentity(uuid, hostname=name, domain="example.com"),
-                                  datetime.now(UTC))
+    load_example(cli, directory)
     key = ("--secret-key-file", str(registered))
     cli("apply", A, B, *key)
     assert in_vcenter(si, "esx-a01.example.com")
