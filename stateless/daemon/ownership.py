@@ -90,6 +90,8 @@ class Ownership:
         mine, unowned = adoptable(before, snapshot, self.config.name, self.config.site, self.owned,
                                   changed)
         for uuid in mine:
+            if self.births.admission.writing(uuid) or self.births.waiting(uuid):
+                continue  # this server's own birth, seen before its write returned
             self._take(uuid, "handed to this server")
         for uuid in unowned:
             d = self.blocking(self.directory.claim_owner, uuid, self.config.name)

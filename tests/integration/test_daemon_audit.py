@@ -165,7 +165,8 @@ def test_the_log_level_filters_the_audit_events(
         assert births(d, [host]) == [202]
         wait_states(d, [host["uuid"]])
         events = d.get(f"/v1/hosts/{host['uuid']}/events")["events"]
-        assert [e["event"] for e in events if e["event"] in ("birth", "apply")] == ["birth", "apply"]
+        assert [e["event"] for e in events if e["event"] in ("birth", "apply")] == [
+            "birth", "apply"], "\n".join(str(e.get("message")) for e in events)
     finally:
         assert Daemon("sd1", "siteA", url, tmp_path / "d", log, [], proc).stop() == 0
     text = log.read_text()

@@ -337,3 +337,20 @@ def test_a_host_being_decommissioned_is_not_taken_back_by_a_new_view(tmp_path: P
     assert uuid_of(1) not in w.engine.owned and not w.vcenters.applied
     w.change(estate([]))  # the entry is gone: nothing is remembered of it
     assert not w.engine._leaving
+
+
+def test_a_birth_the_feed_shows_before_its_write_returns_is_applied_once(tmp_path: Path) -> None:
+    """The change feed may deliver the new entry (owner: this server) before the thread's
+    answer to the write reaches the engine: that is this birth, not a host handed over."""
+    w = world(tmp_path, estate())
+    w.blocking.hold = True
+    with capturedLogs() as events:
+        outcome: list[Any] = []
+        w.engine.birth(message(1), "127.0.0.1").addBoth(outcome.append)
+        w.change(attrs.evolve(w.engine.snapshot, hosts={uuid_of(1): record(1)}))
+        w.blocking.hold = False
+        w.blocking.release()
+        w.settle(1)
+    assert outcome == [Accepted(uuid_of(1))]
+    assert len(w.vcenters.applied) == 1 and w.doc(1)["state"] == "compliant"
+    assert not [e for e in events if e.get("event") == "host_taken"]
