@@ -32,7 +32,7 @@ from stateless.model.config import (
     VmkNic,
     VSwitch,
 )
-from stateless.model.settings import BOOL, SettingValue, format_value, pool_name
+from stateless.model.settings import BOOL, SettingValue, format_value, pool_name, render_value
 
 # Kinds in apply order; `KIND_ORDER[kind]` sorts a plan.
 KINDS = ("vswitch", "portgroup", "vmknic-remove", "vmknic", "portgroup-remove", "vswitch-remove",
@@ -95,7 +95,7 @@ class KeyDiff:
 
     def __str__(self) -> str:
         def fmt(v: SettingValue | None) -> str:
-            return "(unset)" if v is None else repr(format_value(v, self.key))
+            return "(unset)" if v is None else repr(render_value(self.key, v))
         return f"{self.key}: desired {fmt(self.desired)}, actual {fmt(self.actual)}"
 
 

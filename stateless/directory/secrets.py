@@ -13,6 +13,7 @@ secret rotate` re-seals every value under a new AES-GCM key (`reseal_all`).
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -40,7 +41,7 @@ SEALED_ATTRIBUTES = ("statelessPassword", "statelessEnrollKey", "statelessSealed
 
 __all__ = ["SEALED_ATTRIBUTES", "SecretError", "SecretKind", "decrypt_password",
            "encrypt_password", "enroll_context", "is_sealed", "key_path", "read_secret",
-           "reseal_all", "secret_context", "set_secret", "set_vcenter_password"]
+           "reseal_all", "secret_context", "secret_resolver", "set_secret", "set_vcenter_password"]
 
 
 class SecretKind(enum.StrEnum):
@@ -113,6 +114,18 @@ def read_secret(directory: Directory, name: str, ring: KeyRing) -> tuple[SecretK
         raise ValidationError(f"secret {name}: unknown kind {raw['statelessSecretKind'][0]!r}") \
             from None
     return kind, ring.unseal_text(raw["statelessSealed"][0], secret_context(name))
+
+
+def secret_resolver(directory: Directory, key_file: Path) -> Callable[[str], str]:
+    """The applier's secrets: a name opens to its clear value only when a vCenter call needs it.
+
+    The key file is read at each use, so a server given a rotated key file opens values sealed
+    with the new key without a restart.
+    """
+    def resolve(name: str) -> str:
+        return read_secret(directory, name, load_keyring(key_file))[1]
+
+    return resolve
 
 
 @attrs.frozen

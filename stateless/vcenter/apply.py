@@ -22,6 +22,7 @@ from stateless.plan import Change, KeyDiff, OptionCatalogue, Plan, compliance, p
 from stateless.vcenter.faults import Where
 from stateless.vcenter.options import checked, needs_catalogue
 from stateless.vcenter.read import HostView
+from stateless.vcenter.secretrefs import Secrets, clear_communities, clear_targets
 from stateless.vcenter.session import Session
 
 LONG = VmomiSupport.GetVmodlType("long")
@@ -33,7 +34,6 @@ NFS_TYPES = {"3": "NFS", "4.1": "NFS41"}
 MAINTENANCE_KINDS = {("vswitch", "remove"), ("vmknic", "remove"), ("nfs", "remove"),
                      ("nfs", "edit")}
 
-Secrets = Callable[[str], str]
 Reader = Callable[[], HostView]
 CatalogueOf = Callable[[HostView], OptionCatalogue]
 
@@ -254,16 +254,14 @@ class Applier:
                            "enabling it")
 
     def _snmp(self, change: Change) -> None:
-        snmp = change.after
-        targets = []
-        for text in snmp.targets or ():
-            address, _, community = text.partition("/")
-            host, _, port = address.rpartition(":") if ":" in address else (address, "", "")
-            targets.append(vim.host.SnmpSystem.SnmpConfigSpec.Destination(
-                hostName=host, port=int(port or 162), community=community))
-        spec = vim.host.SnmpSystem.SnmpConfigSpec(enabled=bool(snmp.enabled),
-                                       readOnlyCommunities=list(snmp.communities or ()),
-                                       trapTargets=targets)
+        """The communities are references: their secrets are opened here, for this call only."""
+        snmp, what = change.after, self.where.describe("SNMP")
+        targets = [vim.host.SnmpSystem.SnmpConfigSpec.Destination(
+            hostName=d.host, port=d.port, community=d.community)
+            for d in clear_targets(snmp.targets or (), self.secrets, what)]
+        spec = vim.host.SnmpSystem.SnmpConfigSpec(
+            enabled=bool(snmp.enabled), readOnlyCommunities=clear_communities(snmp, self.secrets, what),
+            trapTargets=targets)
         self._call("ReconfigureSnmpAgent", "snmpSystem", spec)
 
     def _lockdown(self, change: Change) -> None:

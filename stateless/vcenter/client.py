@@ -12,6 +12,8 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
+import attrs
+
 from stateless.errors import NotFoundError
 from stateless.model.config import HostConfig, Snmp
 from stateless.model.identity import HostIdentity
@@ -21,6 +23,7 @@ from stateless.vcenter.apply import ApplyResult, Secrets, apply_config
 from stateless.vcenter.faults import Where
 from stateless.vcenter.options import Catalogues, checked, needs_catalogue, read_catalogue
 from stateless.vcenter.read import HostRef, HostView, host_object, paths_for, read_host
+from stateless.vcenter.secretrefs import as_references
 from stateless.vcenter.session import Session
 
 Host = HostRef | str
@@ -96,6 +99,10 @@ class VCenterClient:
             view = read_host(self.session, view.ref, paths=paths_for(desired),
                              managers=view.managers, snmp_system=view.managers["snmpSystem"],
                              lockdown_exceptions=want_exceptions)
+        if desired is not None and want_snmp:
+            snmp = as_references(view.config.snmp, desired.snmp, self.secrets,
+                                 view.ref.where(self.name).describe("read SNMP"))
+            view = attrs.evolve(view, config=attrs.evolve(view.config, snmp=snmp))
         return view
 
     def read(self, host: Host, desired: HostConfig | None = None) -> HostConfig:

@@ -44,7 +44,7 @@ STANDARD: dict[str, object] = {
     "advanced.UserVars.SuppressShellWarning": 1,
 }
 READS = {"RetrievePropertiesEx", "ContinueRetrievePropertiesEx", "QueryLockdownExceptions"}
-SECRETS = {"iscsi-chap": "chap-secret-123456"}
+SECRETS = {"iscsi-chap": "chap-secret-123456", "snmp-ro": "ro-c0mm-5e1f", "snmp-trap": "trap-c0mm-77a2"}
 
 
 class CallLog:
@@ -237,7 +237,7 @@ def _lockdown_exceptions(client: VCenterClient, ref: HostRef) -> None:
 
 def _snmp(client: VCenterClient, ref: HostRef) -> None:
     target = vim.host.SnmpSystem.SnmpConfigSpec.Destination(hostName="10.0.0.7", port=162,
-                                                            community="public")
+                                                            community=SECRETS["snmp-trap"])
     spec = vim.host.SnmpSystem.SnmpConfigSpec(enabled=True, readOnlyCommunities=["private"],
                                               trapTargets=[target])
     managers(client, ref)["snmpSystem"].ReconfigureSnmpAgent(spec)
@@ -277,8 +277,8 @@ ITEMS: list[tuple[Any, ...]] = [
     ("lockdown", {"lockdown.mode": "normal"}, _lockdown_mode, {"lockdown.mode"}),
     ("lockdown-exceptions", {"lockdown.exceptions": ("svc-backup",)}, _lockdown_exceptions,
      {"lockdown.exceptions"}),
-    ("snmp", {"snmp.enabled": True, "snmp.communities": ("public",),
-              "snmp.targets": ("10.0.0.7:162/public",)}, _snmp, {"snmp.communities"}),
+    ("snmp", {"snmp.enabled": True, "snmp.communities": ("secret:snmp-ro",),
+              "snmp.targets": ("10.0.0.7:162/secret:snmp-trap",)}, _snmp, {"snmp.communities"}),
 ]
 
 
@@ -311,6 +311,19 @@ def test_item_apply_read_back_drift_and_revert(
     third = client.apply(host, desired)
     assert third.verified and third.plan
     assert client.compliance(host, desired) == []
+
+
+def test_snmp_communities_reach_the_host_in_clear_and_read_back_as_references(
+        client: VCenterClient, host: HostRef) -> None:
+    desired = HostConfig.from_settings({"snmp.enabled": True, "snmp.communities": ("secret:snmp-ro",),
+                                        "snmp.targets": ("10.0.0.7:162/secret:snmp-trap",)})
+    client.apply(host, desired)
+    on_host = managers(client, host)["snmpSystem"].configuration
+    assert list(on_host.readOnlyCommunities) == [SECRETS["snmp-ro"]]
+    assert [t.community for t in on_host.trapTargets] == [SECRETS["snmp-trap"]]
+    read = client.read(host, desired).snmp
+    assert read.communities == ("secret:snmp-ro",)
+    assert read.targets == ("10.0.0.7:162/secret:snmp-trap",)
 
 
 def test_removed_items_are_deleted_and_unmanaged_items_stay(client: VCenterClient,
