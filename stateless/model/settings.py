@@ -22,6 +22,7 @@ from typing import Union
 import attrs
 
 from stateless.errors import SettingError, SettingKeyError
+from stateless.model.secretref import reference
 
 SettingValue = Union[int, str, bool, tuple[str, ...]]  # noqa: UP007 - used at run time
 
@@ -180,22 +181,18 @@ def _syslog_target(text: str) -> bool:
     return is_host(match.group(2)) and (port is None or 0 < int(port) < 65536)
 
 
-SECRET_PREFIX = "secret:"
-_SECRET_REF = re.compile(SECRET_PREFIX + r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-_SEAL_IT = ("seal the community with `stateless secret set snmp NAME` and give "
-            f"{SECRET_PREFIX}NAME here: the directory never holds an SNMP community in clear")
+SEAL_SNMP = "`stateless secret set snmp NAME`"
 
 
-def secret_ref(text: str) -> str | None:
-    """The secret a `secret:NAME` value names, or None when the value is not a reference."""
-    return text[len(SECRET_PREFIX):] if _SECRET_REF.fullmatch(text) else None
+def _reference(what: str, seal: str) -> Coercer:
+    """A `secret:NAME` reference to a sealed secret; a value in clear is refused."""
+    def coerce(value: object) -> str:
+        try:
+            return reference(value, what, seal)
+        except ValueError as exc:
+            raise _Invalid(str(exc)) from None
 
-
-def _community(value: object) -> str:
-    """An SNMP community reference, `secret:NAME`; a community in clear is refused."""
-    if isinstance(value, str) and _SECRET_REF.fullmatch(value.strip()):
-        return value.strip()
-    raise _Invalid(f"expected {SECRET_PREFIX}NAME; {_SEAL_IT}")
+    return coerce
 
 
 def _trap(value: object) -> str:
@@ -209,8 +206,11 @@ def _trap(value: object) -> str:
         good = False
     if not good:
         raise _Invalid("expected host[:port][/secret:NAME]")
-    if sep and not _SECRET_REF.fullmatch(community):
-        raise _Invalid(f"the community of a trap target is {SECRET_PREFIX}NAME; {_SEAL_IT}")
+    if sep:
+        try:
+            reference(community, "SNMP community", SEAL_SNMP)
+        except ValueError as exc:
+            raise _Invalid(f"the community of a trap target: {exc}") from None
     return value.strip()
 
 
@@ -282,12 +282,17 @@ GLOBAL_SPECS: dict[str, SettingSpec] = {
         _spec("lockdown.mode", _enum("disabled", "normal", "strict"), "lockdown mode", "normal"),
         _spec("lockdown.exceptions", _list(USER), "users exempt from lockdown", "svc-backup"),
         _spec("snmp.enabled", BOOL, "SNMP agent enabled", "true"),
-        _spec("snmp.communities", _list(_community),
+        _spec("snmp.communities", _list(_reference("SNMP community", SEAL_SNMP)),
               "read-only communities: names of sealed SNMP secrets (never a community in clear)",
               "secret:snmp-ro", secret=True),
         _spec("snmp.targets", _list(_trap),
               "trap targets; the community names a sealed SNMP secret",
               "10.0.0.7:162/secret:snmp-ro", secret=True),
+        _spec("account.root.password",
+              _reference("root password", "`stateless secret set root-password NAME`"),
+              "the hosts' root password: the name of a sealed root-password secret "
+              "(never the password); applied when the secret changes", "secret:esx-root",
+              secret=True),
     )
 }
 

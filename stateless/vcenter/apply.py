@@ -3,7 +3,7 @@
 All network changes (vSwitches, port groups, VMkernel NICs, DNS) go in ONE
 HostNetworkSystem.UpdateNetworkConfig(config, "modify"); all advanced options and syslog in ONE
 OptionManager.UpdateOptions; NTP in one UpdateDateTimeConfig; then NIC-type tagging, services,
-NFS, iSCSI, SNMP and, last, lockdown.  A failure in the network batch leaves the host as it
+NFS, iSCSI, SNMP, the root password and, last, lockdown.  A failure in the network batch leaves the host as it
 was, so a retry simply plans again.  Advanced options are checked against the host's
 catalogue before the first write: one the host does not accept stops the whole apply.
 """
@@ -19,9 +19,10 @@ from pyVmomi import VmomiSupport, vim
 from stateless.errors import VCenterError
 from stateless.model.config import NIC_TYPES, SYSLOG_OPTION, HostConfig, PortGroup, Teaming, VmkNic, VSwitch
 from stateless.plan import Change, KeyDiff, OptionCatalogue, Plan, compliance, plan
+from stateless.vcenter.account import set_root_password
 from stateless.vcenter.faults import Where
 from stateless.vcenter.options import checked, needs_catalogue
-from stateless.vcenter.read import HostView
+from stateless.vcenter.read import HostView, host_object
 from stateless.vcenter.secretrefs import Secrets, clear_communities, clear_targets
 from stateless.vcenter.session import Session
 
@@ -87,6 +88,9 @@ class Applier:
             self._iscsi(change)
         for change in the_plan.of("snmp"):
             self._snmp(change)
+        for change in the_plan.of("account"):
+            set_root_password(self.session, self.view, host_object(self.session, self.view.ref.moid),
+                              change.after, self.secrets)
         for change in the_plan.of("lockdown"):
             self._lockdown(change)
 

@@ -1,4 +1,4 @@
-"""SNMP communities as references to sealed secrets, on the way to and from a host.
+"""Secret references (`secret:NAME`) on the way to a host; SNMP communities on the way back.
 
 Policies name communities (`secret:NAME`), never hold them. A host's agent reports its
 communities in clear, so the read maps each one back to the reference whose secret it
@@ -9,15 +9,46 @@ vCenter adapter, in the call that writes it and in the comparison after a read.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import hashlib
+import hmac
+import os
+from collections.abc import Callable, Iterable, MutableMapping
+from typing import Protocol
 
 import attrs
 
-from stateless.errors import VCenterError
+from stateless.errors import NotFoundError, VCenterError
 from stateless.model.config import Snmp
-from stateless.model.settings import secret_ref
+from stateless.model.secretref import secret_ref
 
-Secrets = Callable[[str], str]  # secret name -> its clear value (the applier's only)
+
+class Secrets(Protocol):
+    """Named secrets as the applier sees them."""
+
+    def __call__(self, name: str) -> str:
+        """The clear value: only ever put into the vCenter call that needs it."""
+        ...
+
+    def stamp(self, name: str) -> str:
+        """A digest that changes whenever the secret is set again, revealing nothing of it."""
+        ...
+
+
+class StaticSecrets:
+    """Secrets held in memory (tools, tests); stamps are keyed digests, unguessable outside."""
+
+    def __init__(self, values: MutableMapping[str, str]) -> None:
+        self.values = values  # kept, not copied: a change shows at the next use
+        self._key = os.urandom(16)
+
+    def __call__(self, name: str) -> str:
+        try:
+            return self.values[name]
+        except KeyError:
+            raise NotFoundError(f"secret {name}: not known") from None
+
+    def stamp(self, name: str) -> str:
+        return hmac.new(self._key, f"{name}\0{self(name)}".encode(), hashlib.sha256).hexdigest()[:32]
 
 # What a community the host reports but no wanted reference opens reads back as: it never
 # equals a reference, so the planner puts the wanted ones in its place.
@@ -31,15 +62,21 @@ def _wanted_refs(snmp: Snmp) -> list[str]:
     return [r for r in refs if secret_ref(r) is not None]
 
 
-def resolve(ref: str, secrets: Secrets | None, what: str) -> str:
-    """The clear value of a `secret:NAME` reference, or VCenterError naming the reference."""
+def secret_name(ref: str, secrets: Secrets | None, what: str) -> tuple[str, Secrets]:
+    """The name a `secret:NAME` reference gives and the store that opens it, or VCenterError."""
     name = secret_ref(ref)
     if name is None:
         raise VCenterError(f"{what}: {ref!r} is not a secret reference (secret:NAME)")
     if secrets is None:
         raise VCenterError(f"{what}: no secret store to resolve {name!r}; configure the "
                            "server's secrets (--secret-key-file)")
-    return secrets(name)
+    return name, secrets
+
+
+def resolve(ref: str, secrets: Secrets | None, what: str) -> str:
+    """The clear value of a `secret:NAME` reference, or VCenterError naming the reference."""
+    name, store = secret_name(ref, secrets, what)
+    return store(name)
 
 
 def as_references(actual: Snmp, desired: Snmp, secrets: Secrets | None, what: str) -> Snmp:
@@ -86,5 +123,5 @@ def clear_targets(targets: Iterable[str], secrets: Secrets | None, what: str) ->
     return out
 
 
-__all__ = ["UNKNOWN_COMMUNITY", "Destination", "Secrets", "as_references", "clear_communities",
-           "clear_targets", "resolve"]
+__all__ = ["UNKNOWN_COMMUNITY", "Destination", "Secrets", "StaticSecrets", "as_references",
+           "clear_communities", "clear_targets", "resolve", "secret_name"]

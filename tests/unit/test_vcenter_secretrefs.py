@@ -9,12 +9,13 @@ from stateless.model.config import Snmp
 from stateless.vcenter.secretrefs import (
     UNKNOWN_COMMUNITY,
     Destination,
+    StaticSecrets,
     as_references,
     clear_communities,
     clear_targets,
 )
 
-SECRETS = {"ro": "c0mm-ro", "trap": "c0mm-trap"}.__getitem__
+SECRETS = StaticSecrets({"ro": "c0mm-ro", "trap": "c0mm-trap"})
 WANT = Snmp(True, ("secret:ro",), ("10.0.0.7:162/secret:trap",))
 
 
