@@ -21,12 +21,13 @@ from pyVmomi import vim
 
 from stateless.agent.signing import EnrollmentKey, sign
 from tests.integration.fixtures_daemon import Daemon, Estate, identity, wait_states
-from tests.integration.fixtures_vcsim import Vcsim
+from tests.integration.fixtures_vcsim import Vcsim, has_password
 from tests.integration.test_daemon import estate, key_file, sim  # noqa: F401  (fixtures)
 from tests.integration.test_security_daemon import T1, T2, enroll, stateless
 
 CANARIES = {"vcenter": "canary-vc-5b1e9d", "root-password": "canary-root-c3f0a2",
-            "chap": "canary-chap-97d4e1", "snmp": "canary-snmp-2a6b8f"}
+            "chap": "canary-chap-97d4e1", "snmp": "canary-snmp-2a6b8f",
+            "root-setting": "canary-root-set-61d0b7"}
 
 
 def _secret(where: Estate, tmp: Path, kind: str, name: str, value: str) -> None:
@@ -45,12 +46,13 @@ def _signed(d: Daemon, doc: dict[str, object], key: EnrollmentKey) -> tuple[int,
 
 
 def _sealed_policy(where: Estate) -> None:
-    """A policy on ClusterA that names the SNMP and CHAP secrets (references, never values)."""
+    """A policy on ClusterA that names the SNMP, CHAP and root password secrets (references,
+    never values)."""
     status, out, err = stateless(
         where, "policy", "create", "Sealed", "--set", "snmp.enabled=true",
         "--set", "snmp.communities=secret:snmp-ro", "--set", "snmp.targets=10.0.0.7:162/secret:snmp-ro",
         "--set", "iscsi.enabled=true", "--set", "iscsi.chap.name=iqn.1998-01.com.vmware:esx",
-        "--set", "iscsi.chap.secret=iscsi-chap")
+        "--set", "iscsi.chap.secret=iscsi-chap", "--set", "account.root.password=secret:esx-root")
     assert status == 0, out + err
     assert stateless(where, "policy", "link", "Sealed", "/DC1/Prod/ClusterA")[0] == 0
 
@@ -66,6 +68,8 @@ def _applied_in_clear(vc: Vcsim, hostname: str) -> None:
     hbas = esx.configManager.storageSystem.storageDeviceInfo.hostBusAdapter
     [iscsi] = [h for h in hbas if isinstance(h, vim.host.InternetScsiHba)]
     assert iscsi.authenticationProperties.chapSecret == CANARIES["chap"]
+    assert has_password(esx, "root", CANARIES["root-setting"])
+    assert all(CANARIES["root-setting"] not in str(v.value) for v in esx.customValue)
 
 
 def test_no_secret_reaches_logs_api_metrics_or_the_directory_in_clear(
@@ -75,6 +79,7 @@ def test_no_secret_reaches_logs_api_metrics_or_the_directory_in_clear(
     _secret(estate, tmp_path, "vcenter", "vc1", CANARIES["vcenter"])
     _secret(estate, tmp_path, "chap", "iscsi-chap", CANARIES["chap"])
     _secret(estate, tmp_path, "snmp", "snmp-ro", CANARIES["snmp"])
+    _secret(estate, tmp_path, "root-password", "esx-root", CANARIES["root-setting"])
     _sealed_policy(estate)
     root = tmp_path / "root.password"
     root.write_text(CANARIES["root-password"] + "\n")
@@ -110,7 +115,7 @@ def test_no_secret_reaches_logs_api_metrics_or_the_directory_in_clear(
                            "-b", estate.base, "(objectClass=*)", "*", "+"],
                           capture_output=True, text=True, timeout=60)
     assert dump.returncode == 0, dump.stderr
-    assert dump.stdout.count("aesgcm:") >= 4  # the sealed values are there, only sealed
+    assert dump.stdout.count("aesgcm:") >= 5  # the sealed values are there, only sealed
     outputs = {"log": d.log.read_text(errors="replace"), "directory": dump.stdout,
                "api": b"\n".join(answers).decode(errors="replace"), "cli": out + err}
     for where, text in outputs.items():
@@ -124,6 +129,7 @@ def test_a_community_written_in_clear_blocks_the_host_and_is_never_shown(
     """ldapmodify behind the CLI's back: a problem that blocks the host, its value `<secret>`."""
     _secret(estate, tmp_path, "snmp", "snmp-ro", CANARIES["snmp"])
     _secret(estate, tmp_path, "chap", "iscsi-chap", CANARIES["chap"])
+    _secret(estate, tmp_path, "root-password", "esx-root", CANARIES["root-setting"])
     _sealed_policy(estate)
     d = daemons(tmp_path / "sd1", estate.slapd, estate.base, estate.key_file, name="sd1",
                 site="siteA", extra=("--birth-auth", "optional"))

@@ -44,3 +44,13 @@ def test_clear_values_are_made_for_the_call_only() -> None:
 def test_no_secret_store_fails_naming_the_secret() -> None:
     with pytest.raises(VCenterError, match="no secret store to resolve 'ro'"):
         as_references(Snmp(True, ("x",)), WANT, None, "host h")
+
+
+def test_a_stamp_changes_with_the_secret_and_does_not_reveal_it() -> None:
+    values = {"root": "first-pw"}
+    store = StaticSecrets(values)
+    before = store.stamp("root")
+    assert "first-pw" not in before and before == store.stamp("root")
+    values["root"] = "second-pw"
+    assert store.stamp("root") != before
+    assert StaticSecrets({"root": "second-pw"}).stamp("root") != store.stamp("root")  # keyed
