@@ -16,11 +16,12 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from pyVmomi import vim
 
 from stateless.agent.signing import EnrollmentKey, sign
-from tests.integration.fixtures_daemon import Daemon, Estate, identity, wait_states
+from tests.integration.fixtures_daemon import Daemon, Estate, identity, wait_for, wait_states
 from tests.integration.fixtures_vcsim import Vcsim, has_password
 from tests.integration.test_daemon import estate, key_file, sim  # noqa: F401  (fixtures)
 from tests.integration.test_security_daemon import T1, T2, enroll, stateless
@@ -57,11 +58,14 @@ def _sealed_policy(where: Estate) -> None:
     assert stateless(where, "policy", "link", "Sealed", "/DC1/Prod/ClusterA")[0] == 0
 
 
+def _hosts(vc: Vcsim) -> list[Any]:
+    content = vc.connect().RetrieveContent()
+    return list(content.viewManager.CreateContainerView(content.rootFolder, [vim.HostSystem], True).view)
+
+
 def _applied_in_clear(vc: Vcsim, hostname: str) -> None:
     """The applier did open the secrets: the host (and only the host) holds them in clear."""
-    content = vc.connect().RetrieveContent()
-    view = content.viewManager.CreateContainerView(content.rootFolder, [vim.HostSystem], True)
-    [esx] = [h for h in view.view if h.name.split(".")[0] == hostname]
+    [esx] = [h for h in _hosts(vc) if h.name.split(".")[0] == hostname]
     snmp = esx.configManager.snmpSystem.configuration
     assert list(snmp.readOnlyCommunities) == [CANARIES["snmp"]]
     assert [t.community for t in snmp.trapTargets] == [CANARIES["snmp"]]
@@ -155,3 +159,28 @@ def test_a_community_written_in_clear_blocks_the_host_and_is_never_shown(
                         "api": b"\n".join(answers).decode(errors="replace")}.items():
         assert clear not in text, f"the community written in clear appears in the {where}"
         assert CANARIES["snmp"] not in text, f"the sealed community appears in the {where}"
+
+
+def test_a_new_root_password_secret_is_applied_again(
+        estate: Estate, sim: Vcsim, daemons: Callable[..., Daemon],  # noqa: F811
+        tmp_path: Path) -> None:
+    """Nothing can read a password back: the stamp of the sealed value says it changed."""
+    for kind, name, value in (("snmp", "snmp-ro", CANARIES["snmp"]), ("chap", "iscsi-chap", CANARIES["chap"]),
+                              ("root-password", "esx-root", CANARIES["root-setting"])):
+        _secret(estate, tmp_path, kind, name, value)
+    _sealed_policy(estate)
+    d = daemons(tmp_path / "sd1", estate.slapd, estate.base, estate.key_file, name="sd1",
+                site="siteA", extra=("--birth-auth", "optional"))
+    host = identity(1, "siteA")
+    assert d.birth(host)[0] == 202
+    wait_states(d, [host["uuid"]])
+    _applied_in_clear(sim, str(host["hostname"]))
+    [esx] = [h for h in _hosts(sim) if h.name.split(".")[0] == host["hostname"]]
+
+    _secret(estate, tmp_path, "root-password", "esx-root", "canary-root-next-0c55e3")
+    status, _, body = d.request("POST", f"/v1/hosts/{host['uuid']}/apply", b"")
+    assert status in (200, 202), body
+    wait_for(lambda: has_password(esx, "root", "canary-root-next-0c55e3"),
+             what="the new root password on the host")
+    wait_states(d, [host["uuid"]])
+    assert "canary-root-next-0c55e3" not in d.log.read_text(errors="replace")
