@@ -92,6 +92,8 @@ func (h *hostHook) install(hs *simulator.HostSystem) {
 	nic.Self.Type = "HostVirtualNicManager"
 	snmp := newSnmpSystem()
 	snmp.Self.Type = "HostSnmpSystem"
+	accounts := newAccountManager()
+	accounts.Self.Type = "HostLocalAccountManager"
 
 	refs := []struct {
 		field **types.ManagedObjectReference
@@ -103,6 +105,7 @@ func (h *hostHook) install(hs *simulator.HostSystem) {
 		{&cm.HostAccessManager, acc},
 		{&cm.VirtualNicManager, nic},
 		{&cm.SnmpSystem, snmp},
+		{&cm.AccountManager, accounts},
 	}
 	for _, r := range refs {
 		ref := simulator.Map.Put(r.obj).Reference()

@@ -56,11 +56,16 @@ def _vc_secret(args: argparse.Namespace, vcenter: VCenter) -> str:
     return decrypt_password(vcenter.password, _key_file(args))
 
 
-def _vcenter_client(args: argparse.Namespace, vcenter: VCenter, password: str) -> Any:
+def _vcenter_client(args: argparse.Namespace, vcenter: VCenter, password: str,
+                    d: Directory | None = None) -> Any:
+    """A client; with the directory, it opens named secrets (CHAP, SNMP) when a call needs them."""
+    from stateless.directory.secrets import secret_resolver
     from stateless.vcenter import VCenterClient
 
+    secrets = secret_resolver(d, _key_file(args)) if d is not None else None
     return VCenterClient(vcenter.url, vcenter.user, password, name=vcenter.name,
-                         thumbprint=vcenter.thumbprint, pool_size=1, timeout=args.timeout)
+                         thumbprint=vcenter.thumbprint, pool_size=1, timeout=args.timeout,
+                         secrets=secrets)
 
 
 def _target(d: Directory, snapshot: Snapshot, uuid: str, *, allocate: bool,
@@ -123,7 +128,7 @@ def _apply_here(args: argparse.Namespace, d: Directory, snapshot: Snapshot,
         "leaf": target.leaf, "dry_run": args.dry_run, "allocated": allocated, "placed": False,
         "plan": [], "calls": 0, "verified": None, "state": None, "digest": target.digest,
         "owner": target.host.owner}
-    with _vcenter_client(args, vcenter, password) as client:
+    with _vcenter_client(args, vcenter, password, d) as client:
         if args.dry_run:
             report["placed"], report["plan"] = _dry_run(client, target)
             report["calls"] = client.calls
@@ -213,7 +218,7 @@ def cmd_compliance(args: argparse.Namespace, out: TextIO) -> int:
         snapshot = d.snapshot()
         vcenter = _pick_vcenter(snapshot, args.vcenter)
         password = _vc_secret(args, vcenter)
-        with _vcenter_client(args, vcenter, password) as client:
+        with _vcenter_client(args, vcenter, password, d) as client:
             target, diffs = host_diffs(client, d, snapshot, args.uuids[0])
     uuid, name = target.host.uuid, target.name
     if args.json:

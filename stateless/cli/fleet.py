@@ -140,7 +140,7 @@ def compliance_fleet(args: argparse.Namespace, out: TextIO) -> int:
                 vcenter = _vcenter_for(args, snapshot, host)
                 if vcenter.name not in clients:
                     clients[vcenter.name] = stack.enter_context(
-                        _vcenter_client(args, vcenter, _vc_secret(args, vcenter)))
+                        _vcenter_client(args, vcenter, _vc_secret(args, vcenter), d))
                 _, diffs = host_diffs(clients[vcenter.name], d, snapshot, host.uuid)
             except StatelessError as exc:
                 yield _row(host.uuid, FAILED, reason=exc.message)

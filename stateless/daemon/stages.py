@@ -80,6 +80,7 @@ class EngineStage(Stage):
         from stateless.daemon.engine import Engine
         from stateless.daemon.vcenters import VCenterClients
         from stateless.directory.nonces import NonceStore
+        from stateless.directory.secrets import secret_resolver
 
         parts, cfg = self.parts, self.parts.config
         host_password = ""
@@ -87,7 +88,8 @@ class EngineStage(Stage):
             host_password = read_secret(cfg.host_password_file, "host password file")
         self.vcenters = VCenterClients(self._registered_vcenter, cfg.secret_key,
                                        pool_size=cfg.vcenter_concurrency,
-                                       host_password=host_password)
+                                       host_password=host_password,
+                                       secrets=secret_resolver(parts.directory, cfg.secret_key))
         parts.auth = AdminAuth.from_config(cfg)  # an unreadable token file stops the start here
         nonces = NonceStore(parts.directory)
         parts.engine = Engine(cfg, parts.reactor, parts.blocking, parts.directory, self.vcenters,

@@ -17,6 +17,7 @@ from stateless.plan import KeyDiff
 from stateless.prepare import Target
 from stateless.vcenter.client import VCenterClient
 from stateless.vcenter.converge import Converged, check, converge
+from stateless.vcenter.secretrefs import Secrets
 from stateless.vcenter.session import Session
 from stateless.vcenter.watch import HostWatch
 
@@ -25,11 +26,13 @@ class VCenterClients:
     """Satisfies `stateless.daemon.ports.VCenters`."""
 
     def __init__(self, lookup: Callable[[str], VCenter | None], secret_key: Path, *,
-                 pool_size: int, host_password: str = "") -> None:
+                 pool_size: int, host_password: str = "",
+                 secrets: Secrets | None = None) -> None:
         self._lookup = lookup  # name -> its entry in the directory's current view
         self._secret_key = secret_key
         self._pool_size = pool_size
         self._host_password = host_password
+        self._secrets = secrets  # named secrets, opened by the applier only
         self._clients: dict[str, VCenterClient] = {}
         self._lock = threading.Lock()
 
@@ -44,7 +47,7 @@ class VCenterClients:
                     raise StatelessError(f"vCenter {name}: not registered in the directory")
                 client = VCenterClient(vc.url, vc.user, decrypt_password(vc.password, self._secret_key),
                                        name=name, thumbprint=vc.thumbprint,
-                                       pool_size=self._pool_size)
+                                       pool_size=self._pool_size, secrets=self._secrets)
                 self._clients[name] = client
             return client
 

@@ -203,12 +203,14 @@ ATTRIBUTES: tuple[AttributeType, ...] = (
     # admission: what a quarantined birth claimed, kept apart from the host's (pinned) identity
     _a(140, "statelessClaim", "identity a quarantined birth claimed (JSON), until approved or "
        "denied", DSTRING, single=True),
+    # local accounts of the hosts: the root password, as a reference to a sealed secret
+    _a(180, "statelessAccount", "accounts: root.password=secret:NAME", DSTRING, single=True),
 )
 
 _POLICY_SETTINGS = ("statelessVSwitch", "statelessPortGroup", "statelessVmknic",
                     "statelessNfsDatastore", "statelessService", "statelessAdvanced", "statelessNtp",
                     "statelessDns", "statelessSyslog", "statelessIscsi", "statelessLockdown",
-                    "statelessSnmp", "statelessRemove")
+                    "statelessSnmp", "statelessAccount", "statelessRemove")
 _PINNED = ("statelessPinnedThumbprint", "statelessPinnedSerial", "statelessPinnedMac",
            "statelessPinnedName", "statelessPinnedAt")
 _IDENTITY = ("statelessSerial", "statelessVendor", "statelessModel", "statelessAsset",

@@ -13,6 +13,7 @@ secret rotate` re-seals every value under a new AES-GCM key (`reseal_all`).
 from __future__ import annotations
 
 import enum
+import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,9 +39,23 @@ if TYPE_CHECKING:
 VCENTER_CONTEXT = "statelessPassword"
 SEALED_ATTRIBUTES = ("statelessPassword", "statelessEnrollKey", "statelessSealed")
 
-__all__ = ["SEALED_ATTRIBUTES", "SecretError", "SecretKind", "decrypt_password",
-           "encrypt_password", "enroll_context", "is_sealed", "key_path", "read_secret",
-           "reseal_all", "secret_context", "set_secret", "set_vcenter_password"]
+__all__ = [
+    "SEALED_ATTRIBUTES",
+    "SecretError",
+    "SecretKind",
+    "SecretResolver",
+    "decrypt_password",
+    "encrypt_password",
+    "enroll_context",
+    "is_sealed",
+    "key_path",
+    "read_secret",
+    "reseal_all",
+    "secret_context",
+    "secret_resolver",
+    "set_secret",
+    "set_vcenter_password",
+]
 
 
 class SecretKind(enum.StrEnum):
@@ -113,6 +128,40 @@ def read_secret(directory: Directory, name: str, ring: KeyRing) -> tuple[SecretK
         raise ValidationError(f"secret {name}: unknown kind {raw['statelessSecretKind'][0]!r}") \
             from None
     return kind, ring.unseal_text(raw["statelessSealed"][0], secret_context(name))
+
+
+class SecretResolver:
+    """The applier's secrets: a name opens to its clear value only when a vCenter call needs it.
+
+    The key file is read at each use, so a server given a rotated key file opens values sealed
+    with the new key without a restart. `stamp` is a digest of the sealed value (key id, nonce
+    and ciphertext): it changes whenever the secret is set or re-sealed and reveals nothing.
+    """
+
+    def __init__(self, directory: Directory, key_file: Path) -> None:
+        self._directory = directory
+        self._key_file = key_file
+
+    def __repr__(self) -> str:
+        return f"SecretResolver(key_file={self._key_file})"
+
+    def _sealed(self, name: str) -> str:
+        raw = self._directory.read(self._directory.named_dn("secrets", check_name(name, "secret")),
+                                   f"read secret {name}", ["statelessSealed"])
+        if raw is None or not raw.get("statelessSealed"):
+            raise NotFoundError(f"secret {name}: not in the directory; set it with `stateless "
+                                f"secret set chap|snmp|root-password {name}`")
+        return str(raw["statelessSealed"][0])
+
+    def __call__(self, name: str) -> str:
+        return read_secret(self._directory, name, load_keyring(self._key_file))[1]
+
+    def stamp(self, name: str) -> str:
+        return hashlib.sha256(f"{name}\0{self._sealed(name)}".encode()).hexdigest()[:32]
+
+
+def secret_resolver(directory: Directory, key_file: Path) -> SecretResolver:
+    return SecretResolver(directory, key_file)
 
 
 @attrs.frozen

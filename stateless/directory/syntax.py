@@ -41,6 +41,7 @@ GROUP_ATTRS: dict[str, str] = {
     "statelessIscsi": "iscsi",
     "statelessLockdown": "lockdown",
     "statelessSnmp": "snmp",
+    "statelessAccount": "account",
 }
 ADVANCED_ATTR = "statelessAdvanced"
 REMOVE_ATTR = "statelessRemove"

@@ -184,6 +184,10 @@ class HostConfig:
     iscsi: Iscsi = Iscsi()
     lockdown: Lockdown = Lockdown()
     snmp: Snmp = Snmp()
+    # `account.root.password`: a reference to the sealed root password, never the password.
+    # Read back, it is the reference only when the host carries the stamp of that secret's
+    # current sealed value (see stateless.vcenter.account); otherwise None.
+    root_password: str | None = None
     # Item references (`portgroup.Old`) that policy removed explicitly: deleted from the host.
     removed: frozenset[str] = attrs.field(default=frozenset(), converter=_refs)
 
@@ -259,6 +263,7 @@ class HostConfig:
         put("snmp.enabled", self.snmp.enabled)
         put("snmp.communities", self.snmp.communities)
         put("snmp.targets", self.snmp.targets)
+        put("account.root.password", self.root_password)
         return out
 
 
@@ -355,6 +360,7 @@ def _build(values: Mapping[str, object],
                     glob.get("iscsi.chap.name"), glob.get("iscsi.chap.secret")),
         lockdown=Lockdown(glob.get("lockdown.mode"), glob.get("lockdown.exceptions")),
         snmp=Snmp(glob.get("snmp.enabled"), glob.get("snmp.communities"), glob.get("snmp.targets")),
+        root_password=glob.get("account.root.password"),
         removed=frozenset(removed_refs),
     )
     problems += cross_check(config)

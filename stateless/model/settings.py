@@ -22,6 +22,7 @@ from typing import Union
 import attrs
 
 from stateless.errors import SettingError, SettingKeyError
+from stateless.model.secretref import reference
 
 SettingValue = Union[int, str, bool, tuple[str, ...]]  # noqa: UP007 - used at run time
 
@@ -180,9 +181,37 @@ def _syslog_target(text: str) -> bool:
     return is_host(match.group(2)) and (port is None or 0 < int(port) < 65536)
 
 
-def _trap_target(text: str) -> bool:
-    address, _, community = text.partition("/")
-    return _host_port(address) and (not community or bool(re.fullmatch(r"[!-~]{1,64}", community)))
+SEAL_SNMP = "`stateless secret set snmp NAME`"
+
+
+def _reference(what: str, seal: str) -> Coercer:
+    """A `secret:NAME` reference to a sealed secret; a value in clear is refused."""
+    def coerce(value: object) -> str:
+        try:
+            return reference(value, what, seal)
+        except ValueError as exc:
+            raise _Invalid(str(exc)) from None
+
+    return coerce
+
+
+def _trap(value: object) -> str:
+    """`host[:port][/secret:NAME]`: a trap target whose community is a sealed secret."""
+    if not isinstance(value, str):
+        raise _Invalid("expected host[:port][/secret:NAME]")
+    address, sep, community = value.strip().partition("/")
+    try:
+        good = _host_port(address)
+    except ValueError:
+        good = False
+    if not good:
+        raise _Invalid("expected host[:port][/secret:NAME]")
+    if sep:
+        try:
+            reference(community, "SNMP community", SEAL_SNMP)
+        except ValueError as exc:
+            raise _Invalid(f"the community of a trap target: {exc}") from None
+    return value.strip()
 
 
 _NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
@@ -191,7 +220,6 @@ BOOL = _bool
 NAME = _text(_NAME, "a name of letters, digits, '_', '.' and '-'")
 VMNIC = _text(r"vmnic\d{1,3}", "an uplink name such as vmnic0")
 USER = _text(r"[A-Za-z0-9_.\\@-]{1,64}", "a user name")
-COMMUNITY = _text(r"[!-+\--~]{1,64}", "an SNMP community (printable, no commas)")
 HOST = _check(is_host, "a DNS name or an IP address")
 IP = _check(is_ip, "an IP address")
 IPV4 = _check(is_ipv4, "an IPv4 address")
@@ -254,10 +282,17 @@ GLOBAL_SPECS: dict[str, SettingSpec] = {
         _spec("lockdown.mode", _enum("disabled", "normal", "strict"), "lockdown mode", "normal"),
         _spec("lockdown.exceptions", _list(USER), "users exempt from lockdown", "svc-backup"),
         _spec("snmp.enabled", BOOL, "SNMP agent enabled", "true"),
-        _spec("snmp.communities", _list(COMMUNITY), "read-only communities", "public",
+        _spec("snmp.communities", _list(_reference("SNMP community", SEAL_SNMP)),
+              "read-only communities: names of sealed SNMP secrets (never a community in clear)",
+              "secret:snmp-ro", secret=True),
+        _spec("snmp.targets", _list(_trap),
+              "trap targets; the community names a sealed SNMP secret",
+              "10.0.0.7:162/secret:snmp-ro", secret=True),
+        _spec("account.root.password",
+              _reference("root password", "`stateless secret set root-password NAME`"),
+              "the hosts' root password: the name of a sealed root-password secret "
+              "(never the password); applied when the secret changes", "secret:esx-root",
               secret=True),
-        _spec("snmp.targets", _list(_check(_trap_target, "host[:port][/community]")),
-              "trap targets", "10.0.0.7:162/public", secret=True),
     )
 }
 

@@ -3,7 +3,7 @@
 All network changes (vSwitches, port groups, VMkernel NICs, DNS) go in ONE
 HostNetworkSystem.UpdateNetworkConfig(config, "modify"); all advanced options and syslog in ONE
 OptionManager.UpdateOptions; NTP in one UpdateDateTimeConfig; then NIC-type tagging, services,
-NFS, iSCSI, SNMP and, last, lockdown.  A failure in the network batch leaves the host as it
+NFS, iSCSI, SNMP, the root password and, last, lockdown.  A failure in the network batch leaves the host as it
 was, so a retry simply plans again.  Advanced options are checked against the host's
 catalogue before the first write: one the host does not accept stops the whole apply.
 """
@@ -19,9 +19,11 @@ from pyVmomi import VmomiSupport, vim
 from stateless.errors import VCenterError
 from stateless.model.config import NIC_TYPES, SYSLOG_OPTION, HostConfig, PortGroup, Teaming, VmkNic, VSwitch
 from stateless.plan import Change, KeyDiff, OptionCatalogue, Plan, compliance, plan
+from stateless.vcenter.account import set_root_password
 from stateless.vcenter.faults import Where
 from stateless.vcenter.options import checked, needs_catalogue
-from stateless.vcenter.read import HostView
+from stateless.vcenter.read import HostView, host_object
+from stateless.vcenter.secretrefs import Secrets, clear_communities, clear_targets
 from stateless.vcenter.session import Session
 
 LONG = VmomiSupport.GetVmodlType("long")
@@ -33,7 +35,6 @@ NFS_TYPES = {"3": "NFS", "4.1": "NFS41"}
 MAINTENANCE_KINDS = {("vswitch", "remove"), ("vmknic", "remove"), ("nfs", "remove"),
                      ("nfs", "edit")}
 
-Secrets = Callable[[str], str]
 Reader = Callable[[], HostView]
 CatalogueOf = Callable[[HostView], OptionCatalogue]
 
@@ -87,6 +88,9 @@ class Applier:
             self._iscsi(change)
         for change in the_plan.of("snmp"):
             self._snmp(change)
+        for change in the_plan.of("account"):
+            set_root_password(self.session, self.view, host_object(self.session, self.view.ref.moid),
+                              change.after, self.secrets)
         for change in the_plan.of("lockdown"):
             self._lockdown(change)
 
@@ -254,16 +258,14 @@ class Applier:
                            "enabling it")
 
     def _snmp(self, change: Change) -> None:
-        snmp = change.after
-        targets = []
-        for text in snmp.targets or ():
-            address, _, community = text.partition("/")
-            host, _, port = address.rpartition(":") if ":" in address else (address, "", "")
-            targets.append(vim.host.SnmpSystem.SnmpConfigSpec.Destination(
-                hostName=host, port=int(port or 162), community=community))
-        spec = vim.host.SnmpSystem.SnmpConfigSpec(enabled=bool(snmp.enabled),
-                                       readOnlyCommunities=list(snmp.communities or ()),
-                                       trapTargets=targets)
+        """The communities are references: their secrets are opened here, for this call only."""
+        snmp, what = change.after, self.where.describe("SNMP")
+        targets = [vim.host.SnmpSystem.SnmpConfigSpec.Destination(
+            hostName=d.host, port=d.port, community=d.community)
+            for d in clear_targets(snmp.targets or (), self.secrets, what)]
+        spec = vim.host.SnmpSystem.SnmpConfigSpec(
+            enabled=bool(snmp.enabled), readOnlyCommunities=clear_communities(snmp, self.secrets, what),
+            trapTargets=targets)
         self._call("ReconfigureSnmpAgent", "snmpSystem", spec)
 
     def _lockdown(self, change: Change) -> None:

@@ -12,15 +12,19 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
+import attrs
+
 from stateless.errors import NotFoundError
 from stateless.model.config import HostConfig, Snmp
 from stateless.model.identity import HostIdentity
 from stateless.plan import KeyDiff, OptionCatalogue, compliance
 from stateless.vcenter import lifecycle
-from stateless.vcenter.apply import ApplyResult, Secrets, apply_config
+from stateless.vcenter.account import as_applied, stamp_field
+from stateless.vcenter.apply import ApplyResult, apply_config
 from stateless.vcenter.faults import Where
 from stateless.vcenter.options import Catalogues, checked, needs_catalogue, read_catalogue
 from stateless.vcenter.read import HostRef, HostView, host_object, paths_for, read_host
+from stateless.vcenter.secretrefs import Secrets, as_references
 from stateless.vcenter.session import Session
 
 Host = HostRef | str
@@ -39,6 +43,7 @@ class VCenterClient:
         self._refs: dict[str, HostRef] = {}
         self._managers: dict[str, Mapping[str, Any]] = {}
         self._catalogues = Catalogues()
+        self._root_field: int | None = None
 
     @property
     def name(self) -> str:
@@ -80,8 +85,11 @@ class VCenterClient:
             self._refs[host] = ref
         return ref
 
-    def view(self, host: Host, desired: HostConfig | None = None) -> HostView:
-        """Read a host in one call: only what `desired` manages (everything when None)."""
+    def view(self, host: Host, desired: HostConfig | None = None, *, fresh: bool = False) -> HostView:
+        """Read a host in one call: only what `desired` manages (everything when None).
+
+        `fresh` (a host just added) ignores the stamp of the root password it may carry.
+        """
         ref = self.resolve(host)
         want_snmp = desired is None or desired.snmp != Snmp()
         want_exceptions = desired is None or desired.lockdown.exceptions is not None
@@ -96,7 +104,19 @@ class VCenterClient:
             view = read_host(self.session, view.ref, paths=paths_for(desired),
                              managers=view.managers, snmp_system=view.managers["snmpSystem"],
                              lockdown_exceptions=want_exceptions)
+        if desired is not None and want_snmp:
+            snmp = as_references(view.config.snmp, desired.snmp, self.secrets,
+                                 view.ref.where(self.name).describe("read SNMP"))
+            view = attrs.evolve(view, config=attrs.evolve(view.config, snmp=snmp))
+        if desired is not None and desired.root_password is not None:
+            view = as_applied(view, desired, self.secrets, self._stamp_field(view), fresh=fresh)
         return view
+
+    def _stamp_field(self, view: HostView) -> int | None:
+        """The root password stamp's field key, looked up until it exists, then kept."""
+        if self._root_field is None:
+            self._root_field = stamp_field(self.session, view.ref.where(self.name))
+        return self._root_field
 
     def read(self, host: Host, desired: HostConfig | None = None) -> HostConfig:
         """The host's current configuration."""
@@ -122,11 +142,17 @@ class VCenterClient:
             desired = checked(desired, self.catalogue(view), view.ref.where(self.name))
         return compliance(view.config, desired)
 
-    def apply(self, host: Host, desired: HostConfig, *, maintenance: bool = True) -> ApplyResult:
-        """Check, plan, apply, verify; ApplyResult.calls counts every SOAP call made."""
+    def apply(self, host: Host, desired: HostConfig, *, maintenance: bool = True,
+              fresh: bool = False) -> ApplyResult:
+        """Check, plan, apply, verify; ApplyResult.calls counts every SOAP call made.
+
+        `fresh`: the host was just added, so what it carries says nothing of its root password.
+        """
         start = self.session.calls
         ref = self.resolve(host)
-        result = apply_config(self.session, lambda: self.view(ref, desired), desired,
+        reads = iter((fresh,))  # only the first read is fresh; the verifying one is not
+        result = apply_config(self.session,
+                              lambda: self.view(ref, desired, fresh=next(reads, False)), desired,
                               host=host_object(self.session, ref.moid), secrets=self.secrets,
                               maintenance=maintenance, catalogue_of=self.catalogue)
         return ApplyResult(result.host, result.plan, self.session.calls - start, result.verified,

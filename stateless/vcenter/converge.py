@@ -39,7 +39,7 @@ def converge(client: VCenterClient, target: Target, *, place: bool = False,
         host = target.host
         ref = client.ensure_host(target.name, target.location, target.leaf, identity=host.identity,
                                  thumbprint=thumbprint or host.thumbprint, password=password)
-    result = client.apply(ref, target.desired)
+    result = client.apply(ref, target.desired, fresh=placed)  # a host (re)added: set its password
     return Converged(result, client.session.calls - start, placed)
 
 

@@ -42,7 +42,7 @@ BASE_PATHS = ("name", "hardware.systemInfo.uuid", "runtime.connectionState",
               "runtime.inMaintenanceMode")
 ITEM_PATHS = ("config.network", "config.dateTimeInfo", "config.service", "config.option",
               "config.virtualNicManagerInfo", "config.lockdownMode", "config.fileSystemVolume",
-              "config.storageDevice")
+              "config.storageDevice", "customValue")
 HOST_PATHS = (*BASE_PATHS, "configManager", *ITEM_PATHS)
 # The parts of config.network that are compared; the rest (physical NICs, routing tables,
 # proxy switches) would only cost decoding time.
@@ -78,6 +78,7 @@ class HostView:
     running: Mapping[str, bool]  # service key -> running
     iscsi_hba: str | None
     datastores: Mapping[str, Any]  # datastore name -> managed object
+    custom: Mapping[int, str] = attrs.field(factory=dict)  # custom field key -> value
 
 
 def host_object(session: Session, moid: str) -> Any:
@@ -110,6 +111,8 @@ def paths_for(desired: HostConfig | None) -> frozenset[str]:
         paths.add("config.fileSystemVolume")
     if desired.iscsi != Iscsi():
         paths.add("config.storageDevice")
+    if desired.root_password is not None:
+        paths.add("customValue")  # the stamp of the root password applied (vcenter.account)
     return frozenset(paths)
 
 
@@ -286,7 +289,9 @@ def _view(ref: HostRef, read: frozenset[str], props: Mapping[str, Any],
     return HostView(ref=ref, config=config, connected=state == "connected",
                     maintenance=bool(props.get("runtime.inMaintenanceMode")),
                     managers=frozen_map(managers), network=network, running=frozen_map(running),
-                    iscsi_hba=hba, datastores=frozen_map(datastores))
+                    iscsi_hba=hba, datastores=frozen_map(datastores),
+                    custom={int(v.key): str(getattr(v, "value", ""))
+                            for v in props.get("customValue") or ()})
 
 
 def _nic_services(info: Any) -> dict[str, set[str]]:

@@ -7,6 +7,7 @@ The launcher picks its own free port and announces it on its first stdout line
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import signal
 import subprocess
@@ -155,4 +156,20 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
         if time.monotonic() > deadline:
             return False
         time.sleep(0.02)
+    return True
+
+
+def has_password(host: Any, user: str, password: str) -> bool:
+    """Whether the host's local `user` has `password`: ChangePassword to the same password
+    succeeds only with the current one. The method is newer than the API version the
+    simulator announces, so pyVmomi is told to send it anyway."""
+    from pyVmomi import vim
+
+    manager = host.configManager.accountManager
+    stub = copy.copy(manager._stub)
+    stub.version = "vim.version.version14"
+    try:
+        vim.host.LocalAccountManager(manager._moId, stub).ChangePassword(user, password, password)
+    except vim.fault.InvalidLogin:
+        return False
     return True

@@ -243,6 +243,41 @@ def test_the_daemon_account_writes_hosts_its_server_nonces_allocations_and_nothi
     assert host.owner == "sd-a1" and host.state == HostState.FAILED
 
 
+def _modify(dn: str, attribute: str, value: str) -> str:
+    return f"dn: {dn}\nchangetype: modify\nreplace: {attribute}\n{attribute}: {value}\n"
+
+
+def test_the_daemon_account_cannot_change_policies_with_ldapmodify(world: AclWorld) -> None:
+    """The acceptance line, with the real ldapmodify: slapd says insufficientAccessRights (50)
+    to every policy write of the service account, and takes its host and server writes."""
+    with world.as_("sd-a1") as d:
+        d.put_server(Server("sd-a1", "siteA", "https://sd-a1.example.com:8443"))
+    policy = f"cn=Baseline,ou=policies,{B}"
+    refused = {
+        "modify": _modify(policy, "statelessNtp", "servers=6.6.6.6"),
+        "modify an owned policy": _modify(f"cn=NetA,ou=policies,{B}", "description", "mine now"),
+        "add": f"dn: cn=Evil,ou=policies,{B}\nchangetype: add\nobjectClass: top\n"
+               "objectClass: statelessPolicy\ncn: Evil\nstatelessNtp: servers=6.6.6.6\n",
+        "delete": f"dn: {policy}\nchangetype: delete\n",
+        "link": f"dn: statelessLinkPolicy=Baseline,cn=ClusterA,cn=DC1,ou=inventory,{B}\n"
+                "changetype: add\nobjectClass: top\nobjectClass: statelessPolicyLink\n"
+                "statelessLinkPolicy: Baseline\nstatelessOrder: 9\nstatelessEnforced: TRUE\n",
+    }
+    for what, ldif in refused.items():
+        proc = world.ldapmodify("sd-a1", ldif)
+        assert proc.returncode == 50 and "Insufficient access" in proc.stderr, (what, proc.stderr)
+    host = world.ldapmodify("sd-a1", _modify(f"statelessUuid={UUID},ou=hosts,{B}",
+                                             "statelessStateReason", "written by its daemon"))
+    assert host.returncode == 0, host.stderr
+    server = world.ldapmodify("sd-a1", _modify(f"cn=sd-a1,ou=servers,{B}", "statelessUrl",
+                                               "https://sd-a1.example.com:7443"))
+    assert server.returncode == 0, server.stderr
+    snapshot = world.as_("alice").snapshot()
+    assert snapshot.policies["Baseline"].settings["ntp.servers"] == ("10.0.0.1",)
+    assert "Evil" not in snapshot.policies and snapshot.servers["sd-a1"].url.endswith(":7443")
+    assert snapshot.hosts[UUID].reason == "written by its daemon"
+
+
 def test_everyone_else_reads_nothing(world: AclWorld) -> None:
     anonymous = world.ldapsearch(None, "(objectClass=*)", "dn")
     assert anonymous.stdout == "" and anonymous.returncode == 32  # no such object: not even the base

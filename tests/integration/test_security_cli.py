@@ -205,12 +205,12 @@ def test_a_value_that_cannot_be_resealed_is_reported_and_the_rest_go_on(
 
 
 def test_other_outputs_never_show_a_secret_value(cli: Cli, directory: Directory) -> None:
-    cli("policy", "create", "Snmp", "--set", "snmp.communities=Canary-Community",
-        "--set", "snmp.targets=10.0.0.7:162/Canary-Community", "--set", "ntp.servers=10.0.0.1")
+    cli("policy", "create", "Snmp", "--set", "snmp.communities=secret:Canary-Community",
+        "--set", "snmp.targets=10.0.0.7:162/secret:Canary-Community", "--set", "ntp.servers=10.0.0.1")
     cli("container", "add", "/DC1", "--kind", "datacenter")
     cli("policy", "link", "Snmp", "/DC1")
     uuid = "4c4c4544-0042-3510-8052-b4c04f4b4e31"
-    cli("host", "add", uuid, "--path", "/DC1", "--answer", "snmp.communities=Canary-Answer")
+    cli("host", "add", uuid, "--path", "/DC1", "--answer", "snmp.communities=secret:Canary-Answer")
     outputs = [cli("policy", "show", "Snmp")[1], cli("policy", "show", "Snmp", "--json")[1],
                cli("rsop", uuid)[1], cli("rsop", uuid, "--json")[1],
                cli("host", "show", uuid)[1], cli("host", "show", uuid, "--json")[1]]
@@ -219,3 +219,21 @@ def test_other_outputs_never_show_a_secret_value(cli: Cli, directory: Directory)
     assert "10.0.0.1" in outputs[0]
     status, _, err = cli("policy", "set", "Snmp", "snmp.communities=Canary has spaces", ok=False)
     assert status == 1 and "Canary" not in err and "<secret>" in err
+
+
+@pytest.mark.parametrize("argv", [
+    ("policy", "create", "Clear", "--set", "snmp.communities=Canary-Clear"),
+    ("policy", "create", "Clear", "--set", "snmp.targets=10.0.0.7:162/Canary-Clear"),
+    ("host", "add", "4c4c4544-0042-3510-8052-b4c04f4b4e39", "--path", "/DC1",
+     "--answer", "snmp.communities=Canary-Clear"),
+])
+def test_an_snmp_community_in_clear_is_refused_on_write(cli: Cli, slapd: Slapd, directory: Directory,
+                                                       argv: tuple[str, ...]) -> None:
+    cli("container", "add", "/DC1", "--kind", "datacenter")
+    status, out, err = cli(*argv, ok=False)
+    assert status == 1 and "stateless secret set snmp NAME" in err and "Canary" not in out + err
+    dump = subprocess.run(["ldapsearch", "-LLL", "-o", "ldif-wrap=no", "-x", "-H", slapd.url,
+                           "-D", slapd.bind_dn, "-y", str(slapd.password_file), "-b", directory.base],
+                          capture_output=True, text=True, timeout=60)
+    assert dump.returncode == 0 and "Canary" not in dump.stdout
+    assert "cn=Clear" not in dump.stdout and "4e39" not in dump.stdout

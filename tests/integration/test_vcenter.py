@@ -11,6 +11,8 @@ from pyVmomi import SoapAdapter, vim
 
 from stateless.model.config import HostConfig
 from stateless.vcenter import HostRef, VCenterClient
+from stateless.vcenter.secretrefs import StaticSecrets
+from tests.integration.fixtures_vcsim import has_password
 
 # The standard configuration of the call budget: 1 vSwitch, 3 port groups, 2 VMkernel NICs,
 # NTP, DNS, syslog and 3 advanced options.
@@ -44,7 +46,8 @@ STANDARD: dict[str, object] = {
     "advanced.UserVars.SuppressShellWarning": 1,
 }
 READS = {"RetrievePropertiesEx", "ContinueRetrievePropertiesEx", "QueryLockdownExceptions"}
-SECRETS = {"iscsi-chap": "chap-secret-123456"}
+SECRETS: dict[str, str] = {"iscsi-chap": "chap-secret-123456", "snmp-ro": "ro-c0mm-5e1f",
+                           "snmp-trap": "trap-c0mm-77a2", "esx-root": "R00t-first-3f1c"}
 
 
 class CallLog:
@@ -93,7 +96,7 @@ def sim(vcsim_factory: Callable[..., Any]) -> Any:
 def client(sim: Any, call_log: CallLog) -> Iterator[VCenterClient]:
     # A short timeout: a simulator call that hangs fails the test in seconds, not minutes.
     with VCenterClient(sim.url, sim.user, sim.password, name="vc1", timeout=8,
-                       secrets=SECRETS.__getitem__) as c:
+                       secrets=StaticSecrets(SECRETS)) as c:
         yield c
 
 
@@ -237,7 +240,7 @@ def _lockdown_exceptions(client: VCenterClient, ref: HostRef) -> None:
 
 def _snmp(client: VCenterClient, ref: HostRef) -> None:
     target = vim.host.SnmpSystem.SnmpConfigSpec.Destination(hostName="10.0.0.7", port=162,
-                                                            community="public")
+                                                            community=SECRETS["snmp-trap"])
     spec = vim.host.SnmpSystem.SnmpConfigSpec(enabled=True, readOnlyCommunities=["private"],
                                               trapTargets=[target])
     managers(client, ref)["snmpSystem"].ReconfigureSnmpAgent(spec)
@@ -277,8 +280,8 @@ ITEMS: list[tuple[Any, ...]] = [
     ("lockdown", {"lockdown.mode": "normal"}, _lockdown_mode, {"lockdown.mode"}),
     ("lockdown-exceptions", {"lockdown.exceptions": ("svc-backup",)}, _lockdown_exceptions,
      {"lockdown.exceptions"}),
-    ("snmp", {"snmp.enabled": True, "snmp.communities": ("public",),
-              "snmp.targets": ("10.0.0.7:162/public",)}, _snmp, {"snmp.communities"}),
+    ("snmp", {"snmp.enabled": True, "snmp.communities": ("secret:snmp-ro",),
+              "snmp.targets": ("10.0.0.7:162/secret:snmp-trap",)}, _snmp, {"snmp.communities"}),
 ]
 
 
@@ -311,6 +314,46 @@ def test_item_apply_read_back_drift_and_revert(
     third = client.apply(host, desired)
     assert third.verified and third.plan
     assert client.compliance(host, desired) == []
+
+
+def test_snmp_communities_reach_the_host_in_clear_and_read_back_as_references(
+        client: VCenterClient, host: HostRef) -> None:
+    desired = HostConfig.from_settings({"snmp.enabled": True, "snmp.communities": ("secret:snmp-ro",),
+                                        "snmp.targets": ("10.0.0.7:162/secret:snmp-trap",)})
+    client.apply(host, desired)
+    on_host = managers(client, host)["snmpSystem"].configuration
+    assert list(on_host.readOnlyCommunities) == [SECRETS["snmp-ro"]]
+    assert [t.community for t in on_host.trapTargets] == [SECRETS["snmp-trap"]]
+    read = client.read(host, desired).snmp
+    assert read.communities == ("secret:snmp-ro",)
+    assert read.targets == ("10.0.0.7:162/secret:snmp-trap",)
+
+
+def test_the_root_password_is_set_when_its_secret_changes_and_only_then(
+        sim: Any, client: VCenterClient, host: HostRef, call_log: CallLog) -> None:
+    desired = HostConfig.from_settings({"account.root.password": "secret:esx-root"})
+    esx = vim.HostSystem(host.moid, sim.connect()._stub)
+    assert client.compliance(host, desired) != []  # no stamp yet: the password is due
+    first = client.apply(host, desired)
+    assert [c.kind for c in first.plan] == ["account"] and first.verified
+    assert has_password(esx, "root", SECRETS["esx-root"])
+    assert client.read(host, desired).root_password == "secret:esx-root"
+    assert SECRETS["esx-root"] not in repr(esx.customValue)  # the stamp, never the password
+
+    mark = len(call_log.calls)
+    assert not client.apply(host, desired).plan  # nothing to read back: the stamp says it is set
+    assert [c for c in call_log.since(mark) if c not in READS] == []
+
+    SECRETS["esx-root"] = "R00t-second-8d2e"  # `stateless secret set root-password esx-root`
+    try:
+        assert [d.key for d in client.compliance(host, desired)] == ["account.root.password"]
+        assert client.apply(host, desired).plan
+        assert has_password(esx, "root", "R00t-second-8d2e")
+        assert client.compliance(host, desired) == []
+        fresh = client.apply(host, desired, fresh=True)  # added again: set it once more
+        assert [c.kind for c in fresh.plan] == ["account"]
+    finally:
+        SECRETS["esx-root"] = "R00t-first-3f1c"
 
 
 def test_removed_items_are_deleted_and_unmanaged_items_stay(client: VCenterClient,

@@ -12,7 +12,7 @@ import pytest
 from pyVim.task import WaitForTask
 from pyVmomi import VmomiSupport, vim, vmodl
 
-from tests.integration.fixtures_vcsim import ROOT, Vcsim
+from tests.integration.fixtures_vcsim import ROOT, Vcsim, has_password
 
 HostPair = tuple[Any, Any]
 LONG = VmomiSupport.GetVmodlType("long")
@@ -533,3 +533,14 @@ def test_launcher_go_tests_pass() -> None:
     result = subprocess.run(["go", "test", "-count=1", "."], cwd=ROOT / "contrib" / "vcsim",
                             env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+
+
+def test_each_host_keeps_its_own_local_account_passwords(pair: HostPair) -> None:
+    a, b = pair
+    spec = vim.host.LocalAccountManager.AccountSpecification(id="root", password="Acc0unt-pw")
+    a.configManager.accountManager.UpdateUser(spec)
+    assert has_password(a, "root", "Acc0unt-pw") and not has_password(a, "root", "wrong")
+    assert not has_password(b, "root", "Acc0unt-pw")  # the other host's root is untouched
+    with pytest.raises(vim.fault.UserNotFound):
+        a.configManager.accountManager.UpdateUser(
+            vim.host.LocalAccountManager.AccountSpecification(id="nobody", password="x"))

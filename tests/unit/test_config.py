@@ -57,8 +57,8 @@ STANDARD: dict[str, object] = {
     "lockdown.mode": "normal",
     "lockdown.exceptions": ("svc-backup",),
     "snmp.enabled": True,
-    "snmp.communities": ("public",),
-    "snmp.targets": ("10.0.0.7:162/public",),
+    "snmp.communities": ("secret:snmp-ro",),
+    "snmp.targets": ("10.0.0.7:162/secret:snmp-ro",),
 }
 
 

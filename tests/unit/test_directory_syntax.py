@@ -42,8 +42,9 @@ from stateless.model.inventory import Allocation
                "iscsi.chap.name": "iqn.x", "iscsi.chap.secret": "chap1"}),
     ("statelessLockdown", "mode=strict; exceptions=", "lockdown",
      {"lockdown.mode": "strict", "lockdown.exceptions": ()}),
-    ("statelessSnmp", "enabled=false; communities=public; targets=10.0.0.7:162/public", "snmp",
-     {"snmp.enabled": False, "snmp.communities": ("public",), "snmp.targets": ("10.0.0.7:162/public",)}),
+    ("statelessSnmp", "enabled=false; communities=secret:ro; targets=10.0.0.7:162/secret:ro", "snmp",
+     {"snmp.enabled": False, "snmp.communities": ("secret:ro",),
+      "snmp.targets": ("10.0.0.7:162/secret:ro",)}),
 ])
 def test_parse_and_round_trip(attr: str, text: str, item: str, expected: dict[str, object]) -> None:
     got_item, got = syntax.parse_value(attr, text)

@@ -226,3 +226,36 @@ def test_directory_problems_lists_each_problem_once() -> None:
         (f"statelessUuid={BARE}", "statelessAnswer", "10.9.0.4"),
     ], where
     assert directory_problems(snapshot(estate())) == []
+
+
+@pytest.mark.parametrize("snmp", ["enabled=true; communities=clear-canary",
+                                  "enabled=true; communities=secret:ro; targets=10.0.0.7:162/clear-canary"])
+def test_an_snmp_community_in_clear_blocks_the_hosts_of_the_policy(snmp: str) -> None:
+    """Written behind the CLI's back (ldapmodify), a clear community blocks, never applies."""
+    entries = estate()
+    dn = f"cn=Security,ou=policies,{BASE}"
+    entries[dn] = {**entries[dn], "statelessSnmp": [snmp]}
+    snap = snapshot(entries)
+    problems = snap.policies["Security"].problems
+    assert [p.attribute for p in problems] == ["statelessSnmp"]
+    assert "stateless secret set snmp" in problems[0].reason
+    assert all("clear-canary" not in f"{p.value} {p.reason}" for p in problems)
+    assert blocked(snap) == frozenset({A_B, LAB})
+
+
+def test_an_snmp_reference_resolves_and_blocks_nothing() -> None:
+    entries = estate()
+    dn = f"cn=Security,ou=policies,{BASE}"
+    entries[dn] = {**entries[dn], "statelessSnmp": ["communities=secret:ro; targets=t.example.com/secret:ro"]}
+    snap = snapshot(entries)
+    assert not snap.policies["Security"].problems and blocked(snap) == frozenset()
+    assert resolve(snap, A_B).settings["snmp.communities"].value == ("secret:ro",)
+
+
+def test_an_snmp_community_in_clear_in_a_host_answer_blocks_that_host() -> None:
+    entries = estate()
+    dn = f"statelessUuid={LINKED},ou=hosts,{BASE}"
+    entries[dn] = {**entries[dn], "statelessAnswer": ["snmp.communities=clear-canary"]}
+    snap = snapshot(entries)
+    assert blocked(snap) == frozenset({LINKED})
+    assert all("clear-canary" not in f"{p.value} {p.reason}" for p in snap.hosts[LINKED].problems)

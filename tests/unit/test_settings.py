@@ -28,7 +28,9 @@ from stateless.model.settings import coerce, format_value, parse_item_ref, parse
         ("syslog.targets", "udp://10.0.0.5:514,ssl://log.example.com", ("udp://10.0.0.5:514",
                                                                      "ssl://log.example.com")),
         ("lockdown.mode", "Strict", "strict"),
-        ("snmp.targets", "10.0.0.7:162/public", ("10.0.0.7:162/public",)),
+        ("snmp.targets", "10.0.0.7:162/secret:snmp-ro", ("10.0.0.7:162/secret:snmp-ro",)),
+        ("snmp.targets", "trap.example.com", ("trap.example.com",)),
+        ("snmp.communities", "secret:ro-a, secret:ro-b", ("secret:ro-a", "secret:ro-b")),
         ("iscsi.enabled", "yes", True),
         ("nfs.iso.version", "4.1", "4.1"),
         ("service.TSM-SSH.policy", "off", "off"),
@@ -56,6 +58,10 @@ def test_coerce_accepts(key: str, raw: object, expected: object) -> None:
         ("portgroup.vMotion.colour", "1", "unknown portgroup field"),
         ("advanced.NoDots", "1", "Net.TcpipHeapSize"),
         ("vmknic.vMotion.address", "10.0.0.5", "host answer"),
+        ("snmp.communities", "public", "stateless secret set snmp NAME"),
+        ("snmp.communities", "secret:ok,private", "secret:NAME"),
+        ("snmp.targets", "10.0.0.7:162/public", "stateless secret set snmp NAME"),
+        ("snmp.targets", "not a host!/secret:x", "host[:port][/secret:NAME]"),
     ],
 )
 def test_coerce_rejects_with_reason(key: str, raw: object, reason: str) -> None:
