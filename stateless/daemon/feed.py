@@ -72,11 +72,11 @@ class FeedStage(Stage):
                                      f"{FIRST_VIEW_TIMEOUT:.0f} s; is it reachable, and is the "
                                      "syncprov overlay configured on the database?")
         update = yield parts.thread(self.mirror.update, base)
-        snapshot = update.snapshot
-        problems = yield parts.thread(directory_problems, snapshot)
+        parts.engine.set_snapshot(update.snapshot, update.hosts, since=update.before)
+        # The listing is for the log and the gauge (what a problem blocks is decided as hosts
+        # are resolved): it follows the start, PROBLEMS_EVERY later, instead of delaying it.
         self._problems_at = parts.reactor.seconds()
-        parts.engine.set_snapshot(snapshot, update.hosts, since=update.before)
-        parts.engine.set_problems(problems)
+        self._list_problems()
 
     @defer.inlineCallbacks
     def stop(self) -> Any:
