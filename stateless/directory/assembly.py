@@ -51,12 +51,21 @@ def _modelled(attributes: Mapping[str, object]) -> dict[str, object]:
     return {k: v for k, v in attributes.items() if k not in UNMODELLED}
 
 
-def _classes(attributes: Mapping[str, Iterable[bytes | str]]) -> set[str]:
+def _classes(attributes: Mapping[str, Iterable[bytes | str]],
+             seen: dict[tuple[bytes | str, ...], frozenset[str]] | None = None) -> frozenset[str]:
+    """An entry's object classes, lower-case; `seen` remembers those of the value tuples
+    already read (the mirror shares one tuple among the hosts with the same classes)."""
     for name, values in attributes.items():
         if name.lower() == "objectclass":
-            return {(v.decode("utf-8", "replace") if isinstance(v, bytes) else v).lower()
-                    for v in values}
-    return set()
+            given = tuple(values)
+            found = seen.get(given) if seen is not None else None
+            if found is None:
+                found = frozenset((v.decode("utf-8", "replace") if isinstance(v, bytes) else v).lower()
+                                  for v in given)
+                if seen is not None:
+                    seen[given] = found
+            return found
+    return frozenset()
 
 
 class _Group:
@@ -87,6 +96,7 @@ class Assembly:
         self._group_problems: dict[str, tuple[Problem, ...]] = {}
         self._hosts: HostMap[str, HostRecord] = HostMap()
         self._others = Snapshot()  # the rest's snapshot
+        self._class_sets: dict[tuple[bytes | str, ...], frozenset[str]] = {}
         self.snapshot = Snapshot()
 
     # --- the two entry points ------------------------------------------------------------
@@ -143,7 +153,7 @@ class Assembly:
         rel = relative(entry.dn, self._base)
         if rel is None or len(rel) < 2 or len(rel) > 3 or (rel[-1][0], rel[-1][1].lower()) != ("ou", "hosts"):
             return REST, False
-        classes = _classes(entry.attributes)
+        classes = _classes(entry.attributes, self._class_sets)
         if len(rel) == 2:  # a policy or a link here is read as one (or refused): not a host
             return (REST, False) if classes & _NOT_PLAIN else (_key(rel[0]), False)
         if "statelesspolicylink" not in classes:
@@ -224,7 +234,7 @@ class Assembly:
         host = entries[group.host] if group.host is not None else None
         group.order = entry_order(host.dn)[1] if host is not None else ""
         if host is not None and not group.links:
-            classes = _classes(host.attributes)
+            classes = _classes(host.attributes, self._class_sets)
             if "statelesshost" in classes and not classes & _NOT_PLAIN:  # the common case
                 values = canonical_attrs(host.attributes)
                 try:
