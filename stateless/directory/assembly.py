@@ -71,14 +71,13 @@ def _classes(attributes: Mapping[str, Iterable[bytes | str]],
 class _Group:
     """A host entry and the links below it: the inputs of one host record."""
 
-    __slots__ = ("host", "links", "order", "problems", "record")
+    __slots__ = ("host", "links", "problems", "record")
 
     def __init__(self) -> None:
         self.host: str | None = None  # entryUUID of the host entry
         self.links: frozenset[str] = frozenset()  # entryUUIDs of the links below it
         self.record: HostRecord | None = None
         self.problems: tuple[Problem, ...] = ()
-        self.order = ""  # among host entries claiming one uuid, the last read wins
 
 
 class Assembly:
@@ -201,7 +200,7 @@ class Assembly:
         for uuid in uuids:
             keys = self._claims.get(uuid)
             if isinstance(keys, list):
-                keys = max(keys, key=lambda k: self._groups[k].order)
+                keys = max(keys, key=lambda k: _order(entries, self._groups[k]))
             winner = self._groups[keys].record if keys is not None else None
             if winner is not self._hosts.get(uuid):
                 changes[uuid] = winner
@@ -232,7 +231,6 @@ class Assembly:
         """The record of a group and the problems it adds to the snapshot, as a full build
         would make them."""
         host = entries[group.host] if group.host is not None else None
-        group.order = entry_order(host.dn)[1] if host is not None else ""
         if host is not None and not group.links:
             classes = _classes(host.attributes, self._class_sets)
             if "statelesshost" in classes and not classes & _NOT_PLAIN:  # the common case
@@ -248,6 +246,12 @@ class Assembly:
         built = build_snapshot(self.base, ((e.dn, canonical_attrs(e.attributes)) for e in members))
         record = next(iter(built.hosts.values()), None)
         return record, built.problems
+
+
+def _order(entries: Mapping[str, MirrorEntry], group: _Group) -> str:
+    """Among host entries claiming one uuid the last read wins, as in a full build (the
+    order is worked out when there are twins, not kept for every host)."""
+    return entry_order(entries[group.host].dn)[1] if group.host is not None else ""
 
 
 _SHARED = ("containers", "policies", "pools", "sites", "images", "vcenters", "servers")
