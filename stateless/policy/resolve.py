@@ -119,6 +119,7 @@ class Resolver:
         self._compiled: CompiledRules | None = None
         self._rule_error: RuleError | None = None
         self._rule_results: dict[str, RuleResult] = {}
+        self._rule_shared: dict[tuple[object, ...], RuleResult] = {}  # equal results, one object
         # Reverse indexes, built by `index_some` in slices or by the first update that needs
         # them (a one-shot resolve never does).
         self._indexed = False
@@ -307,7 +308,10 @@ class Resolver:
         result = self._rule_results.get(host.uuid)
         if result is None:
             assert self._compiled is not None
-            result = self._rule_results[host.uuid] = self._compiled.evaluate(host.identity)
+            result = self._compiled.evaluate(host.identity)
+            # Most hosts get what many others get: one object for all (tens of MB at 50,000).
+            key = (result.location, result.image, result.policies, tuple(result.matched.items()))
+            result = self._rule_results[host.uuid] = self._rule_shared.setdefault(key, result)
         return result, None
 
     def rule_result(self, uuid: str) -> RuleResult:
@@ -722,6 +726,7 @@ class Resolver:
             self._compiled = None
             self._rule_error = None
             self._rule_results.clear()
+            self._rule_shared.clear()
             moved |= {u for u, h in snapshot.hosts.items() if h.identity is not None}
         for uuid in moved:
             record, previous = snapshot.hosts.get(uuid), old.hosts.get(uuid)
