@@ -1,14 +1,15 @@
 """`twist statelessd` and the `statelessd` script: options in, one frozen config, a service tree out.
 
 This is the process front: it alone changes process-wide settings (the thread switch interval,
-stdlib logging's root handler) and decides the exit status.  `statelessd ARGS` runs exactly
-`twist --log-format text [--log-level L] statelessd ARGS`; a start that fails logs one line
-and ends the process with status 1.
+stdlib logging's root handler, the garbage collector's thresholds) and decides the exit status.
+`statelessd ARGS` runs exactly `twist --log-format text [--log-level L] statelessd ARGS`; a
+start that fails logs one line and ends the process with status 1.
 """
 
 from __future__ import annotations
 
 import faulthandler
+import gc
 import os
 import sys
 from pathlib import Path
@@ -23,6 +24,10 @@ from stateless.errors import StatelessError
 LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("debug", "info", "warn", "error")
 START_FAILED_STATUS = 1
+# Allocations between young collections (CPython's default is 700). A start reads the whole
+# directory into objects that live as long as the process: with the default, the collector
+# walked them over and over, a tenth of the start's CPU at 50,000 hosts.
+GC_YOUNG = 50_000
 
 
 class Options(usage.Options):
@@ -140,12 +145,20 @@ def makeService(options: Options) -> Any:
     # A daemon that hangs can be made to tell where: SIGABRT prints every thread's stack.
     faulthandler.enable(all_threads=True)
     sys.setswitchinterval(options.config.switch_interval)  # see DaemonConfig.switch_interval
+    gc.set_threshold(GC_YOUNG, *gc.get_threshold()[1:])
     logbridge.install()
     root = build_service(options.config, reactor)
     process = Process(reactor)
+    root.started.addCallback(settled)
     root.started.addErrback(process.start_failed)
     reactor.addSystemEventTrigger("after", "shutdown", process.exit_if_failed)
     return root
+
+
+def settled(_: object) -> None:
+    """Serving: what the start built (the directory's mirror and snapshot, imported code)
+    stays for the life of the process, so later collections no longer walk it."""
+    gc.freeze()
 
 
 def twist_arguments(argv: list[str]) -> tuple[list[str], list[str]]:

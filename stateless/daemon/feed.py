@@ -9,7 +9,9 @@ its own.
 
 from __future__ import annotations
 
-from typing import Any
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from twisted.internet import defer, threads
 from twisted.logger import Logger
@@ -19,6 +21,8 @@ from stateless.errors import StatelessError
 from stateless.policy.problems import directory_problems
 
 log = Logger()
+T = TypeVar("T")
+R = TypeVar("R")
 
 FEED_RETRY = (0.05, 0.5)  # seconds: the change feed's reconnect backoff, first and longest
 GATHER = 0.01  # seconds a burst of change notifications is gathered into one update
@@ -27,6 +31,9 @@ WAIT_SLICE = 0.5  # seconds: how long a pool thread waits for it at a time
 # The directory's problems are listed at most this often: at 10,000 hosts a listing costs
 # ~30 ms, fifty times an incremental snapshot, and a boot storm rebuilds many times a second.
 PROBLEMS_EVERY = 1.0
+# ... and at most once per this many times the last listing's cost: at 50,000 hosts one costs
+# 0.2-0.5 s, and once a second it took a third of the CPU a boot storm needed.
+PROBLEMS_SPACING = 20
 
 
 class FeedStage(Stage):
@@ -42,6 +49,7 @@ class FeedStage(Stage):
         self._rebuilding = False
         self._problems_scheduled = False
         self._problems_at = 0.0  # clock time of the last listing of the problems
+        self._problems_cost = 0.0  # seconds the last listing took
         self._stopping = False
 
     @defer.inlineCallbacks
@@ -72,11 +80,11 @@ class FeedStage(Stage):
                                      f"{FIRST_VIEW_TIMEOUT:.0f} s; is it reachable, and is the "
                                      "syncprov overlay configured on the database?")
         update = yield parts.thread(self.mirror.update, base)
-        snapshot = update.snapshot
-        problems = yield parts.thread(directory_problems, snapshot)
+        parts.engine.set_snapshot(update.snapshot, update.hosts, since=update.before)
+        # The listing is for the log and the gauge (what a problem blocks is decided as hosts
+        # are resolved): it follows the start, PROBLEMS_EVERY later, instead of delaying it.
         self._problems_at = parts.reactor.seconds()
-        parts.engine.set_snapshot(snapshot, update.hosts, since=update.before)
-        parts.engine.set_problems(problems)
+        self._list_problems()
 
     @defer.inlineCallbacks
     def stop(self) -> Any:
@@ -138,7 +146,8 @@ class FeedStage(Stage):
             return
         self._problems_scheduled = True
         reactor = self.parts.reactor
-        delay = max(0.0, self._problems_at + PROBLEMS_EVERY - reactor.seconds())
+        spacing = max(PROBLEMS_EVERY, PROBLEMS_SPACING * self._problems_cost)
+        delay = max(0.0, self._problems_at + spacing - reactor.seconds())
         reactor.callLater(delay, self._problems)
 
     @defer.inlineCallbacks
@@ -150,11 +159,17 @@ class FeedStage(Stage):
             return
         self._problems_at = parts.reactor.seconds()
         try:
-            problems = yield threads.deferToThreadPool(parts.reactor, parts.build_pool,
-                                                       directory_problems, parts.engine.snapshot)
+            problems, self._problems_cost = yield threads.deferToThreadPool(
+                parts.reactor, parts.build_pool, timed, directory_problems, parts.engine.snapshot)
             parts.engine.set_problems(problems)
         except Exception:
             log.failure("listing the directory's problems")
+
+
+def timed(fn: Callable[[T], R], arg: T) -> tuple[R, float]:
+    """`fn(arg)` and the seconds it took (in the thread it runs in)."""
+    start = time.perf_counter()
+    return fn(arg), time.perf_counter() - start
 
 
 __all__ = ["FEED_RETRY", "FeedStage"]

@@ -51,25 +51,33 @@ def _modelled(attributes: Mapping[str, object]) -> dict[str, object]:
     return {k: v for k, v in attributes.items() if k not in UNMODELLED}
 
 
-def _classes(attributes: Mapping[str, Iterable[bytes | str]]) -> set[str]:
+def _classes(attributes: Mapping[str, Iterable[bytes | str]],
+             seen: dict[tuple[bytes | str, ...], frozenset[str]] | None = None) -> frozenset[str]:
+    """An entry's object classes, lower-case; `seen` remembers those of the value tuples
+    already read (the mirror shares one tuple among the hosts with the same classes)."""
     for name, values in attributes.items():
         if name.lower() == "objectclass":
-            return {(v.decode("utf-8", "replace") if isinstance(v, bytes) else v).lower()
-                    for v in values}
-    return set()
+            given = tuple(values)
+            found = seen.get(given) if seen is not None else None
+            if found is None:
+                found = frozenset((v.decode("utf-8", "replace") if isinstance(v, bytes) else v).lower()
+                                  for v in given)
+                if seen is not None:
+                    seen[given] = found
+            return found
+    return frozenset()
 
 
 class _Group:
     """A host entry and the links below it: the inputs of one host record."""
 
-    __slots__ = ("host", "links", "order", "problems", "record")
+    __slots__ = ("host", "links", "problems", "record")
 
     def __init__(self) -> None:
         self.host: str | None = None  # entryUUID of the host entry
         self.links: frozenset[str] = frozenset()  # entryUUIDs of the links below it
         self.record: HostRecord | None = None
         self.problems: tuple[Problem, ...] = ()
-        self.order = ""  # among host entries claiming one uuid, the last read wins
 
 
 class Assembly:
@@ -87,6 +95,7 @@ class Assembly:
         self._group_problems: dict[str, tuple[Problem, ...]] = {}
         self._hosts: HostMap[str, HostRecord] = HostMap()
         self._others = Snapshot()  # the rest's snapshot
+        self._class_sets: dict[tuple[bytes | str, ...], frozenset[str]] = {}
         self.snapshot = Snapshot()
 
     # --- the two entry points ------------------------------------------------------------
@@ -143,7 +152,7 @@ class Assembly:
         rel = relative(entry.dn, self._base)
         if rel is None or len(rel) < 2 or len(rel) > 3 or (rel[-1][0], rel[-1][1].lower()) != ("ou", "hosts"):
             return REST, False
-        classes = _classes(entry.attributes)
+        classes = _classes(entry.attributes, self._class_sets)
         if len(rel) == 2:  # a policy or a link here is read as one (or refused): not a host
             return (REST, False) if classes & _NOT_PLAIN else (_key(rel[0]), False)
         if "statelesspolicylink" not in classes:
@@ -191,7 +200,7 @@ class Assembly:
         for uuid in uuids:
             keys = self._claims.get(uuid)
             if isinstance(keys, list):
-                keys = max(keys, key=lambda k: self._groups[k].order)
+                keys = max(keys, key=lambda k: _order(entries, self._groups[k]))
             winner = self._groups[keys].record if keys is not None else None
             if winner is not self._hosts.get(uuid):
                 changes[uuid] = winner
@@ -222,9 +231,8 @@ class Assembly:
         """The record of a group and the problems it adds to the snapshot, as a full build
         would make them."""
         host = entries[group.host] if group.host is not None else None
-        group.order = entry_order(host.dn)[1] if host is not None else ""
         if host is not None and not group.links:
-            classes = _classes(host.attributes)
+            classes = _classes(host.attributes, self._class_sets)
             if "statelesshost" in classes and not classes & _NOT_PLAIN:  # the common case
                 values = canonical_attrs(host.attributes)
                 try:
@@ -238,6 +246,12 @@ class Assembly:
         built = build_snapshot(self.base, ((e.dn, canonical_attrs(e.attributes)) for e in members))
         record = next(iter(built.hosts.values()), None)
         return record, built.problems
+
+
+def _order(entries: Mapping[str, MirrorEntry], group: _Group) -> str:
+    """Among host entries claiming one uuid the last read wins, as in a full build (the
+    order is worked out when there are twins, not kept for every host)."""
+    return entry_order(entries[group.host].dn)[1] if group.host is not None else ""
 
 
 _SHARED = ("containers", "policies", "pools", "sites", "images", "vcenters", "servers")

@@ -75,6 +75,11 @@ class Attributes(Mapping[str, Values]):
     def __iter__(self) -> Iterator[str]:
         return iter(self._names)
 
+    def items(self) -> list[tuple[str, Values]]:  # type: ignore[override]
+        """Pairs without looking each name up again (read for every entry at a start)."""
+        return [(name, value if isinstance(value, tuple) else (value,))
+                for name, value in zip(self._names, self._values, strict=True)]
+
     def __len__(self) -> int:
         return len(self._names)
 
@@ -202,6 +207,7 @@ class Mirror:
         self._full = True
         self._shared: dict[bytes | str, bytes | str] = {}  # see `_compact`
         self._shapes: dict[tuple[str, ...], tuple[str, ...]] = {}
+        self._shared_tuples: dict[Values, Values] = {}
         self._build_lock = threading.Lock()  # one snapshot() at a time; taken before `_lock`
         self._built: _Built | None = None
 
@@ -329,6 +335,8 @@ class Mirror:
             one = tuple(given)
             if name.lower() in SHARED_VALUES:
                 one = tuple(shared.setdefault(v, v) for v in one)
+                if len(one) > 1:  # the same classes on every host: one tuple for all
+                    one = self._shared_tuples.setdefault(one, one)
             values.append(one[0] if len(one) == 1 else one)
         return Attributes(names, tuple(values))
 

@@ -600,6 +600,7 @@ class SyncConsumer:
                                   connect_timeout=self.connect_timeout, tls=self.tls)
             conn = ldap3.Connection(server, self.bind_dn, self.password,
                                     client_strategy=ldap3.ASYNC_STREAM, raise_exceptions=False)
+            ldap3_shim.decode_entries_fast()
             ldap3_shim.decode_entries_raw(conn.strategy)
             conn.open(read_server_info=False)
             self._set_keepalive(conn.socket)

@@ -12,7 +12,8 @@ container; a host adds only its own links, answers and pool allocations on top.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from itertools import islice
 from typing import NamedTuple
 
 from stateless.errors import NotFoundError, SettingError
@@ -98,6 +99,9 @@ class Resolver:
     """
 
     def __init__(self, snapshot: Snapshot) -> None:
+        self._reset(snapshot)
+
+    def _reset(self, snapshot: Snapshot) -> None:
         self._snap = snapshot
         self._items: dict[str, tuple[str, bool]] = {}
         self._checked: dict[str, tuple[Problem, ...]] = {}  # policy name -> its problems
@@ -115,13 +119,16 @@ class Resolver:
         self._compiled: CompiledRules | None = None
         self._rule_error: RuleError | None = None
         self._rule_results: dict[str, RuleResult] = {}
-        # Reverse indexes, built on the first update (a one-shot resolve never needs them).
+        self._rule_shared: dict[tuple[object, ...], RuleResult] = {}  # equal results, one object
+        # Reverse indexes, built by `index_some` in slices or by the first update that needs
+        # them (a one-shot resolve never does).
         self._indexed = False
         self._placed: dict[str, tuple[str, RuleResult, tuple[Problem, ...]]] = {}  # uuid -> chain
         self._at: dict[str, set[str]] = {}  # chain path -> uuids
         self._host_names: dict[str, frozenset[str]] = {}  # uuid -> policies of host/rule links
         self._linking: dict[str, set[str]] = {}  # policy -> uuids linking it at host level
         self._addresses: AddressIndex | None = None
+        self._indexing: Iterator[HostRecord] | None = None  # the hosts `index_some` goes through
 
     @property
     def snapshot(self) -> Snapshot:
@@ -301,7 +308,10 @@ class Resolver:
         result = self._rule_results.get(host.uuid)
         if result is None:
             assert self._compiled is not None
-            result = self._rule_results[host.uuid] = self._compiled.evaluate(host.identity)
+            result = self._compiled.evaluate(host.identity)
+            # Most hosts get what many others get: one object for all (tens of MB at 50,000).
+            key = (result.location, result.image, result.policies, tuple(result.matched.items()))
+            result = self._rule_results[host.uuid] = self._rule_shared.setdefault(key, result)
         return result, None
 
     def rule_result(self, uuid: str) -> RuleResult:
@@ -584,6 +594,21 @@ class Resolver:
         for name in names:
             self._linking.setdefault(name, set()).add(host.uuid)
 
+    def index_some(self, limit: int) -> bool:
+        """Index up to `limit` more hosts of the snapshot; whether some are left. A caller
+        with time to spare builds the indexes in slices; `update` finishes them first."""
+        if self._indexed:
+            return False
+        if self._indexing is None:
+            self._indexing = iter(self._snap.hosts.values())
+        done = 0
+        for host in islice(self._indexing, limit):
+            self._index_add(host)
+            done += 1
+        if done < limit:
+            self._indexed, self._indexing = True, None
+        return not self._indexed
+
     def _index_remove(self, uuid: str) -> None:
         placed = self._placed.pop(uuid, None)
         if placed is not None:
@@ -635,15 +660,22 @@ class Resolver:
         old = self._snap
         if snapshot is old:
             return set()
-        if not self._indexed:
-            for host in old.hosts.values():
-                self._index_add(host)
-            self._indexed = True
+        if not self._indexed and self._indexing is None and not old.hosts:
+            # The first view of a directory (nothing to compare with): every host is new, and
+            # the indexes wait for `index_some` or the next change that needs them.
+            self._reset(snapshot)
+            return set(snapshot.hosts.keys())
         policies = _changed(old.policies, snapshot.policies)
         containers = _changed(old.containers, snapshot.containers)
         hosts = set(hosts) if hosts is not None else _changed(old.hosts, snapshot.hosts)
         pools = _changed(old.pools, snapshot.pools)
         rules_changed = old.rules != snapshot.rules
+        if not (policies or containers or hosts or pools or rules_changed) \
+                and old.blocking == snapshot.blocking:
+            self._snap = snapshot  # servers, vCenters, sites, images: no input of a resolution
+            return set()
+        while self.index_some(len(old.hosts) + 1):
+            pass
         if old.blocking != snapshot.blocking:  # unreadable entries came, went or changed
             for scope, name in old.blocking.keys() ^ snapshot.blocking.keys() | {
                     k for k, v in snapshot.blocking.items() if old.blocking.get(k, v) != v}:
@@ -694,6 +726,7 @@ class Resolver:
             self._compiled = None
             self._rule_error = None
             self._rule_results.clear()
+            self._rule_shared.clear()
             moved |= {u for u, h in snapshot.hosts.items() if h.identity is not None}
         for uuid in moved:
             record, previous = snapshot.hosts.get(uuid), old.hosts.get(uuid)

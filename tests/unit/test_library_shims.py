@@ -7,6 +7,7 @@ from __future__ import annotations
 import configparser
 import importlib.metadata
 import inspect
+import random
 import re
 import socket
 import threading
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import ldap3
+import pytest
 from ldap3.strategy.asynchronous import AsyncStrategy
 from ldap3.strategy.asyncStream import AsyncStreamStrategy
 from pyVmomi import SoapAdapter, VmomiSupport, vim
@@ -107,6 +109,104 @@ def _held_elsewhere(conn: Any) -> bool:
         return False
     return True
 
+
+
+def test_ldap3s_receiver_decodes_with_the_module_decoder_the_fast_reader_replaces() -> None:
+    """decode_entries_fast swaps `decode_message_fast` in the receiver's module: the
+    receiver must still look it up there, by that name, for every message."""
+    from ldap3.strategy import asynchronous
+
+    run = inspect.getsource(AsyncStrategy.ReceiverSocketThread.run)
+    assert "ldap_resp = decode_message_fast(unprocessed[:length])" in run
+    assert "decode_response_fast(ldap_resp)" in run
+    assert callable(asynchronous.decode_message_fast)
+
+
+def _entry_ber(message_id: int, dn: str, attributes: dict[str, list[bytes]],
+               controls: list[tuple[str, bool | None, bytes | None]]) -> bytes:
+    """An LDAPMessage carrying a searchResEntry, encoded with ldap3's own ASN.1 classes."""
+    from ldap3.protocol import rfc4511 as asn
+    from ldap3.utils.asn1 import encode
+
+    entry = asn.SearchResultEntry()
+    entry["object"] = asn.LDAPDN(dn)
+    values = asn.PartialAttributeList()
+    for name, given in attributes.items():
+        attribute = asn.PartialAttribute()
+        attribute["type"] = asn.AttributeDescription(name)
+        vals = asn.Vals()
+        for value in given:
+            vals.append(asn.AttributeValue(value))
+        attribute["vals"] = vals
+        values.append(attribute)
+    entry["attributes"] = values
+    message = asn.LDAPMessage()
+    message["messageID"] = asn.MessageID(message_id)
+    op = asn.ProtocolOp()
+    op["searchResEntry"] = entry
+    message["protocolOp"] = op
+    if controls:
+        encoded = asn.Controls()
+        for oid, critical, control_value in controls:
+            control = asn.Control()
+            control["controlType"] = asn.LDAPOID(oid)
+            if critical is not None:
+                control["criticality"] = asn.Criticality(critical)
+            if control_value is not None:
+                control["controlValue"] = asn.ControlValue(control_value)
+            encoded.append(control)
+        message["controls"] = encoded
+    return bytes(encode(message))
+
+
+def _random_entry(rng: random.Random) -> bytes:
+    def blob() -> bytes:
+        size = rng.choice([0, 1, 5, 126, 127, 128, 255, 256, 70_000])
+        return bytes(rng.getrandbits(8) for _ in range(size))
+
+    attributes = {f"attr{k}": [blob() for _ in range(rng.choice([0, 1, 1, 3]))]
+                  for k in range(rng.randint(0, 6))}
+    controls = [(rng.choice(["1.3.6.1.4.1.4203.1.9.1.2", "2.16.840.1.113730.3.4.2"]),
+                 rng.choice([None, True, False]), rng.choice([None, b"", blob()]))
+                for _ in range(rng.choice([0, 1, 1, 2]))]
+    dn = rng.choice(["cn=a,dc=x", "statelessUuid=5c4c,ou=hosts,ou=stateless,dc=example,dc=com",
+                     r"cn=Bj\C3\B6rk,dc=x", "cn=Björk,dc=x", "cn=" + "x" * 300 + ",dc=x"])
+    return _entry_ber(rng.randint(0, 2**31 - 1), dn, attributes, controls)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_fast_reader_reads_entries_as_ldap3s_decoder_does(seed: int) -> None:
+    from ldap3.utils.asn1 import decode_message_fast
+
+    ber = _random_entry(random.Random(seed))
+    read = ldap3_shim.read_entry(ber)
+    strategy = _connection().strategy
+    ldap3_shim.decode_entries_raw(strategy)
+    assert strategy.decode_response_fast(read) == strategy.decode_response_fast(
+        dict(decode_message_fast(ber)))
+    # As a dict it is ldap3's decoded message, payload and controls decoded on first use.
+    assert read == decode_message_fast(ber)
+    assert read["payload"] == decode_message_fast(ber)["payload"]
+
+
+def test_the_fast_reader_leaves_other_messages_and_surprises_to_ldap3() -> None:
+    from ldap3.utils.asn1 import decode_message_fast
+
+    done = bytes.fromhex("300c02010265070a010004000400")  # searchResDone, success
+    entry = _entry_ber(3, "cn=a,dc=x", {"cn": [b"a"]}, [])
+    paged = _entry_ber(3, "cn=a,dc=x", {"cn": [b"a"]},
+                       [("1.2.840.113556.1.4.319", None, bytes.fromhex("30050201000400"))])
+    latin1 = _entry_ber(3, "cn=a,dc=x", {"cn": [b"a"]}, []).replace(b"cn=a", b"cn=\xe9")
+    for ber in (done, entry[:-1], entry + b"\x00", paged, latin1):
+        with pytest.raises((ldap3_shim._Unread, IndexError, UnicodeDecodeError)):
+            ldap3_shim.read_entry(ber)
+    ldap3_shim.decode_entries_fast()
+    ldap3_shim.decode_entries_fast()  # once is enough; twice changes nothing
+    from ldap3.strategy import asynchronous
+
+    assert asynchronous.decode_message_fast(done) == decode_message_fast(done)
+    assert asynchronous.decode_message_fast(latin1) == decode_message_fast(latin1)
+    assert isinstance(asynchronous.decode_message_fast(entry), ldap3_shim.ReadEntry)
 
 # --- pyvmomi -----------------------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from stateless.model import (
     Snapshot,
 )
 from stateless.model.effective import ANSWER, EffectiveConfig, Removal
-from stateless.model.inventory import path_chain
+from stateless.model.inventory import Server, path_chain
 from stateless.model.settings import item_of
 from stateless.policy import Resolver, resolve
 from stateless.rules import evaluate
@@ -498,6 +498,36 @@ def test_update_returns_exactly_the_affected_hosts(new: Snapshot, expected: set[
     after = {u: resolver.resolve(u).to_json() for u in new.hosts}
     assert after == {u: resolve(new, u).to_json() for u in new.hosts}  # caches dropped correctly
     assert {u for u in after if after[u] != before.get(u)} <= affected
+
+
+@pytest.mark.parametrize("slices", [0, 1, 2, 100])
+@pytest.mark.parametrize(("new", "expected"), [c[1:] for c in UPDATES], ids=[c[0] for c in UPDATES])
+def test_a_first_view_then_indexes_in_slices_give_the_same_affected_hosts(
+        new: Snapshot, expected: set[str], slices: int) -> None:
+    """The daemon's resolver starts empty, takes the whole directory at once (every host
+    new, nothing indexed), indexes a few hosts at a time, and a change before it is done
+    finishes the indexes first: the hosts a change affects are the same."""
+    resolver = Resolver(Snapshot())
+    assert resolver.update(BASE) == set(BASE.hosts)
+    for _ in range(slices):
+        resolver.index_some(1)
+    before = {u: resolver.resolve(u).to_json() for u in BASE.hosts}
+    assert resolver.update(new) == expected
+    after = {u: resolver.resolve(u).to_json() for u in new.hosts}
+    assert after == {u: resolve(new, u).to_json() for u in new.hosts}
+    assert {u for u in after if after[u] != before.get(u)} <= expected
+
+
+def test_a_change_no_resolution_reads_needs_no_indexes() -> None:
+    """A server entry written (the daemon's own, at start) swaps the snapshot, nothing more."""
+    resolver = Resolver(Snapshot())
+    resolver.update(BASE)
+    servers = attrs.evolve(BASE, servers={"s1": Server("s1", "default", "http://s1/")})
+    assert resolver.update(servers) == set() and resolver.snapshot is servers
+    assert resolver.index_some(1)  # still to do: no change needed them yet
+    while resolver.index_some(1):
+        pass
+    assert not resolver.index_some(1)
 
 
 def test_update_without_prior_resolution() -> None:
