@@ -19,6 +19,7 @@ from stateless.errors import NameClashError, ValidationError
 from stateless.model.config import HostConfig
 from stateless.model.effective import EffectiveConfig
 from stateless.model.inventory import Allocation, ContainerKind, HostRecord, HostState, IpPool, Snapshot
+from stateless.model.names import HostNames
 
 
 def digest(values: Mapping[str, Any]) -> str:
@@ -53,15 +54,19 @@ def vcenter_name(host: HostRecord, effective: EffectiveConfig | None = None,
     return (ident.ipv4 if ident else None) or hostname or host.uuid
 
 
-def name_clash(snapshot: Snapshot, host: HostRecord, name: str, host_domain: str = "") -> str | None:
+def name_clash(snapshot: Snapshot, host: HostRecord, name: str, host_domain: str = "",
+               names: HostNames | None = None) -> str | None:
     """Another host that would get the same vCenter name (from its answers and birth), or None.
 
     Two hosts never share a name: vCenter would take the second for the first. A quarantined
     host is never applied, so what it claims takes no name (the admission decides on it).
+    `names` (kept by the daemon) narrows the search to the hosts that could be called that.
     """
     lowered = name.lower()
     first, _, domain = lowered.partition(".")
-    for other in snapshot.hosts.values():  # the cheap test first: it runs for every host
+    others = snapshot.hosts.values() if names is None else [
+        snapshot.hosts[u] for u in names.candidates(name) if u in snapshot.hosts]
+    for other in others:  # the cheap test first: without `names` it runs for every host
         if other.state == HostState.QUARANTINED:
             continue
         ident = other.identity
@@ -136,7 +141,7 @@ class Target:
 
 
 def prepare(snapshot: Snapshot, host: HostRecord, effective: EffectiveConfig,
-            host_domain: str = "") -> Target:
+            host_domain: str = "", names: HostNames | None = None) -> Target:
     """The host's target, or ValidationError when its configuration must not reach it.
 
     Invalid policy never reaches a host: it keeps its last good configuration.
@@ -159,7 +164,7 @@ def prepare(snapshot: Snapshot, host: HostRecord, effective: EffectiveConfig,
         # whatever a later birth or policy says (`security.admission`).
         name = host.pinned.name or name
         host = attrs.evolve(host, thumbprint=host.pinned.thumbprint)
-    other = name_clash(snapshot, host, name, host_domain)
+    other = name_clash(snapshot, host, name, host_domain, names)
     if other is not None:
         raise NameClashError(f"hosts {uuid} and {other} would both be named {name} in vCenter, "
                               "nothing applied: give one another name with `stateless host set "

@@ -39,6 +39,7 @@ from stateless.model.birth import BirthMessage
 from stateless.model.effective import EffectiveConfig
 from stateless.model.identity import HostIdentity
 from stateless.model.inventory import HostRecord, HostState, Snapshot
+from stateless.model.names import HostNames
 from stateless.model.security import DEFAULT_ADMISSION
 from stateless.prepare import vcenter_name
 from stateless.security import admission as gate
@@ -59,14 +60,14 @@ class Births:
                  ring: KeyRing | None = None, replay: Callable[[Authorization], bool] | None = None,
                  quarantined: Callable[[str, str], None] | None = None,
                  resolve: Callable[[str], EffectiveConfig] | None = None,
-                 audit: Audit | None = None) -> None:
+                 audit: Audit | None = None, names: HostNames | None = None) -> None:
         self.config = config
         self._audit = audit or Audit(clock, config.host_events)
         self._ring = ring or KeyRing([])
         self._replay = replay  # the site-wide nonce store's `seen`
         self._quarantined = quarantined  # the engine's bookkeeping of a quarantined host
         self._resolve = resolve  # a known host's effective configuration (its name in vCenter)
-        self._names: tuple[Snapshot, dict[str, str]] | None = None
+        self._names = names if names is not None else HostNames()  # kept by the engine
         self._held: tuple[Snapshot, set[str]] | None = None  # quarantined in that snapshot
         self._holding: set[str] = set()  # quarantined here since (write in flight or not seen)
         self._clock = clock
@@ -169,16 +170,16 @@ class Births:
         name = identity.fqdn.casefold()
         if not name:
             return None
-        if self._names is None or self._names[0] is not self.snapshot:
-            names: dict[str, str] = {}
-            for other, host in self.snapshot.hosts.items():
-                if host.identity is not None and host.identity.fqdn:
-                    names.setdefault(host.identity.fqdn.casefold(), other)
-                if host.pinned is not None and host.pinned.name:
-                    names[host.pinned.name.casefold()] = other
-            self._names = (self.snapshot, names)
-        found = self._names[1].get(name)
-        return found if found is not None and found != uuid else None
+        reported: list[str] = []
+        for other in self._names.candidates(name):
+            host = self.snapshot.hosts.get(other)
+            if host is None:
+                continue
+            if host.pinned is not None and host.pinned.name.casefold() == name:
+                return other if other != uuid else None  # the name is pinned to that host
+            if host.identity is not None and host.identity.fqdn.casefold() == name:
+                reported.append(other)
+        return next((other for other in reported if other != uuid), None)
 
     def _waits_in_quarantine(self, uuid: str) -> bool:
         host = self.snapshot.hosts.get(uuid)

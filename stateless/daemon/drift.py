@@ -31,6 +31,7 @@ from stateless.daemon.ports import Blocking, Clock
 from stateless.daemon.scan import describe
 from stateless.errors import StatelessError
 from stateless.model.inventory import HostState, Snapshot
+from stateless.model.names import HostNames
 from stateless.plan import KeyDiff
 from stateless.prepare import Target, prepare, serving_vcenter
 from stateless.vcenter.watch import MAX_WAIT, HostWatch, Updates
@@ -49,6 +50,7 @@ class Engine(Protocol):
     snapshot: Snapshot
     resolver: Any
     config: Any  # DaemonConfig
+    names: HostNames
 
     def scan_hosts(self) -> list[str]: ...
 
@@ -225,7 +227,7 @@ class DriftWatch:
             return None
         try:
             return prepare(snapshot, host, self.engine.resolver.resolve(uuid),
-                           self.engine.config.host_domain)
+                           self.engine.config.host_domain, self.engine.names)
         except StatelessError:
             return None  # the engine says why it cannot apply the host; nothing to watch
 

@@ -51,6 +51,7 @@ from stateless.errors import (
 )
 from stateless.model.birth import BirthMessage
 from stateless.model.inventory import HostState, Problem, Snapshot
+from stateless.model.names import HostNames
 from stateless.plan import KeyDiff
 from stateless.policy import Resolver, resolve
 from stateless.prepare import (
@@ -101,10 +102,11 @@ class Engine(Ownership, Quarantine, Answers, Settlement):
         self.writer = StateWriter(reactor, blocking, directory,
                                   RetryPolicy(BACKOFF_BASE / 2, min(config.retry_cap, WRITE_RETRY_CAP)),
                                   self.rng)
+        self.names = HostNames()  # the hosts by name, for the name checks of births and applies
         self.births = Births(config, reactor, blocking, directory, self.metrics, self.rng,
                              self.queue, self._born, ring=ring, replay=replay,
                              quarantined=self._hold, resolve=self.resolver.resolve,
-                             audit=self.audit)
+                             audit=self.audit, names=self.names)
         self.approvals = Approvals(self)
         self.scanner = ComplianceScan(self)
         self.overview = Overview(self, reactor.seconds, config.mode)
@@ -134,6 +136,7 @@ class Engine(Ownership, Quarantine, Answers, Settlement):
         if since is not before:
             hosts = None
         affected = self.resolver.update(snapshot, hosts)
+        self.names.update(snapshot.hosts, hosts)
         if not self.ready:
             self.births.snapshot = snapshot
             return
@@ -292,7 +295,7 @@ class Engine(Ownership, Quarantine, Answers, Settlement):
             made = yield self.blocking(self.directory.allocate_all, uuid, missing, snap.pools)
             snap, host = with_allocations(snap, host, made)
             effective = resolve(snap, uuid)
-        target = prepare(snap, host, effective, self.config.host_domain)
+        target = prepare(snap, host, effective, self.config.host_domain, self.names)
         vcenter = vcenter_for(snap, self.config.name, target.location, self._now())
         if uuid in self._place:  # just born (or left half-placed): where the rules put it
             self.audit.rule(host=uuid, location=effective.location,
@@ -397,7 +400,8 @@ class Engine(Ownership, Quarantine, Answers, Settlement):
         host = snap.hosts.get(uuid)
         if host is None:
             raise NotFoundError(f"host {uuid}: no directory entry (was it deleted?)")
-        target = prepare(snap, host, self.resolver.resolve(uuid), self.config.host_domain)
+        target = prepare(snap, host, self.resolver.resolve(uuid), self.config.host_domain,
+                         self.names)
         return self.blocking(self.vcenters.check,
                              vcenter_for(snap, self.config.name, target.location, self._now()),
                              target)

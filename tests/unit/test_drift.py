@@ -17,6 +17,7 @@ from stateless.daemon.hoststate import HostStatus
 from stateless.errors import TransientVCenterError
 from stateless.model.identity import HostIdentity
 from stateless.model.inventory import HostRecord, HostState, Snapshot
+from stateless.model.names import HostNames
 from stateless.plan import KeyDiff
 from stateless.vcenter.watch import Change, Updates
 
@@ -76,6 +77,8 @@ class FakeEngine:
                                              "/DC1": Container("/DC1", ContainerKind.DATACENTER),
                                              "/DC1/C1": Container("/DC1/C1", ContainerKind.CLUSTER)})
         self.resolver = FakeResolver()
+        self.names = HostNames()
+        self.names.update(hosts)
         self.config = DaemonConfig(Path("/nonexistent"))
         self.states = {A: HostStatus(HostState.COMPLIANT), B: HostStatus(HostState.COMPLIANT)}
         self.checked: list[str] = []
