@@ -117,15 +117,18 @@ class Stack:
             except subprocess.TimeoutExpired:
                 agent.kill()
                 agent.wait()
-        for name, proc in reversed(self.procs):
+        # Every daemon and simulator at once (each stops on its own), then 20 s for them all.
+        for _, proc in reversed(self.procs):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(20)
-                except subprocess.TimeoutExpired:
-                    self.say(f"{name} did not stop in 20 s; killing it")
-                    proc.kill()
-                    proc.wait()
+        deadline = time.monotonic() + 20
+        for name, proc in reversed(self.procs):
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self.say(f"{name} did not stop in 20 s; killing it")
+                proc.kill()
+                proc.wait()
         for _, node in reversed(self.directories):
             node.stop()
         self.procs.clear()

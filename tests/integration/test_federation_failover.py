@@ -96,7 +96,15 @@ def test_local_provider_stopped_during_births_nothing_lost_and_the_daemon_return
                ("compliant", ("compliant", "sdF"))]
         return None if bad else ([u for u in uuids if u not in there],)
 
-    only_local, = wait_for(settled, timeout=120, what="hosts compliant through the remote provider")
+    try:
+        only_local, = wait_for(settled, timeout=120,
+                               what="hosts compliant through the remote provider")
+    except AssertionError as exc:
+        api, there = states(daemon), host_entries(remote)
+        seen = {u: (api.get(u, {}).get("state"), api.get(u, {}).get("reason"), there.get(u))
+                for u in uuids if u in there and (api.get(u, {}).get("state"), there[u]) !=
+                ("compliant", ("compliant", "sdF"))}
+        raise AssertionError(f"{exc}\n{seen}\n{daemon.tail(80)}") from None
     assert len(only_local) < STOP_AFTER
 
     # The provider comes back: it catches up, and the daemon reads and writes through it again.
