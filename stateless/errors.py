@@ -52,6 +52,14 @@ class NotFoundError(StatelessError, LookupError):
     """An object was not found."""
 
 
+class HostEntryMissing(NotFoundError):
+    """The directory server asked has no entry for the host.
+
+    For a host the daemon's view holds, that server is a replica behind the view (a failover
+    to another provider, replication lag): the entry arrives, so it is worth trying again.
+    """
+
+
 class ConflictError(StatelessError):
     """An object already exists or was changed concurrently."""
 

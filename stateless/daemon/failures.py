@@ -14,6 +14,7 @@ import attrs
 from stateless.errors import (
     ConflictError,
     DirectoryError,
+    HostEntryMissing,
     NotFoundError,
     StatelessError,
     ValidationError,
@@ -41,6 +42,9 @@ def classify(exc: BaseException, *, in_view: bool, may_lag: bool) -> Verdict:
         if may_lag:
             return Verdict(TRANSIENT, "directory", f"{exc} (not in the directory's view yet)")
         return Verdict(GONE, "", str(exc))
+    if isinstance(exc, HostEntryMissing):  # in the view, not on the server written to
+        return Verdict(TRANSIENT, "directory", f"{exc} (the directory server written to is "
+                       "behind this server's view: a replica catching up)")
     if isinstance(exc, ConflictError) and not isinstance(exc, PoolExhaustedError):
         return Verdict(TRANSIENT, "directory", str(exc))  # lost a race with another writer
     if isinstance(exc, ValidationError | ConflictError | NotFoundError):

@@ -23,6 +23,7 @@ from stateless.directory.mapping import escape_value, ldap_bool
 from stateless.errors import (
     ConflictError,
     DirectoryError,
+    HostEntryMissing,
     NotFoundError,
     StatelessError,
     ValidationError,
@@ -539,7 +540,7 @@ class Directory:
     def set_answers(self, uuid: str, answers: Mapping[str, object]) -> None:
         raw = self.read(self.host_dn(uuid), f"read host {uuid}")
         if raw is None:
-            raise NotFoundError(f"host {uuid}: not found; add it with `stateless host add`")
+            raise HostEntryMissing(f"host {uuid}: not found; add it with `stateless host add`")
         changes: dict[str, list[tuple[str, list[str]]]] = {}
         checked = {k: coerce(k, v, answer=True) for k, v in answers.items()}
         for key, value in checked.items():
@@ -661,7 +662,7 @@ class Directory:
         except (ConflictError, ValidationError):  # already ours, or someone else's
             raw = self.read(dn, f"read host {uuid}", ["statelessOwner"])
             if raw is None:
-                raise NotFoundError(f"host {uuid}: not found; add it with `stateless host add`") \
+                raise HostEntryMissing(f"host {uuid}: not found; add it with `stateless host add`") \
                     from None
             return (raw.get("statelessOwner") or [""])[0]
 
@@ -681,7 +682,7 @@ class Directory:
         except (ConflictError, ValidationError):
             raw = self.read(dn, f"read host {uuid}", ["statelessOwner"])
             if raw is None:
-                raise NotFoundError(f"host {uuid}: not found; add it with `stateless host add`") \
+                raise HostEntryMissing(f"host {uuid}: not found; add it with `stateless host add`") \
                     from None
             return (raw.get("statelessOwner") or [""])[0]
 
@@ -736,7 +737,7 @@ class Directory:
                                       "addresses")
         host = self.read(self.host_dn(uuid), f"read host {uuid}", ["statelessAllocation"])
         if host is None:
-            raise NotFoundError(f"host {uuid}: not found; add it with `stateless host add`")
+            raise HostEntryMissing(f"host {uuid}: not found; add it with `stateless host add`")
         held: dict[tuple[str, str], Allocation] = {}
         for text in host.get("statelessAllocation", []):
             try:
