@@ -29,7 +29,8 @@ PXELINUX = Path("/usr/lib/PXELINUX/pxelinux.0")
 LDLINUX = Path("/usr/lib/syslinux/modules/bios/ldlinux.c32")
 GUEST_MAC = "52:54:00:12:34:56"
 UNKNOWN_UUID = "11111111-2222-3333-4444-555555555555"
-BOOT_TIMEOUT = 45.0  # a boot reaches its request in about 6 s here
+BOOT_TIMEOUT = 180.0  # a boot reaches its request in about 6 s here; emulated, it can take
+# many times that when the machine is busy with other test runs
 
 
 class Guest:
