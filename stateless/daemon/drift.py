@@ -7,7 +7,9 @@ configuration, exactly as the periodic scan compares it, and the engine reverts 
 `enforce`) or marks the host drifted (`report`).  The scan stays as the safety net.
 
 Which hosts are watched follows the engine: owned hosts that are compliant or drifted, synced
-every `SYNC_INTERVAL` seconds (one `ModifyListView` when the set changed).  A lost session is
+every `SYNC_INTERVAL` seconds (one `ModifyListView` when the set changed).  What is watched
+is what their desired configurations name: the property paths of those item kinds
+(`stateless.vcenter.paths`), worked out once per host and applied digest.  A lost session is
 logged (`event=watch_lost`), retried with capped, jittered backoff, and once subscribed again
 every watched host is compared (what changed meanwhile is unknown).  Nothing the watch or a
 comparison raises ends the loop.
@@ -31,8 +33,9 @@ from stateless.daemon.ports import Blocking, Clock
 from stateless.daemon.scan import describe
 from stateless.errors import StatelessError
 from stateless.model.inventory import HostState, Snapshot
-from stateless.plan import KeyDiff
+from stateless.plan import KeyDiff, managed_kinds
 from stateless.prepare import Target, prepare, serving_vcenter
+from stateless.vcenter.paths import paths_of_kinds
 from stateless.vcenter.watch import MAX_WAIT, HostWatch, Updates
 
 log = Logger()
@@ -91,6 +94,8 @@ class DriftWatch:
         self.reason = ""
         self.moids: dict[str, str] = {}  # uuid -> managed object id, once found
         self.watched: dict[str, str] = {}  # moid -> uuid, as last given to the watch
+        # uuid -> (applied digest, item kinds its desired configuration names)
+        self.kinds: dict[str, tuple[str, frozenset[str]]] = {}
         self.changes = 0  # changes reported by vCenter
         self.compared = 0  # hosts compared because of a change or a new subscription
         self._stopped = False
@@ -164,7 +169,7 @@ class DriftWatch:
             old, self.watch = self.watch, None
             if old is not None:
                 self.blocking(old.close)
-            self.vcenter, self.moids, self.watched = name, {}, {}
+            self.vcenter, self.moids, self.watched, self.kinds = name, {}, {}, {}
             self._subscribed_once = False
             if name is not None:
                 self.watch = self.vcenters.watch(name, self.max_wait)
@@ -202,21 +207,46 @@ class DriftWatch:
         if watch is None or vcenter is None:
             return
         wanted = self.wanted()
+        targets = self._refresh_kinds(wanted)
         missing = [u for u in wanted if u not in self.moids]
         try:
             for uuid in missing:
-                target = self._target(uuid)
+                target = targets.get(uuid) or self._target(uuid)
                 if target is None:
                     continue
                 moid = yield self.blocking(self.vcenters.find, vcenter, target)
                 if moid is not None:
                     self.moids[uuid] = moid
             hosts = {self.moids[u]: u for u in wanted if u in self.moids}
-            if hosts != self.watched or watch.stale():
-                yield self.blocking(watch.set_hosts, sorted(hosts))
+            kinds = {k for u in hosts.values() if u in self.kinds for k in self.kinds[u][1]}
+            paths = paths_of_kinds(kinds)
+            if hosts != self.watched or paths != frozenset(watch.paths) or watch.stale():
+                yield self.blocking(watch.set_hosts, sorted(hosts), paths)
                 self.watched = hosts
         except StatelessError:
             return  # vCenter is not answering: the watch loop says so; the next sync tries again
+
+    def _refresh_kinds(self, wanted: list[str]) -> dict[str, Target]:
+        """Know the item kinds of every wanted host; the targets prepared for it, by uuid.
+
+        Worked out again only when the host was applied since (its applied digest changed).
+        """
+        hosts = self.engine.snapshot.hosts
+        targets: dict[str, Target] = {}
+        kept: dict[str, tuple[str, frozenset[str]]] = {}
+        for uuid in wanted:
+            record = hosts.get(uuid)
+            digest = record.applied_digest if record is not None else ""
+            known = self.kinds.get(uuid)
+            if known is not None and known[0] == digest:
+                kept[uuid] = known
+                continue
+            target = self._target(uuid)
+            if target is not None:
+                targets[uuid] = target
+                kept[uuid] = (digest, managed_kinds(target.desired))
+        self.kinds = kept
+        return targets
 
     def _target(self, uuid: str) -> Target | None:
         snapshot = self.engine.snapshot

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import attrs
 from twisted.internet import defer
 from twisted.internet.task import Clock
 
@@ -29,6 +30,7 @@ class FakeWatch:
     def __init__(self, answers: list[Any]) -> None:
         self.answers = answers
         self.hosts: list[str] = []
+        self.paths: tuple[str, ...] = ()
         self.closed = False
 
     def wait(self) -> Updates:
@@ -37,8 +39,10 @@ class FakeWatch:
             raise answer
         return answer  # type: ignore[no-any-return]
 
-    def set_hosts(self, moids: list[str]) -> None:
+    def set_hosts(self, moids: list[str], paths: Any = None) -> None:
         self.hosts = list(moids)
+        if paths is not None:
+            self.paths = tuple(sorted(paths))
 
     def stale(self) -> bool:
         return False
@@ -59,10 +63,15 @@ class FakeVCenters:
 
 
 class FakeResolver:
-    def resolve(self, uuid: str) -> Any:
-        from stateless.model.effective import EffectiveConfig
+    def __init__(self) -> None:
+        self.settings: dict[str, dict[str, Any]] = {}  # uuid -> effective values
 
-        return EffectiveConfig(uuid, location="/DC1/C1")
+    def resolve(self, uuid: str) -> Any:
+        from stateless.model.effective import EffectiveConfig, EffectiveSetting
+
+        values = self.settings.get(uuid, {})
+        return EffectiveConfig(uuid, location="/DC1/C1", settings={
+            k: EffectiveSetting(k, v, "P", "/DC1") for k, v in values.items()})
 
 
 class FakeEngine:
@@ -144,3 +153,22 @@ def test_stop_closes_the_watch() -> None:
     d.start()
     d.stop()
     assert watch.closed
+
+
+def test_the_watch_covers_the_paths_of_what_the_watched_hosts_name() -> None:
+    d, engine, watch, clock = drift([Updates(resubscribed=True)])
+    engine.resolver.settings = {A: {"ntp.servers": ("10.0.0.1",)},
+                                B: {"advanced.Net.TcpipHeapSize": 32}}
+    d.start()
+    assert watch.paths == ("config.dateTimeInfo", "config.option")
+    # B applied again with another configuration: its kinds are worked out again.
+    engine.resolver.settings[B] = {"dns.servers": ("10.0.0.53",)}
+    hosts = engine.snapshot.hosts
+    engine.snapshot = attrs.evolve(engine.snapshot, hosts={
+        **hosts, B: attrs.evolve(hosts[B], applied_digest="d2")})
+    clock.advance(1.0)
+    assert watch.paths == ("config.dateTimeInfo", "config.network.dnsConfig")
+    # A no longer watched (being applied): only what B names.
+    engine.states[A] = HostStatus(HostState.APPLYING)
+    clock.advance(1.0)
+    assert watch.hosts == ["host-b"] and watch.paths == ("config.network.dnsConfig",)
