@@ -21,7 +21,7 @@ compliant), `watch_lost`, `watch_subscribed`.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from twisted.internet import defer
@@ -32,10 +32,12 @@ from stateless.daemon.loops import Periodic
 from stateless.daemon.ports import Blocking, Clock
 from stateless.daemon.scan import describe
 from stateless.errors import StatelessError
+from stateless.model.config import HostConfig
 from stateless.model.inventory import HostState, Snapshot
-from stateless.plan import KeyDiff, managed_kinds
+from stateless.plan import KeyDiff, compliance, managed_kinds
 from stateless.prepare import Target, prepare, serving_vcenter
-from stateless.vcenter.paths import paths_of_kinds
+from stateless.vcenter.paths import KIND_PATHS, covered_kinds, paths_of_kinds
+from stateless.vcenter.read import pushed_config
 from stateless.vcenter.watch import MAX_WAIT, HostWatch, Updates
 
 log = Logger()
@@ -187,7 +189,7 @@ class DriftWatch:
             found = self.watched.get(change.moid)
             if found is not None:
                 self.changes += 1
-                self.compare(found, change.paths)
+                self.compare(found, change.paths, change.values)
 
     # --- which hosts -------------------------------------------------------------------------
 
@@ -261,8 +263,9 @@ class DriftWatch:
 
     # --- a change ----------------------------------------------------------------------------
 
-    def compare(self, uuid: str, paths: tuple[str, ...]) -> defer.Deferred[None]:
-        d = self._compare(uuid, paths)
+    def compare(self, uuid: str, paths: tuple[str, ...],
+                values: Mapping[str, Any] | None = None) -> defer.Deferred[None]:
+        d = self._compare(uuid, paths, values or {})
         d.addErrback(self._compare_failed, uuid)
         return d
 
@@ -274,12 +277,20 @@ class DriftWatch:
             log.failure("host {uuid}: comparing a change in vCenter", failure, uuid=uuid)
 
     @defer.inlineCallbacks
-    def _compare(self, uuid: str, paths: tuple[str, ...]) -> Any:
-        """Compare the host now, as the scan would; revert or report what differs."""
+    def _compare(self, uuid: str, paths: tuple[str, ...], values: Mapping[str, Any]) -> Any:
+        """Compare the host now, as the scan would; revert or report what differs.
+
+        When the values vCenter pushed hold every kind the change touched and match the
+        desired configuration, they are the answer; otherwise the host is read.
+        """
         if uuid not in self.wanted():
             return  # being applied (its apply verifies), failed, or no longer ours
         started = self.clock.seconds()
         self.compared += 1
+        target = self._target(uuid) if values else None
+        if target is not None and pushed_compliant(target.desired, values):
+            self.engine.vcenter_matches(uuid)
+            return
         diffs = yield self.engine.check(uuid)
         if diffs is not None and not diffs:
             self.engine.vcenter_matches(uuid)
@@ -310,4 +321,15 @@ class DriftWatch:
             yield self._sleep(0.05)
 
 
-__all__ = ["DriftWatch"]
+def pushed_compliant(desired: HostConfig, values: Mapping[str, Any]) -> bool:
+    """Whether pushed property values (path -> value) show every item kind they touch as
+    desired.  False when a touched kind is not wholly among them (NIC-type tagging pushed
+    without the VMkernel NICs): only a read can tell then."""
+    named = managed_kinds(desired)
+    touched = {k for k in named if set(KIND_PATHS[k]) & values.keys()}
+    if not touched or not touched <= covered_kinds(values):
+        return False
+    return not compliance(pushed_config(values), desired, touched)
+
+
+__all__ = ["DriftWatch", "pushed_compliant"]

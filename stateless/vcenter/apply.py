@@ -21,7 +21,6 @@ from stateless.model.config import NIC_TYPES, SYSLOG_OPTION, HostConfig, PortGro
 from stateless.plan import Change, KeyDiff, OptionCatalogue, Plan, compliance, managed_kinds, plan
 from stateless.vcenter.faults import Where
 from stateless.vcenter.options import needs_catalogue
-from stateless.vcenter.paths import NETWORK_KINDS
 from stateless.vcenter.read import HostView
 from stateless.vcenter.session import Session
 
@@ -31,6 +30,8 @@ LOCKDOWN_MODES = {"disabled": "lockdownDisabled", "normal": "lockdownNormal",
                   "strict": "lockdownStrict"}
 NFS_TYPES = {"3": "NFS", "4.1": "NFS41"}
 # Changes that must not run while VMs use the host.
+# The kinds one UpdateNetworkConfig carries.
+NETWORK_KINDS = frozenset({"vswitch", "portgroup", "vmknic", "dns"})
 MAINTENANCE_KINDS = {("vswitch", "remove"), ("vmknic", "remove"), ("nfs", "remove"),
                      ("nfs", "edit")}
 
@@ -310,7 +311,7 @@ def verified_kinds(the_plan: Plan, desired: HostConfig) -> frozenset[str]:
     changed = {c.kind for c in the_plan}
     if changed & NETWORK_KINDS:
         changed |= NETWORK_KINDS
-    return frozenset((changed & managed_kinds(desired)) - {"nictype"})
+    return frozenset(changed & managed_kinds(desired) - {"nictype"})
 
 
 def apply_config(session: Session, read: Reader, desired: HostConfig, *, host: Any = None,

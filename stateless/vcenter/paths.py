@@ -18,7 +18,6 @@ from stateless.plan import managed_kinds
 
 # The parts of config.network the items live in, as `config.network.<part>` paths.
 NETWORK_PARTS = ("vswitch", "portgroup", "vnic", "dnsConfig")
-NETWORK_KINDS = frozenset({"vswitch", "portgroup", "vmknic", "nictype", "dns"})
 
 # Item kind (the kinds of `stateless.plan`) -> the HostSystem property paths that hold it.
 # SNMP lives on the host's SNMP agent, not on the HostSystem, and lockdown exceptions are
@@ -54,11 +53,19 @@ def paths_for(desired: HostConfig | None) -> frozenset[str]:
     return paths_of_kinds(managed_kinds(desired))
 
 
+def covered_kinds(paths: Iterable[str]) -> frozenset[str]:
+    """The item kinds whose properties are all among `paths` (lockdown never: its exceptions
+    are not a HostSystem property; SNMP neither: it has none)."""
+    have = set(paths)
+    return frozenset(kind for kind, needed in KIND_PATHS.items()
+                     if needed and kind != "lockdown" and have.issuperset(needed))
+
+
 def ordered(paths: Iterable[str]) -> tuple[str, ...]:
     """`paths` in the order of ALL_PATHS (stable filters and requests)."""
     wanted = set(paths)
     return tuple(p for p in ALL_PATHS if p in wanted)
 
 
-__all__ = ["ALL_PATHS", "KIND_PATHS", "NETWORK_KINDS", "NETWORK_PARTS", "ordered",
+__all__ = ["ALL_PATHS", "KIND_PATHS", "NETWORK_PARTS", "covered_kinds", "ordered",
            "paths_for", "paths_of_kinds"]

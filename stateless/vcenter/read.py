@@ -136,6 +136,17 @@ def read_host(session: Session, ref: HostRef, *, paths: Iterable[str] = ALL_PATH
 _UNREAD = object()
 
 
+def pushed_config(values: Mapping[str, Any]) -> HostConfig:
+    """The configuration held by property values vCenter pushed (path -> value): what a read
+    of those paths would give, with everything else unset."""
+    props = dict(values)
+    if any(p.startswith("config.network.") for p in props):
+        props["config.network"] = vim.host.NetworkInfo(**{
+            p: props.pop(f"config.network.{p}", None) for p in NETWORK_PARTS})
+    view = _view(HostRef(""), frozenset(values), props, {}, {}, _UNREAD, None)
+    return view.config
+
+
 def _managers(config_manager: Any) -> dict[str, Any]:
     if config_manager is None:
         return {}
@@ -287,4 +298,4 @@ def _trap(target: Any) -> str:
     return f"{text}/{target.community}" if target.community else text
 
 
-__all__ = ["HostRef", "HostView", "read_host"]
+__all__ = ["HostRef", "HostView", "pushed_config", "read_host"]

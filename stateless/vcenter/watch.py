@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -33,10 +33,12 @@ MAX_WAIT = 30  # seconds one WaitForUpdatesEx is held by vCenter when nothing ch
 
 @attrs.frozen
 class Change:
-    """A watched host whose configuration properties changed."""
+    """A watched host whose configuration properties changed, with their values as pushed
+    (the last one of each path in the answer)."""
 
     moid: str
     paths: tuple[str, ...]
+    values: Mapping[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
 
 
 @attrs.frozen
@@ -78,15 +80,18 @@ def _host(session: Session, moid: str) -> Any:
 
 
 def _changes(result: Any) -> tuple[Change, ...]:
-    """The watched hosts that changed, per one WaitForUpdatesEx answer (a host entering a
-    filter brings its values as they are: a baseline, not a change)."""
-    changes = []
+    """The watched hosts that changed, one Change per host, per WaitForUpdatesEx answer.
+
+    A host entering a filter brings its values as they are: a baseline, not a change.
+    """
+    values: dict[str, dict[str, Any]] = {}
     for filter_update in result.filterSet or ():
         for update in filter_update.objectSet or ():
             if update.kind == "modify" and isinstance(update.obj, vim.HostSystem):
-                paths = tuple(sorted({c.name for c in update.changeSet or ()}))
-                changes.append(Change(update.obj._moId, paths))
-    return tuple(changes)
+                pushed = values.setdefault(update.obj._moId, {})
+                for change in update.changeSet or ():
+                    pushed[change.name] = change.val
+    return tuple(Change(moid, tuple(sorted(pushed)), pushed) for moid, pushed in values.items())
 
 
 class HostWatch:

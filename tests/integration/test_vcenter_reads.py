@@ -10,9 +10,13 @@ from typing import Any
 import pytest
 from pyVmomi import VmomiSupport, vim
 
+from stateless.daemon.drift import pushed_compliant
 from stateless.model.config import HostConfig
 from stateless.vcenter import HostRef, VCenterClient
+from stateless.vcenter.paths import paths_for
 from stateless.vcenter.read import BASE_PATHS
+from stateless.vcenter.session import Session
+from stateless.vcenter.watch import Change, HostWatch
 
 LONG = VmomiSupport.GetVmodlType("long")
 NAMED = {
@@ -35,8 +39,12 @@ UNNAMED = {"config.dateTimeInfo", "config.lockdownMode", "config.fileSystemVolum
 
 
 @pytest.fixture(scope="module")
-def client(vcsim_factory: Callable[..., Any]) -> Iterator[VCenterClient]:
-    sim = vcsim_factory("-cluster", "1", "-host", "2", "-standalone", "0")
+def sim(vcsim_factory: Callable[..., Any]) -> Any:
+    return vcsim_factory("-cluster", "1", "-host", "3", "-standalone", "0")
+
+
+@pytest.fixture(scope="module")
+def client(sim: Any) -> Iterator[VCenterClient]:
     with VCenterClient(sim.url, sim.user, sim.password, name="vc1", timeout=8) as c:
         yield c
 
@@ -130,3 +138,35 @@ def test_a_plan_of_one_kind_reads_back_that_kind_only(client: VCenterClient,
         result = client.apply(ref, desired)
     assert [str(c) for c in result.plan] == ["set service TSM-SSH"]
     assert calls[-1] == {*BASE_PATHS, "config.service"}
+
+
+def pushed(watch: HostWatch, moid: str, path: str) -> Change:
+    for _ in range(10):  # each wait is bounded by max_wait
+        for change in watch.wait().changes:
+            if change.moid == moid and path in change.paths:
+                return change
+    raise AssertionError(f"no change of {path} on {moid} pushed")
+
+
+def test_the_values_vcenter_pushes_tell_a_change_that_keeps_compliance_from_drift(
+        sim: Any, client: VCenterClient, hosts: list[Any]) -> None:
+    host = hosts[2]
+    desired = HostConfig.from_settings(NAMED)
+    client.apply(HostRef(host._moId), desired)
+    watch = HostWatch(lambda: Session(sim.url, sim.user, sim.password, name="vc1", timeout=10),
+                      name="vc1", max_wait=2, paths=paths_for(desired))
+    try:
+        watch.set_hosts([host._moId])
+        assert watch.wait().resubscribed
+        net = host.configManager.networkSystem
+
+        def vlan(n: int) -> None:
+            net.UpdatePortGroup("vMotion", vim.host.PortGroup.Specification(
+                name="vMotion", vlanId=n, vswitchName="vSwitch1", policy=vim.host.NetworkPolicy()))
+
+        vlan(20)  # what the policy says already
+        assert pushed_compliant(desired, pushed(watch, host._moId, "config.network.portgroup").values)
+        vlan(99)
+        assert not pushed_compliant(desired, pushed(watch, host._moId, "config.network.portgroup").values)
+    finally:
+        watch.close()

@@ -172,3 +172,37 @@ def test_the_watch_covers_the_paths_of_what_the_watched_hosts_name() -> None:
     engine.states[A] = HostStatus(HostState.APPLYING)
     clock.advance(1.0)
     assert watch.hosts == ["host-b"] and watch.paths == ("config.network.dnsConfig",)
+
+
+def _ntp(*servers: str) -> Any:
+    from pyVmomi import vim
+
+    return vim.host.DateTimeInfo(ntpConfig=vim.host.NtpConfig(server=list(servers)))
+
+
+def test_pushed_values_that_match_answer_without_reading_the_host() -> None:
+    from stateless.daemon.drift import pushed_compliant
+    from stateless.model.config import HostConfig
+
+    desired = HostConfig.from_settings({"ntp.servers": ("a", "b"), "dns.servers": ("10.0.0.53",)})
+    assert pushed_compliant(desired, {"config.dateTimeInfo": _ntp("a", "b")})
+    assert not pushed_compliant(desired, {"config.dateTimeInfo": _ntp("a")})
+    # Nothing the desired configuration names was pushed, or a kind only partly: read.
+    assert not pushed_compliant(desired, {"config.option": []})
+    tagged = HostConfig.from_settings({"vswitch.vSwitch1.uplinks": ("vmnic1",),
+                                       "portgroup.vMotion.vswitch": "vSwitch1",
+                                       "vmknic.vMotion.ip": "dhcp",
+                                       "vmknic.vMotion.services": ("vmotion",)})
+    assert not pushed_compliant(tagged, {"config.virtualNicManagerInfo": None})
+
+
+def test_a_change_whose_pushed_values_match_is_not_read_again() -> None:
+    d, engine, _watch, _clock = drift([Updates(resubscribed=True)])
+    engine.resolver.settings = {A: {"ntp.servers": ("10.0.0.1",)}}
+    engine.diffs[A] = [KeyDiff("ntp.servers", ("10.0.0.1",), ("192.0.2.1",))]
+    d.start()
+    d.compare(A, ("config.dateTimeInfo",), {"config.dateTimeInfo": _ntp("10.0.0.1")})
+    assert d.compared == 1 and engine.checked == [] and engine.drifted == []
+    d.compare(A, ("config.dateTimeInfo",), {"config.dateTimeInfo": _ntp("192.0.2.1")})
+    assert d.compared == 2 and engine.checked == [A]  # only the change that differs is read
+    assert engine.drifted == [(A, "differs in vCenter: ntp.servers")]
