@@ -124,13 +124,43 @@ def _ip_mode(ip: str | None) -> str | None:
     return "static" if pool_name(ip) is not None else ip
 
 
-def compliance(current: HostConfig, desired: HostConfig) -> list[KeyDiff]:
-    """Per managed key (the keys of `rsop`): where the host differs from what is desired."""
-    want = desired.to_settings()
+def kind_of(key: str) -> str:
+    """The kind of change (see KINDS) a setting key or item reference is planned as.
+
+    `vmknic.<pg>.services` is NIC-type tagging, `ntp.policy` the ntpd service's policy and
+    `syslog.targets` an advanced option, as `plan` treats them.
+    """
+    head = key.partition(".")[0]
+    if head == "vmknic" and key.endswith(".services"):
+        return "nictype"
+    if key == "ntp.policy":
+        return "service"
+    if head == "syslog":
+        return "advanced"
+    if head in KIND_ORDER:
+        return head
+    raise ValidationError(f"setting {key!r}: no item kind {head!r}")
+
+
+def managed_kinds(desired: HostConfig) -> frozenset[str]:
+    """The kinds of item `desired` sets or removes: all that a read for it must cover."""
+    return frozenset(kind_of(k) for k in (*desired.to_settings(), *desired.removed))
+
+
+def compliance(current: HostConfig, desired: HostConfig,
+               kinds: Iterable[str] | None = None) -> list[KeyDiff]:
+    """Per managed key (the keys of `rsop`): where the host differs from what is desired.
+
+    With `kinds`, only keys of those kinds are compared (`current` holds only those).
+    """
+    only = None if kinds is None else frozenset(kinds)
+    want = {k: v for k, v in desired.to_settings().items() if only is None or kind_of(k) in only}
     have = current.to_settings()
     diffs = [KeyDiff(k, want[k], have.get(k)) for k in sorted(want)
              if not same_value(k, want[k], have.get(k))]
     for ref in sorted(desired.removed):
+        if only is not None and kind_of(ref) not in only:
+            continue
         diffs += [KeyDiff(k, None, have[k]) for k in sorted(have)
                   if (k == ref or k.startswith(ref + ".")) and k not in want]
     return diffs
@@ -443,4 +473,4 @@ def check_options(catalogue: OptionCatalogue,
 
 
 __all__ = ["Change", "KeyDiff", "OptionType", "Plan", "UnsupportedOptionError", "check_options",
-           "coerce_option", "compliance", "plan", "same_value"]
+           "coerce_option", "compliance", "kind_of", "managed_kinds", "plan", "same_value"]

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"strings"
+
 	"github.com/vmware/govmomi/simulator"
 	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25/types"
@@ -17,7 +19,7 @@ func changed(host *mo.HostSystem, paths ...string) {
 			return
 		}
 		var changes []types.PropertyChange
-		for _, p := range paths {
+		for _, p := range expand(paths) {
 			if val := hostValue(host, p); val != nil {
 				changes = append(changes, types.PropertyChange{Name: p, Op: types.PropertyChangeOpAssign, Val: val})
 			}
@@ -33,14 +35,39 @@ func changed(host *mo.HostSystem, paths ...string) {
 	})
 }
 
+// networkParts are the parts of config.network the managers write.  A change of the network
+// is reported per part, as vCenter reports it to a filter on a part (config.network.vnic);
+// a filter on config.network itself still gets one change, with the whole value.
+var networkParts = []string{"config.network.vswitch", "config.network.portgroup",
+	"config.network.vnic", "config.network.dnsConfig"}
+
+func expand(paths []string) []string {
+	var out []string
+	for _, p := range paths {
+		if p == "config.network" {
+			out = append(out, networkParts...)
+		} else {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // hostValue is the current value of one of the config properties the managers write.
 func hostValue(host *mo.HostSystem, path string) interface{} {
 	c := host.Config
+	if c.Network == nil && strings.HasPrefix(path, "config.network.") {
+		return nil
+	}
 	switch path {
-	case "config.network":
-		if c.Network != nil {
-			return *c.Network
-		}
+	case "config.network.vswitch":
+		return append([]types.HostVirtualSwitch{}, c.Network.Vswitch...)
+	case "config.network.portgroup":
+		return append([]types.HostPortGroup{}, c.Network.Portgroup...)
+	case "config.network.vnic":
+		return append([]types.HostVirtualNic{}, c.Network.Vnic...)
+	case "config.network.dnsConfig":
+		return c.Network.DnsConfig
 	case "config.dateTimeInfo":
 		if c.DateTimeInfo != nil {
 			return *c.DateTimeInfo

@@ -96,7 +96,7 @@ def _dry_run(client: Any, target: Target) -> tuple[bool, list[str]]:
     """(would place, plan) with reads only; advanced options are checked as an apply would."""
     from stateless.model.config import HostConfig
     from stateless.plan import plan
-    from stateless.vcenter.options import checked, needs_catalogue
+    from stateless.vcenter.options import needs_catalogue
 
     ref = client.find_host(target.name, target.location, target.leaf)
     if ref is None:
@@ -104,7 +104,7 @@ def _dry_run(client: Any, target: Target) -> tuple[bool, list[str]]:
     view = client.view(ref, target.desired)
     desired = target.desired
     if needs_catalogue(desired):
-        desired = checked(desired, client.catalogue(view), view.ref.where(client.name))
+        desired = client.checked(view, desired)[0]
     return False, [str(c) for c in plan(view.config, desired)]
 
 

@@ -7,7 +7,9 @@ configuration, exactly as the periodic scan compares it, and the engine reverts 
 `enforce`) or marks the host drifted (`report`).  The scan stays as the safety net.
 
 Which hosts are watched follows the engine: owned hosts that are compliant or drifted, synced
-every `SYNC_INTERVAL` seconds (one `ModifyListView` when the set changed).  A lost session is
+every `SYNC_INTERVAL` seconds (one `ModifyListView` when the set changed).  What is watched
+is what their desired configurations name: the property paths of those item kinds
+(`stateless.vcenter.paths`), worked out once per host and applied digest.  A lost session is
 logged (`event=watch_lost`), retried with capped, jittered backoff, and once subscribed again
 every watched host is compared (what changed meanwhile is unknown).  Nothing the watch or a
 comparison raises ends the loop.
@@ -19,7 +21,7 @@ compliant), `watch_lost`, `watch_subscribed`.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from twisted.internet import defer
@@ -30,10 +32,13 @@ from stateless.daemon.loops import Periodic
 from stateless.daemon.ports import Blocking, Clock
 from stateless.daemon.scan import describe
 from stateless.errors import StatelessError
+from stateless.model.config import HostConfig
 from stateless.model.inventory import HostState, Snapshot
 from stateless.model.names import HostNames
-from stateless.plan import KeyDiff
+from stateless.plan import KeyDiff, compliance, managed_kinds
 from stateless.prepare import Target, prepare, serving_vcenter
+from stateless.vcenter.paths import KIND_PATHS, covered_kinds, paths_of_kinds
+from stateless.vcenter.read import pushed_config
 from stateless.vcenter.watch import MAX_WAIT, HostWatch, Updates
 
 log = Logger()
@@ -93,6 +98,8 @@ class DriftWatch:
         self.reason = ""
         self.moids: dict[str, str] = {}  # uuid -> managed object id, once found
         self.watched: dict[str, str] = {}  # moid -> uuid, as last given to the watch
+        # uuid -> (applied digest, item kinds its desired configuration names)
+        self.kinds: dict[str, tuple[str, frozenset[str]]] = {}
         self.changes = 0  # changes reported by vCenter
         self.compared = 0  # hosts compared because of a change or a new subscription
         self._stopped = False
@@ -166,7 +173,7 @@ class DriftWatch:
             old, self.watch = self.watch, None
             if old is not None:
                 self.blocking(old.close)
-            self.vcenter, self.moids, self.watched = name, {}, {}
+            self.vcenter, self.moids, self.watched, self.kinds = name, {}, {}, {}
             self._subscribed_once = False
             if name is not None:
                 self.watch = self.vcenters.watch(name, self.max_wait)
@@ -184,7 +191,7 @@ class DriftWatch:
             found = self.watched.get(change.moid)
             if found is not None:
                 self.changes += 1
-                self.compare(found, change.paths)
+                self.compare(found, change.paths, change.values)
 
     # --- which hosts -------------------------------------------------------------------------
 
@@ -204,21 +211,46 @@ class DriftWatch:
         if watch is None or vcenter is None:
             return
         wanted = self.wanted()
+        targets = self._refresh_kinds(wanted)
         missing = [u for u in wanted if u not in self.moids]
         try:
             for uuid in missing:
-                target = self._target(uuid)
+                target = targets.get(uuid) or self._target(uuid)
                 if target is None:
                     continue
                 moid = yield self.blocking(self.vcenters.find, vcenter, target)
                 if moid is not None:
                     self.moids[uuid] = moid
             hosts = {self.moids[u]: u for u in wanted if u in self.moids}
-            if hosts != self.watched or watch.stale():
-                yield self.blocking(watch.set_hosts, sorted(hosts))
+            kinds = {k for u in hosts.values() if u in self.kinds for k in self.kinds[u][1]}
+            paths = paths_of_kinds(kinds)
+            if hosts != self.watched or paths != frozenset(watch.paths) or watch.stale():
+                yield self.blocking(watch.set_hosts, sorted(hosts), paths)
                 self.watched = hosts
         except StatelessError:
             return  # vCenter is not answering: the watch loop says so; the next sync tries again
+
+    def _refresh_kinds(self, wanted: list[str]) -> dict[str, Target]:
+        """Know the item kinds of every wanted host; the targets prepared for it, by uuid.
+
+        Worked out again only when the host was applied since (its applied digest changed).
+        """
+        hosts = self.engine.snapshot.hosts
+        targets: dict[str, Target] = {}
+        kept: dict[str, tuple[str, frozenset[str]]] = {}
+        for uuid in wanted:
+            record = hosts.get(uuid)
+            digest = record.applied_digest if record is not None else ""
+            known = self.kinds.get(uuid)
+            if known is not None and known[0] == digest:
+                kept[uuid] = known
+                continue
+            target = self._target(uuid)
+            if target is not None:
+                targets[uuid] = target
+                kept[uuid] = (digest, managed_kinds(target.desired))
+        self.kinds = kept
+        return targets
 
     def _target(self, uuid: str) -> Target | None:
         snapshot = self.engine.snapshot
@@ -233,8 +265,9 @@ class DriftWatch:
 
     # --- a change ----------------------------------------------------------------------------
 
-    def compare(self, uuid: str, paths: tuple[str, ...]) -> defer.Deferred[None]:
-        d = self._compare(uuid, paths)
+    def compare(self, uuid: str, paths: tuple[str, ...],
+                values: Mapping[str, Any] | None = None) -> defer.Deferred[None]:
+        d = self._compare(uuid, paths, values or {})
         d.addErrback(self._compare_failed, uuid)
         return d
 
@@ -246,12 +279,20 @@ class DriftWatch:
             log.failure("host {uuid}: comparing a change in vCenter", failure, uuid=uuid)
 
     @defer.inlineCallbacks
-    def _compare(self, uuid: str, paths: tuple[str, ...]) -> Any:
-        """Compare the host now, as the scan would; revert or report what differs."""
+    def _compare(self, uuid: str, paths: tuple[str, ...], values: Mapping[str, Any]) -> Any:
+        """Compare the host now, as the scan would; revert or report what differs.
+
+        When the values vCenter pushed hold every kind the change touched and match the
+        desired configuration, they are the answer; otherwise the host is read.
+        """
         if uuid not in self.wanted():
             return  # being applied (its apply verifies), failed, or no longer ours
         started = self.clock.seconds()
         self.compared += 1
+        target = self._target(uuid) if values else None
+        if target is not None and pushed_compliant(target.desired, values):
+            self.engine.vcenter_matches(uuid)
+            return
         diffs = yield self.engine.check(uuid)
         if diffs is not None and not diffs:
             self.engine.vcenter_matches(uuid)
@@ -282,4 +323,15 @@ class DriftWatch:
             yield self._sleep(0.05)
 
 
-__all__ = ["DriftWatch"]
+def pushed_compliant(desired: HostConfig, values: Mapping[str, Any]) -> bool:
+    """Whether pushed property values (path -> value) show every item kind they touch as
+    desired.  False when a touched kind is not wholly among them (NIC-type tagging pushed
+    without the VMkernel NICs): only a read can tell then."""
+    named = managed_kinds(desired)
+    touched = {k for k in named if set(KIND_PATHS[k]) & values.keys()}
+    if not touched or not touched <= covered_kinds(values):
+        return False
+    return not compliance(pushed_config(values), desired, touched)
+
+
+__all__ = ["DriftWatch", "pushed_compliant"]

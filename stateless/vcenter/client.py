@@ -15,15 +15,16 @@ from typing import Any
 import attrs
 
 from stateless.errors import NotFoundError
-from stateless.model.config import HostConfig, Snmp
+from stateless.model.config import HostConfig
 from stateless.model.identity import HostIdentity
-from stateless.plan import KeyDiff, OptionCatalogue, compliance
+from stateless.plan import KeyDiff, OptionCatalogue, UnsupportedOptionError, compliance, managed_kinds
 from stateless.vcenter import lifecycle
 from stateless.vcenter.account import as_applied, stamp_field
 from stateless.vcenter.apply import ApplyResult, apply_config
 from stateless.vcenter.faults import Where
 from stateless.vcenter.options import Catalogues, checked, needs_catalogue, read_catalogue
-from stateless.vcenter.read import HostRef, HostView, host_object, paths_for, read_host
+from stateless.vcenter.paths import paths_for, paths_of_kinds
+from stateless.vcenter.read import HostRef, HostView, host_object, read_host
 from stateless.vcenter.secretrefs import Secrets, as_references
 from stateless.vcenter.session import Session
 
@@ -85,30 +86,37 @@ class VCenterClient:
             self._refs[host] = ref
         return ref
 
-    def view(self, host: Host, desired: HostConfig | None = None, *, fresh: bool = False) -> HostView:
-        """Read a host in one call: only what `desired` manages (everything when None).
+    def view(self, host: Host, desired: HostConfig | None = None,
+             kinds: frozenset[str] | None = None, *, fresh: bool = False) -> HostView:
+        """Read a host in one call: only what `desired` manages (everything when None), or
+        only the item kinds `kinds` of it.
 
         `fresh` (a host just added) ignores the stamp of the root password it may carry.
         """
         ref = self.resolve(host)
-        want_snmp = desired is None or desired.snmp != Snmp()
-        want_exceptions = desired is None or desired.lockdown.exceptions is not None
+        if kinds is None:
+            kinds = None if desired is None else managed_kinds(desired)
+        paths = paths_for(None) if kinds is None else paths_of_kinds(kinds)
+        want_snmp = kinds is None or "snmp" in kinds
+        want_exceptions = desired is None or (desired.lockdown.exceptions is not None and (
+            kinds is None or "lockdown" in kinds))
         with self._lock:
             managers = self._managers.get(ref.moid)
         snmp = managers.get("snmpSystem") if managers and want_snmp else None
-        view = read_host(self.session, ref, paths=paths_for(desired), managers=managers,
+        view = read_host(self.session, ref, paths=paths, managers=managers,
                          snmp_system=snmp, lockdown_exceptions=want_exceptions)
         with self._lock:
             self._managers[ref.moid] = view.managers
         if want_snmp and snmp is None and view.managers.get("snmpSystem") is not None:
-            view = read_host(self.session, view.ref, paths=paths_for(desired),
+            view = read_host(self.session, view.ref, paths=paths,
                              managers=view.managers, snmp_system=view.managers["snmpSystem"],
                              lockdown_exceptions=want_exceptions)
         if desired is not None and want_snmp:
             snmp = as_references(view.config.snmp, desired.snmp, self.secrets,
                                  view.ref.where(self.name).describe("read SNMP"))
             view = attrs.evolve(view, config=attrs.evolve(view.config, snmp=snmp))
-        if desired is not None and desired.root_password is not None:
+        if desired is not None and desired.root_password is not None and (
+                kinds is None or "account" in kinds):
             view = as_applied(view, desired, self.secrets, self._stamp_field(view), fresh=fresh)
         return view
 
@@ -122,14 +130,38 @@ class VCenterClient:
         """The host's current configuration."""
         return self.view(host, desired).config
 
-    def catalogue(self, view: HostView) -> OptionCatalogue:
-        """The advanced options the host declares: read at first use, then kept per host."""
-        cached = self._catalogues.get(view.ref.moid)
+    def catalogue(self, view: HostView, *, own: bool = False) -> OptionCatalogue:
+        """The advanced options the host declares: read at first use, then kept.
+
+        Hosts of one ESXi build declare the same options, so one read serves every host of
+        that build; `own` asks for the host's own (read once, then kept per host).
+        """
+        key = f"build {view.build}" if view.build and not own else view.ref.moid
+        cached = self._catalogues.get(key)
         if cached is None:
             options = read_catalogue(self.session, view.ref.where(self.name),
                                      view.managers.get("advancedOption"))
-            cached = self._catalogues.put(view.ref.moid, options)
+            cached = self._catalogues.put(key, options)
+            if key != view.ref.moid:
+                self._catalogues.put(view.ref.moid, options)
         return cached
+
+    def checked(self, view: HostView, desired: HostConfig) -> tuple[HostConfig, OptionCatalogue]:
+        """`desired` with advanced values in the host's types, and the catalogue used.
+
+        UnsupportedOptionError when the host does not accept them; the catalogue of the
+        host's build is tried first, and the host's own before anything is refused (a host
+        can declare options others of its build lack).
+        """
+        where = view.ref.where(self.name)
+        catalogue = self.catalogue(view)
+        try:
+            return checked(desired, catalogue, where), catalogue
+        except UnsupportedOptionError:
+            own = self.catalogue(view, own=True)
+            if own is catalogue:
+                raise
+            return checked(desired, own, where), own
 
     def compliance(self, host: Host, desired: HostConfig) -> list[KeyDiff]:
         """Desired vs actual per key (the keys of `rsop`); empty when compliant.
@@ -139,7 +171,7 @@ class VCenterClient:
         """
         view = self.view(host, desired)
         if needs_catalogue(desired):
-            desired = checked(desired, self.catalogue(view), view.ref.where(self.name))
+            desired = self.checked(view, desired)[0]
         return compliance(view.config, desired)
 
     def apply(self, host: Host, desired: HostConfig, *, maintenance: bool = True,
@@ -152,9 +184,10 @@ class VCenterClient:
         ref = self.resolve(host)
         reads = iter((fresh,))  # only the first read is fresh; the verifying one is not
         result = apply_config(self.session,
-                              lambda: self.view(ref, desired, fresh=next(reads, False)), desired,
+                              lambda kinds: self.view(ref, desired, kinds, fresh=next(reads, False)),
+                              desired,
                               host=host_object(self.session, ref.moid), secrets=self.secrets,
-                              maintenance=maintenance, catalogue_of=self.catalogue)
+                              maintenance=maintenance, check=self.checked)
         return ApplyResult(result.host, result.plan, self.session.calls - start, result.verified,
                            result.diffs)
 

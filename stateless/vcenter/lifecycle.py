@@ -180,6 +180,8 @@ def ensure_host(session: Session, name: str, path: str, leaf_kind: str = "cluste
         host = session.wait(where, "AddStandaloneHost", task)
         if not isinstance(host, vim.HostSystem):  # vCenter answers the compute resource
             host = _props(session, where, host, ["host"])["host"][0]
+    if uuid:  # vCenter names an added host as it was added: nothing left to ask
+        return HostRef(host._moId, name, uuid)
     return _ref(session, where, host)
 
 

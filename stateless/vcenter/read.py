@@ -2,7 +2,8 @@
 
 Everything the applier compares comes from one RetrievePropertiesEx over the HostSystem (and,
 through a traversal, its datastores' names), plus the SNMP agent's configuration when its
-reference is already known.  Lazy pyvmomi properties are never touched: each would cost a
+reference is already known.  Only the property paths of the item kinds asked for are read
+(`stateless.vcenter.paths`).  Lazy pyvmomi properties are never touched: each would cost a
 round trip of its own.
 """
 
@@ -36,17 +37,11 @@ from stateless.model.inventory import frozen_map
 from stateless.model.settings import SettingValue
 from stateless.vcenter import pyvmomi_shim
 from stateless.vcenter.faults import Where
+from stateless.vcenter.paths import ALL_PATHS, NETWORK_PARTS, ordered
 from stateless.vcenter.session import PC, Session
 
 BASE_PATHS = ("name", "hardware.systemInfo.uuid", "runtime.connectionState",
-              "runtime.inMaintenanceMode")
-ITEM_PATHS = ("config.network", "config.dateTimeInfo", "config.service", "config.option",
-              "config.virtualNicManagerInfo", "config.lockdownMode", "config.fileSystemVolume",
-              "config.storageDevice", "customValue")
-HOST_PATHS = (*BASE_PATHS, "configManager", *ITEM_PATHS)
-# The parts of config.network that are compared; the rest (physical NICs, routing tables,
-# proxy switches) would only cost decoding time.
-NETWORK_PARTS = ("vswitch", "portgroup", "vnic", "dnsConfig")
+              "runtime.inMaintenanceMode", "config.product.build")
 LOCKDOWN_MODES = {"lockdownDisabled": "disabled", "lockdownNormal": "normal",
                   "lockdownStrict": "strict"}
 NFS_VERSIONS = {"NFS": "3", "NFS41": "4.1"}
@@ -79,59 +74,26 @@ class HostView:
     iscsi_hba: str | None
     datastores: Mapping[str, Any]  # datastore name -> managed object
     custom: Mapping[int, str] = attrs.field(factory=dict)  # custom field key -> value
+    build: str = ""  # the ESXi build: hosts of one build declare the same advanced options
 
 
 def host_object(session: Session, moid: str) -> Any:
     return vim.HostSystem(moid, pyvmomi_shim.stub_of(session.si))
 
 
-def paths_for(desired: HostConfig | None) -> frozenset[str]:
-    """The HostSystem properties that hold what `desired` manages (all when None).
-
-    Reading only those keeps the response, and the time pyvmomi spends decoding it, small.
-    """
-    if desired is None:
-        return frozenset(ITEM_PATHS)
-    kinds = {ref.partition(".")[0] for ref in desired.removed}
-    paths = set()
-    if desired.vswitches or desired.portgroups or desired.vmknics or desired.dns != Dns() or (
-            kinds & {"vswitch", "portgroup", "vmknic"}):
-        paths.add("config.network")
-    if any(n.services is not None for n in desired.vmknics.values()):
-        paths.add("config.virtualNicManagerInfo")
-    if desired.ntp.servers is not None:
-        paths.add("config.dateTimeInfo")
-    if desired.ntp.policy is not None or desired.services:
-        paths.add("config.service")
-    if desired.advanced or desired.syslog is not None:
-        paths.add("config.option")
-    if desired.lockdown.mode is not None:
-        paths.add("config.lockdownMode")
-    if desired.nfs or "nfs" in kinds:
-        paths.add("config.fileSystemVolume")
-    if desired.iscsi != Iscsi():
-        paths.add("config.storageDevice")
-    if desired.root_password is not None:
-        paths.add("customValue")  # the stamp of the root password applied (vcenter.account)
-    return frozenset(paths)
-
-
-def read_host(session: Session, ref: HostRef, *, paths: Iterable[str] = ITEM_PATHS,
+def read_host(session: Session, ref: HostRef, *, paths: Iterable[str] = ALL_PATHS,
               managers: Mapping[str, Any] | None = None, snmp_system: Any = None,
               lockdown_exceptions: bool = False) -> HostView:
     """Read `ref` with one RetrievePropertiesEx (one more if lockdown exceptions are asked).
 
-    Only `paths` are read (plus identity and state); parts of the configuration not read are
-    left unset (unmanaged) in the view.  `managers`, when known from an earlier read, saves
-    reading configManager again.
+    Only `paths` (see `stateless.vcenter.paths`) are read, plus identity and state; parts of
+    the configuration not read are left unset (unmanaged) in the view.  `managers`, when
+    known from an earlier read, saves reading configManager again.
     """
     host = host_object(session, ref.moid)
     where = ref.where(session.name)
-    wanted = [p for p in ITEM_PATHS if p in set(paths)]
-    host_paths = [*BASE_PATHS, *([] if managers else ["configManager"])]
-    for path in wanted:
-        host_paths += ([f"config.network.{p}" for p in NETWORK_PARTS] if path == "config.network"
-                       else [path])
+    wanted = ordered(paths)
+    host_paths = [*BASE_PATHS, *([] if managers else ["configManager"]), *wanted]
     object_spec = PC.ObjectSpec(obj=host, skip=False)
     props = [PC.PropertySpec(type=vim.HostSystem, pathSet=host_paths)]
     if "config.fileSystemVolume" in wanted:
@@ -157,7 +119,7 @@ def read_host(session: Session, ref: HostRef, *, paths: Iterable[str] = ITEM_PAT
     if not host_props:
         raise NotFoundError(f"{where.describe('read configuration')}: the host is not in "
                             "vCenter any more; add it again (ensure_host)")
-    if "config.network" in wanted:
+    if any(p.startswith("config.network.") for p in wanted):
         host_props["config.network"] = vim.host.NetworkInfo(**{
             p: host_props.pop(f"config.network.{p}", None) for p in NETWORK_PARTS})
     ref = attrs.evolve(ref, name=host_props.get("name", ref.name),
@@ -173,6 +135,17 @@ def read_host(session: Session, ref: HostRef, *, paths: Iterable[str] = ITEM_PAT
 
 
 _UNREAD = object()
+
+
+def pushed_config(values: Mapping[str, Any]) -> HostConfig:
+    """The configuration held by property values vCenter pushed (path -> value): what a read
+    of those paths would give, with everything else unset."""
+    props = dict(values)
+    if any(p.startswith("config.network.") for p in props):
+        props["config.network"] = vim.host.NetworkInfo(**{
+            p: props.pop(f"config.network.{p}", None) for p in NETWORK_PARTS})
+    view = _view(HostRef(""), frozenset(values), props, {}, {}, _UNREAD, None)
+    return view.config
 
 
 def _managers(config_manager: Any) -> dict[str, Any]:
@@ -291,7 +264,8 @@ def _view(ref: HostRef, read: frozenset[str], props: Mapping[str, Any],
                     managers=frozen_map(managers), network=network, running=frozen_map(running),
                     iscsi_hba=hba, datastores=frozen_map(datastores),
                     custom={int(v.key): str(getattr(v, "value", ""))
-                            for v in props.get("customValue") or ()})
+                            for v in props.get("customValue") or ()},
+                    build=str(props.get("config.product.build") or ""))
 
 
 def _nic_services(info: Any) -> dict[str, set[str]]:
@@ -327,4 +301,4 @@ def _trap(target: Any) -> str:
     return f"{text}/{target.community}" if target.community else text
 
 
-__all__ = ["HostRef", "HostView", "read_host"]
+__all__ = ["HostRef", "HostView", "pushed_config", "read_host"]

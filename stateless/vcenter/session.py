@@ -82,6 +82,7 @@ class Session:
             raise wrap(exc, self.where, "login") from exc
         pyvmomi_shim.set_pool_size(si, self._pool_size)
         pyvmomi_shim.count_calls(si, self._count)
+        pyvmomi_shim.fast_data_objects()
         self._si = si
         self._content = si.RetrieveContent()
         self._generation += 1

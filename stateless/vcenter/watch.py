@@ -3,9 +3,10 @@
 Blocking (pyvmomi); the daemon runs `wait` in its vCenter thread pool, one call at a time,
 and `set_hosts` from any other thread.  The watch has a session of its own, a property
 collector of its own (`CreatePropertyCollector`) and one filter over a `ListView` of the
-watched hosts on the properties the compliance read compares (`read.ITEM_PATHS`), so
-adding or removing a host is one `ModifyListView`, and an idle watch costs one call per
-`max_wait` seconds.
+watched hosts on the properties the compliance read compares for them (`paths`, from
+`stateless.vcenter.paths`), so adding or removing a host is one `ModifyListView`, and an idle
+watch costs one call per `max_wait` seconds.  Other paths replace the filter (a new one
+first, then the old one goes, so no change falls in between).
 
 Any failure (the session expired, vCenter restarted, the network broke) drops everything; the
 next `wait` logs in and subscribes again and says so (`Updates.resubscribed`): whatever changed
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -24,7 +25,7 @@ from pyVmomi import vim
 
 from stateless.errors import TransientVCenterError
 from stateless.vcenter.faults import Where, fault_message
-from stateless.vcenter.read import ITEM_PATHS
+from stateless.vcenter.paths import ALL_PATHS, ordered
 from stateless.vcenter.session import PC, Session
 
 MAX_WAIT = 30  # seconds one WaitForUpdatesEx is held by vCenter when nothing changes
@@ -32,10 +33,12 @@ MAX_WAIT = 30  # seconds one WaitForUpdatesEx is held by vCenter when nothing ch
 
 @attrs.frozen
 class Change:
-    """A watched host whose configuration properties changed."""
+    """A watched host whose configuration properties changed, with their values as pushed
+    (the last one of each path in the answer)."""
 
     moid: str
     paths: tuple[str, ...]
+    values: Mapping[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
 
 
 @attrs.frozen
@@ -54,27 +57,52 @@ class _Subscription:
         content = session.content
         self.collector = content.propertyCollector.CreatePropertyCollector()
         self.view = content.viewManager.CreateListView(obj=[_host(session, m) for m in hosts])
-        spec = PC.FilterSpec(
+        self.paths = paths
+        self.filter = self.collector.CreateFilter(self.spec(paths), partialUpdates=False)
+        self.version = ""
+
+    def spec(self, paths: tuple[str, ...]) -> Any:
+        return PC.FilterSpec(
             objectSet=[PC.ObjectSpec(obj=self.view, skip=True, selectSet=[
                 PC.TraversalSpec(name="hosts", type=vim.view.ListView, path="view", skip=False)])],
             propSet=[PC.PropertySpec(type=vim.HostSystem, pathSet=list(paths))])
-        self.collector.CreateFilter(spec, partialUpdates=False)
-        self.version = ""
+
+    def refilter(self, paths: tuple[str, ...]) -> None:
+        """Watch `paths` from now on: the new filter first, then the old one goes."""
+        old = self.filter
+        self.filter = self.collector.CreateFilter(self.spec(paths), partialUpdates=False)
+        self.paths = paths
+        old.DestroyPropertyFilter()
 
 
 def _host(session: Session, moid: str) -> Any:
     return vim.HostSystem(moid, session.si._stub)
 
 
+def _changes(result: Any) -> tuple[Change, ...]:
+    """The watched hosts that changed, one Change per host, per WaitForUpdatesEx answer.
+
+    A host entering a filter brings its values as they are: a baseline, not a change.
+    """
+    values: dict[str, dict[str, Any]] = {}
+    for filter_update in result.filterSet or ():
+        for update in filter_update.objectSet or ():
+            if update.kind == "modify" and isinstance(update.obj, vim.HostSystem):
+                pushed = values.setdefault(update.obj._moId, {})
+                for change in update.changeSet or ():
+                    pushed[change.name] = change.val
+    return tuple(Change(moid, tuple(sorted(pushed)), pushed) for moid, pushed in values.items())
+
+
 class HostWatch:
     """The configuration changes of a set of hosts of one vCenter, as vCenter reports them."""
 
     def __init__(self, connect: Callable[[], Session], *, name: str = "",
-                 max_wait: int = MAX_WAIT, paths: tuple[str, ...] = ITEM_PATHS) -> None:
+                 max_wait: int = MAX_WAIT, paths: Iterable[str] = ALL_PATHS) -> None:
         self._connect = connect  # a new, not yet logged-in session
         self.name = name
         self.max_wait = max_wait
-        self.paths = paths
+        self.paths = ordered(paths)  # wanted; the subscription's own are `_sub.paths`
         self._lock = threading.Lock()
         self._hosts: set[str] = set()  # moids wanted
         self._viewed: set[str] = set()  # moids in the subscription's list view
@@ -86,28 +114,41 @@ class HostWatch:
         return Where(self.name)
 
     def stale(self) -> bool:
-        """Subscribed with another set of hosts than the one last asked for."""
+        """Subscribed with other hosts or paths than the ones last asked for."""
         with self._lock:
-            return self._sub is not None and self._viewed != self._hosts
+            return self._sub is not None and (self._viewed != self._hosts
+                                               or self._sub.paths != self.paths)
 
-    def set_hosts(self, moids: Iterable[str]) -> None:
-        """Watch exactly these hosts from now on (one ModifyListView when subscribed)."""
+    def set_hosts(self, moids: Iterable[str], paths: Iterable[str] | None = None) -> None:
+        """Watch exactly these hosts (and, when given, these paths) from now on.
+
+        One ModifyListView when subscribed and the hosts changed; two calls more when the
+        paths changed (a new filter, then the old one destroyed).
+        """
         wanted = set(moids)
         with self._lock:
             self._hosts = wanted
-            sub, viewed = self._sub, set(self._viewed)
-        if sub is None or wanted == viewed:
+            if paths is not None:
+                self.paths = ordered(paths)
+            sub, viewed, want_paths = self._sub, set(self._viewed), self.paths
+        if sub is None:
             return
-        add, remove = sorted(wanted - viewed), sorted(viewed - wanted)
         try:
-            sub.view.ModifyListView(add=[_host(sub.session, m) for m in add],
-                                    remove=[_host(sub.session, m) for m in remove])
+            if want_paths != sub.paths:
+                sub.refilter(want_paths)
+                with self._lock:
+                    self.calls += 2
+            if wanted != viewed:
+                add, remove = sorted(wanted - viewed), sorted(viewed - wanted)
+                sub.view.ModifyListView(add=[_host(sub.session, m) for m in add],
+                                        remove=[_host(sub.session, m) for m in remove])
+                with self._lock:
+                    self.calls += 1
         except Exception as exc:
             self._drop(sub)
             raise TransientVCenterError(f"{self.where.describe('watch hosts')}: "
                                         f"{fault_message(exc)}") from exc
         with self._lock:
-            self.calls += 1
             if self._sub is sub:
                 self._viewed = wanted
 
@@ -129,21 +170,15 @@ class HostWatch:
         if result is None:
             return Updates()
         sub.version = result.version
-        changes = []
-        for filter_update in result.filterSet or ():
-            for update in filter_update.objectSet or ():
-                if update.kind == "modify" and isinstance(update.obj, vim.HostSystem):
-                    paths = tuple(sorted({c.name for c in update.changeSet or ()}))
-                    changes.append(Change(update.obj._moId, paths))
-        return Updates(tuple(changes))
+        return Updates(_changes(result))
 
     def _subscribe(self) -> Updates:
         session = self._connect()
         try:
             with self._lock:
-                hosts = set(self._hosts)
+                hosts, paths = set(self._hosts), self.paths
             before = session.calls
-            sub = _Subscription(session, sorted(hosts), self.paths)
+            sub = _Subscription(session, sorted(hosts), paths)
             # The first answer is every watched host as it is now: the baseline, not changes.
             result = sub.collector.WaitForUpdatesEx("", PC.WaitOptions(maxWaitSeconds=0))
             sub.version = result.version if result is not None else ""

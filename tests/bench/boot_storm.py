@@ -234,6 +234,7 @@ def main() -> None:
                 spy.send_signal(signal.SIGINT)
                 spy.wait(timeout=60)
             soap = metric(daemon, "stateless_vcenter_calls_total")
+            watch = daemon.get("/v1/summary")["vcenters"].get("vc1", {})
             rss = peak_rss_mb(daemon.pid)
             hosts = directory.snapshot().hosts
             uuids = [identity(i)["uuid"] for i in range(1, args.n + 1)]
@@ -256,6 +257,8 @@ def main() -> None:
     print(f"  daemon peak RSS (VmHWM)    {rss:8.1f} MB")
     print(f"  daemon CPU during storm    {cpu:8.2f} s   (simulator {sim_cpu:.2f} s)")
     print(f"  lost hosts                 {lost:8d}     (agents with a non-zero exit: {failed_agents})")
+    print(f"  drift watch                {watch.get('changes', 0):8d}     changes pushed by vCenter "
+          f"({watch.get('hosts', 0)} hosts watched)")
     print(f"  floor: AddHost + minimal   {floor_s:8.2f} s   (simulator CPU {floor_sim_cpu:.2f} s)")
     print(f"  ratio daemon / floor       {compliant / floor_s:8.2f}     (target <= 1.3)")
 

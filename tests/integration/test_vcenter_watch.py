@@ -64,7 +64,7 @@ def test_changes_of_watched_hosts_are_pushed(watch: HostWatch, hosts: list[Any])
 
     one.configManager.networkSystem.UpdatePortGroup("VM Network", vim.host.PortGroup.Specification(
         name="VM Network", vlanId=77, vswitchName="vSwitch0", policy=vim.host.NetworkPolicy()))
-    changes_until(watch, one._moId, "config.network")
+    changes_until(watch, one._moId, "config.network.portgroup")
 
     one.configManager.advancedOption.UpdateOptions(
         changedValue=[vim.option.OptionValue(key="Net.TcpipHeapSize", value=LONG(24))])

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import attrs
 from twisted.internet import defer
 from twisted.internet.task import Clock
 
@@ -30,6 +31,7 @@ class FakeWatch:
     def __init__(self, answers: list[Any]) -> None:
         self.answers = answers
         self.hosts: list[str] = []
+        self.paths: tuple[str, ...] = ()
         self.closed = False
 
     def wait(self) -> Updates:
@@ -38,8 +40,10 @@ class FakeWatch:
             raise answer
         return answer  # type: ignore[no-any-return]
 
-    def set_hosts(self, moids: list[str]) -> None:
+    def set_hosts(self, moids: list[str], paths: Any = None) -> None:
         self.hosts = list(moids)
+        if paths is not None:
+            self.paths = tuple(sorted(paths))
 
     def stale(self) -> bool:
         return False
@@ -60,10 +64,15 @@ class FakeVCenters:
 
 
 class FakeResolver:
-    def resolve(self, uuid: str) -> Any:
-        from stateless.model.effective import EffectiveConfig
+    def __init__(self) -> None:
+        self.settings: dict[str, dict[str, Any]] = {}  # uuid -> effective values
 
-        return EffectiveConfig(uuid, location="/DC1/C1")
+    def resolve(self, uuid: str) -> Any:
+        from stateless.model.effective import EffectiveConfig, EffectiveSetting
+
+        values = self.settings.get(uuid, {})
+        return EffectiveConfig(uuid, location="/DC1/C1", settings={
+            k: EffectiveSetting(k, v, "P", "/DC1") for k, v in values.items()})
 
 
 class FakeEngine:
@@ -147,3 +156,56 @@ def test_stop_closes_the_watch() -> None:
     d.start()
     d.stop()
     assert watch.closed
+
+
+def test_the_watch_covers_the_paths_of_what_the_watched_hosts_name() -> None:
+    d, engine, watch, clock = drift([Updates(resubscribed=True)])
+    engine.resolver.settings = {A: {"ntp.servers": ("10.0.0.1",)},
+                                B: {"advanced.Net.TcpipHeapSize": 32}}
+    d.start()
+    assert watch.paths == ("config.dateTimeInfo", "config.option")
+    # B applied again with another configuration: its kinds are worked out again.
+    engine.resolver.settings[B] = {"dns.servers": ("10.0.0.53",)}
+    hosts = engine.snapshot.hosts
+    engine.snapshot = attrs.evolve(engine.snapshot, hosts={
+        **hosts, B: attrs.evolve(hosts[B], applied_digest="d2")})
+    clock.advance(1.0)
+    assert watch.paths == ("config.dateTimeInfo", "config.network.dnsConfig")
+    # A no longer watched (being applied): only what B names.
+    engine.states[A] = HostStatus(HostState.APPLYING)
+    clock.advance(1.0)
+    assert watch.hosts == ["host-b"] and watch.paths == ("config.network.dnsConfig",)
+
+
+def _ntp(*servers: str) -> Any:
+    from pyVmomi import vim
+
+    return vim.host.DateTimeInfo(ntpConfig=vim.host.NtpConfig(server=list(servers)))
+
+
+def test_pushed_values_that_match_answer_without_reading_the_host() -> None:
+    from stateless.daemon.drift import pushed_compliant
+    from stateless.model.config import HostConfig
+
+    desired = HostConfig.from_settings({"ntp.servers": ("a", "b"), "dns.servers": ("10.0.0.53",)})
+    assert pushed_compliant(desired, {"config.dateTimeInfo": _ntp("a", "b")})
+    assert not pushed_compliant(desired, {"config.dateTimeInfo": _ntp("a")})
+    # Nothing the desired configuration names was pushed, or a kind only partly: read.
+    assert not pushed_compliant(desired, {"config.option": []})
+    tagged = HostConfig.from_settings({"vswitch.vSwitch1.uplinks": ("vmnic1",),
+                                       "portgroup.vMotion.vswitch": "vSwitch1",
+                                       "vmknic.vMotion.ip": "dhcp",
+                                       "vmknic.vMotion.services": ("vmotion",)})
+    assert not pushed_compliant(tagged, {"config.virtualNicManagerInfo": None})
+
+
+def test_a_change_whose_pushed_values_match_is_not_read_again() -> None:
+    d, engine, _watch, _clock = drift([Updates(resubscribed=True)])
+    engine.resolver.settings = {A: {"ntp.servers": ("10.0.0.1",)}}
+    engine.diffs[A] = [KeyDiff("ntp.servers", ("10.0.0.1",), ("192.0.2.1",))]
+    d.start()
+    d.compare(A, ("config.dateTimeInfo",), {"config.dateTimeInfo": _ntp("10.0.0.1")})
+    assert d.compared == 1 and engine.checked == [] and engine.drifted == []
+    d.compare(A, ("config.dateTimeInfo",), {"config.dateTimeInfo": _ntp("192.0.2.1")})
+    assert d.compared == 2 and engine.checked == [A]  # only the change that differs is read
+    assert engine.drifted == [(A, "differs in vCenter: ntp.servers")]

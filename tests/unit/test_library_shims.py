@@ -245,6 +245,33 @@ def test_counting_wraps_the_stub_and_keeps_its_answers() -> None:
     assert len(calls) == 1
 
 
+def test_data_objects_built_the_fast_way_hold_what_pyvmomi_would_build() -> None:
+    """Every data type pyVmomi knows, built empty and with a value, both ways."""
+    pyvmomi_shim.fast_data_objects()
+    pyvmomi_shim.fast_data_objects()  # idempotent
+    data = VmomiSupport.DataObject
+    assert data.__init__ is not pyvmomi_shim.STOCK_INIT
+    compared = 0
+    for name in VmomiSupport.ListDataTypes():
+        cls = VmomiSupport.GetVmodlType(name)
+        if not issubclass(cls, data) or cls is data:
+            continue
+        fast, stock = cls(), cls.__new__(cls)
+        pyvmomi_shim.STOCK_INIT(stock)
+        assert fast.__dict__ == stock.__dict__, name
+        assert [p.name for p in cls._GetPropertyList()] == [
+            p.name for p in pyvmomi_shim._STOCK_PROPERTY_LIST.__func__(cls)], name
+        lists = [k for k, v in fast.__dict__.items() if isinstance(v, list)]
+        assert all(getattr(fast, k) is not getattr(cls(), k) for k in lists), name
+        compared += 1
+    assert compared > 3000
+    ip = vim.host.IpConfig(dhcp=True)
+    nic = vim.host.VirtualNic.Specification(mtu=9000, ip=ip)
+    assert nic.mtu == 9000 and nic.ip is ip and ip.dhcp and ip.ipAddress is None
+    with pytest.raises(TypeError):
+        vim.host.VirtualNic.Specification(mtu="large")
+
+
 def test_ldap3_decodes_every_received_message_with_decode_response_fast() -> None:
     """decode_entries_raw replaces it on one strategy; the receiver must still call it."""
     run = inspect.getsource(AsyncStrategy.ReceiverSocketThread.run)
