@@ -53,7 +53,7 @@ from stateless.model.birth import BirthMessage
 from stateless.model.inventory import HostState, Problem, Snapshot
 from stateless.model.names import HostNames
 from stateless.plan import KeyDiff
-from stateless.policy import Resolver, resolve
+from stateless.policy import Resolver
 from stateless.prepare import (
     Target,
     effective_digest,
@@ -294,7 +294,7 @@ class Engine(Ownership, Quarantine, Answers, Settlement):
         if missing:
             made = yield self.blocking(self.directory.allocate_all, uuid, missing, snap.pools)
             snap, host = with_allocations(snap, host, made)
-            effective = resolve(snap, uuid)
+            effective = self.resolver.resolve_record(host)
         target = prepare(snap, host, effective, self.config.host_domain, self.names)
         vcenter = vcenter_for(snap, self.config.name, target.location, self._now())
         if uuid in self._place:  # just born (or left half-placed): where the rules put it

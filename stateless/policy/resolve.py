@@ -416,6 +416,15 @@ class Resolver:
         ips = tuple(k for k in settings if _vmknic_of_ip_key(k) is not None)
         return _Layer(settings, tuple(removals), frozenset(removed), _dedupe(errors), ips)
 
+    def resolve_record(self, host: HostRecord) -> EffectiveConfig:
+        """`host` as it is about to be (say, with the addresses just allocated to it) against
+        this view, sharing its cached merges and address index; nothing is cached for it.
+
+        What a from-scratch `resolve` of a view holding that record gives, without the cost of
+        indexing every host of the view again.
+        """
+        return self._resolve(host)
+
     def forget(self, uuid: str) -> None:
         """Drop one host's cached result (the shared chain merges stay)."""
         self._hosts.pop(uuid, None)

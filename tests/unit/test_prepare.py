@@ -8,7 +8,7 @@ import pytest
 from stateless.errors import ValidationError
 from stateless.model import Allocation, Container, HostIdentity, HostRecord, Link, Policy, Snapshot
 from stateless.model.inventory import IpPool, Server, VCenter
-from stateless.policy import resolve
+from stateless.policy import Resolver, resolve
 from stateless.prepare import (
     digest,
     effective_digest,
@@ -156,3 +156,19 @@ def test_two_hosts_never_get_one_name() -> None:
         prepare(snap, first, resolve(snap, U))
     with pytest.raises(ValidationError, match=f"hosts {u2} and {U} would both be named"):
         prepare(snap, second, resolve(snap, u2))
+
+
+@pytest.mark.parametrize("address", ["10.0.20.11", "10.0.20.12"])
+def test_a_record_with_new_allocations_resolves_as_a_fresh_view_would(address: str) -> None:
+    """The daemon resolves a host it just allocated for against its standing view (no new
+    index of every host); 10.0.20.12 is another host's: a duplicate, as a fresh view says."""
+    other = HostRecord("4c4c4544-0000-4000-8000-000000000002", location="/DC/C",
+                       allocations=[Allocation("vmknic.vMotion", "vmo", "10.0.20.12")])
+    snap = attrs.evolve(snapshot(POOLED, host()), hosts={U: host(), other.uuid: other})
+    resolver = Resolver(snap)
+    resolver.resolve(U)  # the standing view has its caches and address index
+    after, record = with_allocations(snap, snap.hosts[U],
+                                     [Allocation("vmknic.vMotion", "vmo", address)])
+    assert resolver.resolve_record(record) == resolve(after, U)
+    assert bool(resolve(after, U).errors) == (address == "10.0.20.12")
+    assert resolver.resolve(U) == resolve(snap, U)  # nothing of the record was cached
