@@ -136,7 +136,7 @@ class Engine(Ownership, Quarantine, Answers, Settlement):
         if since is not before:
             hosts = None
         affected = self.resolver.update(snapshot, hosts)
-        self.names.update(snapshot.hosts, hosts)
+        self.names.update(before.hosts, snapshot.hosts, hosts)
         if not self.ready:
             self.births.snapshot = snapshot
             return

@@ -34,38 +34,55 @@ def names_of(host: HostRecord) -> set[str]:
 
 
 class HostNames:
-    """First label -> the hosts that may go by a name starting with it."""
+    """First label -> the host (or hosts) that may go by a name starting with it.
+
+    Kept small: one entry per label, holding the host's UUID itself unless several hosts share
+    the label; what a host was filed under is worked out again from its previous record.
+    """
 
     def __init__(self) -> None:
-        self._hosts: dict[str, set[str]] = {}
-        self._keys: dict[str, frozenset[str]] = {}
+        self._hosts: dict[str, str | frozenset[str]] = {}
 
-    def update(self, hosts: Mapping[str, HostRecord], changed: Iterable[str] | None = None) -> None:
-        """Follow a new view: `changed` names the hosts whose record changed (None: all may)."""
+    def update(self, before: Mapping[str, HostRecord], after: Mapping[str, HostRecord],
+               changed: Iterable[str] | None = None) -> None:
+        """Follow the view from `before` (the view last given) to `after`; `changed` names the
+        hosts whose record changed (None: any may have, so the index is built again)."""
         if changed is None:
-            self._hosts, self._keys = {}, {}
-            changed = hosts.keys()
+            self._hosts = {}
+            before, changed = {}, after.keys()
         for uuid in changed:
-            host = hosts.get(uuid)
-            keys = frozenset(names_of(host)) if host is not None else frozenset()
-            old = self._keys.get(uuid, frozenset())
-            if keys == old:
-                continue
-            for key in old - keys:
-                filed = self._hosts[key]
-                filed.discard(uuid)
-                if not filed:
-                    del self._hosts[key]
-            for key in keys - old:
-                self._hosts.setdefault(key, set()).add(uuid)
-            if keys:
-                self._keys[uuid] = keys
-            else:
-                self._keys.pop(uuid, None)
+            old, new = before.get(uuid), after.get(uuid)
+            was = names_of(old) if old is not None else set()
+            now = names_of(new) if new is not None else set()
+            for key in was - now:
+                self._drop(key, uuid)
+            for key in now - was:
+                self._add(key, uuid)
+
+    def _add(self, key: str, uuid: str) -> None:
+        held = self._hosts.get(key)
+        if held is None:
+            self._hosts[key] = uuid
+        elif isinstance(held, str):
+            if held != uuid:
+                self._hosts[key] = frozenset((held, uuid))
+        else:
+            self._hosts[key] = held | {uuid}
+
+    def _drop(self, key: str, uuid: str) -> None:
+        held = self._hosts.get(key)
+        if held is None or held == uuid:
+            self._hosts.pop(key, None)
+        elif not isinstance(held, str):
+            rest = held - {uuid}
+            self._hosts[key] = next(iter(rest)) if len(rest) == 1 else rest
 
     def candidates(self, name: str) -> list[str]:
         """The hosts that could be called `name` (a superset: the caller checks each)."""
-        return sorted(self._hosts.get(first_label(name), ()))
+        held = self._hosts.get(first_label(name))
+        if held is None:
+            return []
+        return [held] if isinstance(held, str) else sorted(held)
 
 
 __all__ = ["HostNames", "first_label", "names_of"]

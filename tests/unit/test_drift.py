@@ -87,7 +87,7 @@ class FakeEngine:
                                              "/DC1/C1": Container("/DC1/C1", ContainerKind.CLUSTER)})
         self.resolver = FakeResolver()
         self.names = HostNames()
-        self.names.update(hosts)
+        self.names.update({}, hosts)
         self.config = DaemonConfig(Path("/nonexistent"))
         self.states = {A: HostStatus(HostState.COMPLIANT), B: HostStatus(HostState.COMPLIANT)}
         self.checked: list[str] = []

@@ -44,10 +44,10 @@ def test_the_index_follows_each_view_and_finds_what_a_full_scan_finds(
     before: dict[str, HostRecord] = {}
     for hosts in sequence:
         changed = {u for u in before.keys() | hosts.keys() if before.get(u) != hosts.get(u)}
-        names.update(hosts, changed)
+        names.update(before, hosts, changed)
         before = hosts
     rebuilt = HostNames()
-    rebuilt.update(before)
+    rebuilt.update({}, before)
     assert names.candidates(name) == rebuilt.candidates(name)
     snapshot = Snapshot(hosts=before)
     for host in before.values():
@@ -67,7 +67,7 @@ def test_a_host_leaves_the_index_with_its_entry() -> None:
     names = HostNames()
     host = HostRecord(UUIDS[0], identity=HostIdentity(UUIDS[0], hostname="esx1",
                                                       domain="example.com"))
-    names.update({UUIDS[0]: host})
+    names.update({}, {UUIDS[0]: host})
     assert names.candidates("ESX1.example.com") == [UUIDS[0]]
-    names.update({}, [UUIDS[0]])
+    names.update({UUIDS[0]: host}, {}, [UUIDS[0]])
     assert names.candidates("esx1.example.com") == []
