@@ -126,19 +126,28 @@ def test_no_secret_reaches_logs_api_metrics_or_the_directory_in_clear(
             assert canary not in text, f"the {what} secret appears in the {where}"
 
 
-def test_a_community_written_in_clear_blocks_the_host_and_is_never_shown(
-        estate: Estate, sim: Vcsim, daemons: Callable[..., Daemon],
-        tmp_path: Path) -> None:
-    """ldapmodify behind the CLI's back: a problem that blocks the host, its value `<secret>`."""
-    _secret(estate, tmp_path, "snmp", "snmp-ro", CANARIES["snmp"])
-    _secret(estate, tmp_path, "chap", "iscsi-chap", CANARIES["chap"])
-    _secret(estate, tmp_path, "root-password", "esx-root", CANARIES["root-setting"])
+def _sealed_host(estate: Estate, daemons: Callable[..., Daemon],
+                 tmp_path: Path) -> tuple[Daemon, dict[str, Any]]:
+    """The SNMP, CHAP and root password secrets sealed, the policy naming them linked, a
+    daemon, and one host born and compliant under it."""
+    for kind, name, value in (("snmp", "snmp-ro", CANARIES["snmp"]),
+                              ("chap", "iscsi-chap", CANARIES["chap"]),
+                              ("root-password", "esx-root", CANARIES["root-setting"])):
+        _secret(estate, tmp_path, kind, name, value)
     _sealed_policy(estate)
     d = daemons(tmp_path / "sd1", estate.slapd, estate.base, estate.key_file, name="sd1",
                 site="siteA", extra=("--birth-auth", "optional"))
     host = identity(1, "siteA")
     assert d.birth(host)[0] == 202
     wait_states(d, [host["uuid"]])
+    return d, host
+
+
+def test_a_community_written_in_clear_blocks_the_host_and_is_never_shown(
+        estate: Estate, sim: Vcsim, daemons: Callable[..., Daemon],
+        tmp_path: Path) -> None:
+    """ldapmodify behind the CLI's back: a problem that blocks the host, its value `<secret>`."""
+    d, host = _sealed_host(estate, daemons, tmp_path)
 
     clear = "canary-clear-snmp-e40c71"
     policy = f"cn=Sealed,ou=policies,{estate.base}"
@@ -164,15 +173,7 @@ def test_a_new_root_password_secret_is_applied_again(
         estate: Estate, sim: Vcsim, daemons: Callable[..., Daemon],
         tmp_path: Path) -> None:
     """Nothing can read a password back: the stamp of the sealed value says it changed."""
-    for kind, name, value in (("snmp", "snmp-ro", CANARIES["snmp"]), ("chap", "iscsi-chap", CANARIES["chap"]),
-                              ("root-password", "esx-root", CANARIES["root-setting"])):
-        _secret(estate, tmp_path, kind, name, value)
-    _sealed_policy(estate)
-    d = daemons(tmp_path / "sd1", estate.slapd, estate.base, estate.key_file, name="sd1",
-                site="siteA", extra=("--birth-auth", "optional"))
-    host = identity(1, "siteA")
-    assert d.birth(host)[0] == 202
-    wait_states(d, [host["uuid"]])
+    d, host = _sealed_host(estate, daemons, tmp_path)
     _applied_in_clear(sim, str(host["hostname"]))
     [esx] = [h for h in _hosts(sim) if h.name.split(".")[0] == host["hostname"]]
 
