@@ -50,8 +50,32 @@ class Stopping(BaseException):
     """SIGTERM or SIGINT: stop everything and exit 0."""
 
 
+class _Deferred:
+    """A stop signal that arrived while a child was being started and not yet recorded."""
+
+    starting = False
+    pending: str | None = None
+
+
 def _stop(signum: int, _frame: FrameType | None) -> None:
-    raise Stopping(signal.Signals(signum).name)
+    name = signal.Signals(signum).name
+    if _Deferred.starting:  # raised now, the child would run on, known to nobody
+        _Deferred.pending = name
+        return
+    raise Stopping(name)
+
+
+@contextmanager
+def recording() -> Iterator[None]:
+    """Start a child and record it before a stop signal is acted on."""
+    _Deferred.starting = True
+    try:
+        yield
+    finally:
+        _Deferred.starting = False
+        pending, _Deferred.pending = _Deferred.pending, None
+        if pending is not None:
+            raise Stopping(pending)
 
 
 class Stack:
@@ -72,10 +96,10 @@ class Stack:
     def spawn(self, name: str, argv: list[str], ready: str, timeout: float = 60.0) -> re.Match[str]:
         """Start a process and wait for the log line that says it is ready."""
         log = self.data / f"{name}.log"
-        with log.open("w") as handle:
+        with log.open("w") as handle, recording():
             proc = subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT, text=True,
                                     start_new_session=True)
-        self.procs.append((name, proc))
+            self.procs.append((name, proc))
         pattern = re.compile(ready)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -257,7 +281,7 @@ def boot(stack: Stack, data: Path, hosts: list[dict[str, Any]], nameservers: lis
         path = data / "hosts" / f"{host['hostname']}.json"
         path.write_text(json.dumps(host))
         site = ["--site", "siteA"] if i % 4 == 1 else []
-        with (data / "hosts" / f"{host['hostname']}.log").open("w") as log:
+        with (data / "hosts" / f"{host['hostname']}.log").open("w") as log, recording():
             stack.agents.append(subprocess.Popen(
                 [sys.executable, "-m", "stateless.agent", "--identity", str(path), "--domain", DOMAIN,
                  *[a for ns in nameservers for a in ("--nameserver", ns)], *site,
