@@ -20,7 +20,7 @@ from stateless.model.config import HostConfig
 from stateless.model.effective import EffectiveConfig
 from stateless.model.hostmap import HostMap
 from stateless.model.inventory import Allocation, ContainerKind, HostRecord, HostState, IpPool, Snapshot
-from stateless.model.names import HostNames
+from stateless.model.names import HostNames, short_name
 
 
 def digest(values: Mapping[str, Any]) -> str:
@@ -70,10 +70,8 @@ def name_clash(snapshot: Snapshot, host: HostRecord, name: str, host_domain: str
     for other in others:  # the cheap test first: without `names` it runs for every host
         if other.state == HostState.QUARANTINED:
             continue
-        ident = other.identity
-        short = other.answers.get("dns.hostname") or (
-            ident.hostname or ident.ipv4 if ident is not None else None)
-        if not isinstance(short, str) or not short.lower().startswith(first):
+        short = short_name(other)
+        if short is None or not short.lower().startswith(first):
             continue
         if other.uuid != host.uuid and vcenter_name(other, None, host_domain or domain).lower() \
                 == lowered:

@@ -19,13 +19,20 @@ def first_label(name: str) -> str:
     return name.partition(".")[0].casefold()
 
 
+def short_name(host: HostRecord) -> str | None:
+    """The host name it is configured with or reported, else its address (None: neither)."""
+    ident = host.identity
+    short = host.answers.get("dns.hostname") or (
+        (ident.hostname or ident.ipv4) if ident is not None else None)
+    return short if isinstance(short, str) and short else None
+
+
 def names_of(host: HostRecord) -> set[str]:
     """Every name the host may go by: its configured or reported host name (or address), its
     reported FQDN and its pinned name, as first labels."""
     ident = host.identity
-    short = host.answers.get("dns.hostname") or (
-        (ident.hostname or ident.ipv4) if ident is not None else None)
-    found = {first_label(short)} if isinstance(short, str) and short else set()
+    short = short_name(host)
+    found = {first_label(short)} if short is not None else set()
     if ident is not None and ident.fqdn:
         found.add(first_label(ident.fqdn))
     if host.pinned is not None and host.pinned.name:
@@ -85,4 +92,4 @@ class HostNames:
         return [held] if isinstance(held, str) else sorted(held)
 
 
-__all__ = ["HostNames", "first_label", "names_of"]
+__all__ = ["HostNames", "first_label", "names_of", "short_name"]
