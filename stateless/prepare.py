@@ -18,7 +18,7 @@ import attrs
 from stateless.errors import NameClashError, ValidationError
 from stateless.model.config import HostConfig
 from stateless.model.effective import EffectiveConfig
-from stateless.model.hostmap import HostMap
+from stateless.model.hostmap import host_map
 from stateless.model.inventory import Allocation, ContainerKind, HostRecord, HostState, IpPool, Snapshot
 from stateless.model.names import HostNames, short_name
 
@@ -99,9 +99,8 @@ def with_allocations(snapshot: Snapshot, host: HostRecord,
     """The snapshot and host record as they are once `made` is recorded on the host."""
     have = set(host.allocations)
     host = attrs.evolve(host, allocations=(*host.allocations, *(a for a in made if a not in have)))
-    hosts = snapshot.hosts  # a daemon's view shares its map (a copy would cost every host)
-    changed = hosts.set(host.uuid, host) if isinstance(hosts, HostMap) else {**hosts, host.uuid: host}
-    return attrs.evolve(snapshot, hosts=changed), host
+    # Snapshot.hosts is persistent: the new view shares the rest of the map with the old one.
+    return attrs.evolve(snapshot, hosts=host_map(snapshot.hosts).set(host.uuid, host)), host
 
 
 def inputs_digest(effective: EffectiveConfig, pools: Mapping[str, IpPool], vcenter: str) -> str:
