@@ -59,6 +59,9 @@ class HostEntryMissing(NotFoundError):
     to another provider, replication lag): the entry arrives, so it is worth trying again.
     """
 
+    def __init__(self, uuid: str) -> None:
+        super().__init__(f"host {uuid}: not found; add it with `stateless host add`")
+
 
 class ConflictError(StatelessError):
     """An object already exists or was changed concurrently."""

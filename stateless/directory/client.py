@@ -540,7 +540,7 @@ class Directory:
     def set_answers(self, uuid: str, answers: Mapping[str, object]) -> None:
         raw = self.read(self.host_dn(uuid), f"read host {uuid}")
         if raw is None:
-            raise HostEntryMissing(f"host {uuid}: not found; add it with `stateless host add`")
+            raise HostEntryMissing(uuid)
         changes: dict[str, list[tuple[str, list[str]]]] = {}
         checked = {k: coerce(k, v, answer=True) for k, v in answers.items()}
         for key, value in checked.items():
@@ -662,8 +662,7 @@ class Directory:
         except (ConflictError, ValidationError):  # already ours, or someone else's
             raw = self.read(dn, f"read host {uuid}", ["statelessOwner"])
             if raw is None:
-                raise HostEntryMissing(f"host {uuid}: not found; add it with `stateless host add`") \
-                    from None
+                raise HostEntryMissing(uuid) from None
             return (raw.get("statelessOwner") or [""])[0]
 
     def take_over(self, uuid: str, old: str, new: str) -> str:
@@ -682,8 +681,7 @@ class Directory:
         except (ConflictError, ValidationError):
             raw = self.read(dn, f"read host {uuid}", ["statelessOwner"])
             if raw is None:
-                raise HostEntryMissing(f"host {uuid}: not found; add it with `stateless host add`") \
-                    from None
+                raise HostEntryMissing(uuid) from None
             return (raw.get("statelessOwner") or [""])[0]
 
     def renew_lease(self, server: str, expiry: datetime) -> None:
@@ -737,7 +735,7 @@ class Directory:
                                       "addresses")
         host = self.read(self.host_dn(uuid), f"read host {uuid}", ["statelessAllocation"])
         if host is None:
-            raise HostEntryMissing(f"host {uuid}: not found; add it with `stateless host add`")
+            raise HostEntryMissing(uuid)
         held: dict[tuple[str, str], Allocation] = {}
         for text in host.get("statelessAllocation", []):
             try:

@@ -36,8 +36,8 @@ FULL = PoolExhaustedError(IpPool("vmo", "10.0.0.10", "10.0.0.11", "255.255.255.0
     (NotFoundError("pool nope: not found"), True, False, PERMANENT, ""),
     (NotFoundError("no entry"), False, False, GONE, ""),
     (NotFoundError("no entry"), False, True, TRANSIENT, "directory"),
-    (HostEntryMissing("host h: not found"), True, False, TRANSIENT, "directory"),
-    (HostEntryMissing("host h: not found"), False, False, GONE, ""),
+    (HostEntryMissing("h"), True, False, TRANSIENT, "directory"),
+    (HostEntryMissing("h"), False, False, GONE, ""),
     (RuntimeError("a bug"), True, False, TRANSIENT, "internal"),
     (KeyError("x"), False, False, TRANSIENT, "internal"),
 ])
