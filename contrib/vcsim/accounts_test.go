@@ -1,30 +1,15 @@
 package main
 
 import (
-	"context"
 	"testing"
 
-	"github.com/vmware/govmomi"
 	"github.com/vmware/govmomi/simulator"
 	"github.com/vmware/govmomi/vim25/methods"
 	"github.com/vmware/govmomi/vim25/types"
 )
 
 func TestAccountManagerKeepsEachHostsPasswords(t *testing.T) {
-	model := simulator.VPX()
-	model.Machine = 0
-	defer model.Remove()
-	if err := model.Create(); err != nil {
-		t.Fatal(err)
-	}
-	Extend(model)
-	srv := model.Service.NewServer()
-	defer srv.Close()
-	ctx := context.Background()
-	c, err := govmomi.NewClient(ctx, srv.URL, true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, c := extendedServer(t)
 	var managers []types.ManagedObjectReference
 	for _, e := range simulator.Map.All("HostSystem")[:2] {
 		ref := e.(*simulator.HostSystem).ConfigManager.AccountManager

@@ -167,23 +167,30 @@ func TestApplyNetworkConfigIsAllOrNothing(t *testing.T) {
 	}
 }
 
-// TestHostsAddedLaterAreEquipped runs the simulator in process and checks that a
-// host added to a cluster gets its own network system and option manager.
-func TestHostsAddedLaterAreEquipped(t *testing.T) {
+// extendedServer runs the extended simulator in process for one test (stopped when it
+// ends) and returns a client of it.
+func extendedServer(t *testing.T) (context.Context, *govmomi.Client) {
 	model := simulator.VPX()
 	model.Machine = 0
-	defer model.Remove()
+	t.Cleanup(model.Remove)
 	if err := model.Create(); err != nil {
 		t.Fatal(err)
 	}
 	Extend(model)
 	srv := model.Service.NewServer()
-	defer srv.Close()
+	t.Cleanup(srv.Close)
 	ctx := context.Background()
 	c, err := govmomi.NewClient(ctx, srv.URL, true)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return ctx, c
+}
+
+// TestHostsAddedLaterAreEquipped runs the simulator in process and checks that a
+// host added to a cluster gets its own network system and option manager.
+func TestHostsAddedLaterAreEquipped(t *testing.T) {
+	ctx, c := extendedServer(t)
 	cluster := simulator.Map.Any("ClusterComputeResource").(*simulator.ClusterComputeResource)
 	task, err := object.NewClusterComputeResource(c.Client, cluster.Self).AddHost(ctx, types.HostConnectSpec{HostName: "late.example.test"}, true, nil, nil)
 	if err != nil {
