@@ -83,11 +83,14 @@ class DriftWatch:
 
     def __init__(self, engine: Engine, vcenters: Watches, clock: Clock, blocking: Blocking, *,
                  server: str, mode: str, max_wait: int = MAX_WAIT,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, waiting: Blocking | None = None) -> None:
         self.engine = engine
         self.vcenters = vcenters
         self.clock = clock
         self.blocking = blocking
+        # Where the long `WaitForUpdatesEx` runs: a thread of its own, so the wait is never
+        # queued behind a storm's applies in the shared pool.
+        self.waiting = waiting or blocking
         self.server = server
         self.mode = mode
         self.max_wait = max_wait
@@ -138,7 +141,7 @@ class DriftWatch:
                     self.state, self.reason = "idle", "no vCenter to watch"
                     yield self._sleep(self.max_wait)
                     continue
-                updates = yield self.blocking(watch.wait)
+                updates = yield self.waiting(watch.wait)
                 if self._stopped:
                     break
                 if self.state != "watching":

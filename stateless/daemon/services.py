@@ -232,6 +232,7 @@ class Parts:
     registry: CollectorRegistry
     pool: ThreadPool
     build_pool: ThreadPool
+    watch_pool: ThreadPool
     directory: Any = None  # stateless.directory.Directory
     connection: tuple[tuple[str, ...], str, str] = ((), "", "")  # urls, bind DN, password
     engine: Any = None  # stateless.daemon.engine.Engine
@@ -290,12 +291,16 @@ def build_service(config: DaemonConfig, reactor: Any = None) -> StatelessService
                   # Snapshot builds get a thread of their own: queued behind a storm's
                   # directory writes in the shared pool, every birth would wait that much
                   # longer to be seen and applied.
-                  ThreadPool(minthreads=1, maxthreads=1, name="stateless-mirror"))
+                  ThreadPool(minthreads=1, maxthreads=1, name="stateless-mirror"),
+                  # The vCenter watch's long poll: in the shared pool it would wait behind a
+                  # storm's applies while vCenter piles up their changes for it.
+                  ThreadPool(minthreads=0, maxthreads=1, name="stateless-watch"))
     root = StatelessService(parts)
     parts.api = ListeningPort(api_endpoint(reactor, config), lambda: api_site(parts), name="api")
     parts.feed = feed.FeedStage(parts)
     children: list[Any] = [
         ThreadPoolService(parts.pool, reactor), ThreadPoolService(parts.build_pool, reactor),
+        ThreadPoolService(parts.watch_pool, reactor),
         stages.DirectoryStage(parts), stages.EngineStage(parts), parts.feed,
         parts.api, stages.AnnounceStage(parts)]
     if config.dns == "serve":

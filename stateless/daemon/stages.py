@@ -14,7 +14,7 @@ from twisted.logger import Logger
 
 from stateless.daemon.audit import Audit
 from stateless.daemon.loops import Periodic
-from stateless.daemon.services import Parts, Stage
+from stateless.daemon.services import InPool, Parts, Stage
 from stateless.directory.connection import read_secret
 from stateless.errors import StatelessError
 from stateless.model.inventory import Server, Snapshot
@@ -184,7 +184,8 @@ class WatchStage(Stage):
 
         parts, cfg = self.parts, self.parts.config
         self.watch = DriftWatch(parts.engine, parts.engine.vcenters, parts.reactor,
-                                parts.blocking, server=cfg.name, mode=cfg.mode)
+                                parts.blocking, server=cfg.name, mode=cfg.mode,
+                                waiting=InPool(parts.reactor, parts.watch_pool))
         parts.engine.overview.vcenter_health = self.watch.health
         self.watch.start()
 

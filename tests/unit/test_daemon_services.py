@@ -120,7 +120,8 @@ def test_the_daemon_tree_in_start_order(tmp_path: Path) -> None:
     config = DaemonConfig(tmp_path, listen="tcp:0:interface=127.0.0.1", dns="serve")
     root = build_service(config, task.Clock())
     assert [s.name for s in root] == [
-        "stateless-blocking", "stateless-mirror", "directory", "engine", "change feed", "api",
+        "stateless-blocking", "stateless-mirror", "stateless-watch", "directory", "engine",
+        "change feed", "api",
         "announce", "dns zone", "federation", "scan", "vcenter watch", "nonce purge"]
     api = next(s for s in root if s.name == "api")
     assert isinstance(api, ListeningPort) and api.port is None  # nothing listens before start

@@ -209,3 +209,24 @@ def test_a_change_whose_pushed_values_match_is_not_read_again() -> None:
     d.compare(A, ("config.dateTimeInfo",), {"config.dateTimeInfo": _ntp("192.0.2.1")})
     assert d.compared == 2 and engine.checked == [A]  # only the change that differs is read
     assert engine.drifted == [(A, "differs in vCenter: ntp.servers")]
+
+
+def test_the_long_wait_runs_apart_from_the_calls_that_change_the_watch() -> None:
+    """The wait holds its thread for up to max_wait seconds: it must not take a worker the
+    applies share, nor wait behind them; setting hosts and closing must not wait behind it."""
+    clock, engine, watch = Clock(), FakeEngine(), FakeWatch([Updates(resubscribed=True)])
+    ran: list[tuple[str, str]] = []
+
+    def runner(where: str) -> Any:
+        def run(fn: Any, *args: Any, **kwargs: Any) -> defer.Deferred[Any]:
+            ran.append((where, fn.__name__))
+            return defer.maybeDeferred(fn, *args, **kwargs)
+        return run
+
+    d = DriftWatch(engine, FakeVCenters(watch), clock, runner("shared"),  # type: ignore[arg-type]
+                   server="sd1", mode="report", rng=random.Random(1), waiting=runner("own"))
+    d.start()
+    d.stop()
+    assert ("own", "wait") in ran and ("shared", "wait") not in ran
+    assert ("shared", "set_hosts") in ran and ("shared", "close") in ran
+    assert not any(where == "own" and name != "wait" for where, name in ran)
