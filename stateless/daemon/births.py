@@ -283,7 +283,8 @@ class Births:
     def update(self, snapshot: Snapshot) -> None:
         """A new directory view: queue the births it shows."""
         self.snapshot = snapshot
-        self.unseen -= snapshot.hosts.keys()
+        if self.unseen:  # (a set difference would walk every host of the view)
+            self.unseen = {u for u in self.unseen if u not in snapshot.hosts}
         self.release()
 
     def release(self) -> None:

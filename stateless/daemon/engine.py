@@ -150,7 +150,10 @@ class Engine(Ownership, Quarantine, Answers, Settlement):
             if not self.queue.running(uuid):  # a running apply finds out by itself
                 self._forget(uuid, "its directory entry was deleted")
         me = self.config.name
-        for uuid, owner in lost(snapshot, me, self.owned, self._now()).items():
+        # Who holds a host changes with its entry, or with the servers' (a lease renewed).
+        held = self.owned if hosts is None or before.servers != snapshot.servers else [
+            u for u in hosts if u in self.owned]
+        for uuid, owner in lost(snapshot, me, held, self._now()).items():
             if not self.queue.running(uuid):  # an apply in flight finishes
                 self.audit.host_taken(host=uuid, owner=owner, previous=me,
                                       why=f"server {owner} holds it now")
@@ -161,7 +164,7 @@ class Engine(Ownership, Quarantine, Answers, Settlement):
             self.reconsider(uuid)
         self._retry_clashed(hosts)
         self._flag_reboots(self.reboots.update(snapshot, self.owned, self.reactor.seconds(),
-                                               before))
+                                               before, hosts))
         self._adopt(before, snapshot, hosts)
 
     def resume(self) -> None:

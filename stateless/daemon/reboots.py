@@ -10,7 +10,7 @@ with the image it should have, or when the change is undone.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,6 +27,7 @@ class Reboots:
         self.seen: dict[str, str | None] = {}  # image when first seen, for hosts reporting none
         self.wanted: dict[str, str | None] = {}
         self.booted: dict[str, str | None] = {}
+        self._required: set[str] = set()  # kept with the two above: the gauge's value
         self.gauge = Gauge("stateless_hosts_reboot_required", "hosts whose image changed since "
                            "they booted: they run the new one after a reboot", registry=registry)
 
@@ -37,51 +38,61 @@ class Reboots:
         planner = BootPlanner(snapshot, datetime.fromtimestamp(now, UTC), self.site)
         choice = planner.choose(identity)
         image = choice.image.name if choice.image is not None else None
-        self.seen[identity.uuid] = self.booted[identity.uuid] = reported or image
-        self.wanted[identity.uuid] = image
-        self._count()
+        self.seen[identity.uuid] = reported or image
+        self._set(identity.uuid, image, reported or image)
 
-    def update(self, snapshot: Snapshot, uuids: Iterable[str], now: float,
-               before: Snapshot | None = None) -> list[str]:
+    def update(self, snapshot: Snapshot, uuids: Collection[str], now: float,
+               before: Snapshot | None = None, changed: Collection[str] | None = None) -> list[str]:
         """Recompute each host's image; the hosts that now need a reboot come back.
 
         With `before`, and no change to what images are chosen from (rules, containers,
-        images), only hosts whose own entry changed are worked out again."""
+        images), only hosts whose own entry changed are worked out again: those in `changed`
+        when the caller knows them (a change feed entry costs what it changed, not what the
+        directory holds), else those whose record differs."""
         planner = BootPlanner(snapshot, datetime.fromtimestamp(now, UTC), self.site)
         if before is not None and (before.rules, before.containers, before.images) == (
                 snapshot.rules, snapshot.containers, snapshot.images):
-            uuids = [u for u in uuids if u not in self.wanted
-                     or before.hosts.get(u) != snapshot.hosts.get(u)]
+            if changed is not None:  # and the hosts owned since the last update
+                uuids = {u for u in changed if u in uuids} | (set(uuids) - self.wanted.keys())
+            else:
+                uuids = [u for u in uuids if u not in self.wanted
+                         or before.hosts.get(u) != snapshot.hosts.get(u)]
         flagged = []
-        for uuid in sorted(uuids):
+        for uuid in sorted(set(uuids)):
             host = snapshot.hosts.get(uuid)
             identity = host.identity if host is not None and host.identity else HostIdentity(uuid)
             choice = planner.choose(identity)
             image = choice.image.name if choice.image is not None else None
             was = self.required(uuid)
             self.seen.setdefault(uuid, image)
-            self.wanted[uuid] = image
-            self.booted[uuid] = (host.boot_image if host is not None and host.boot_image
-                                 else self.seen[uuid])
+            self._set(uuid, image, host.boot_image if host is not None and host.boot_image
+                      else self.seen[uuid])
             if reboot_required(choice, self.booted[uuid]) and not was:
                 flagged.append(uuid)
-        for uuid in set(self.wanted) - set(snapshot.hosts):
+        gone = self.wanted.keys() - snapshot.hosts.keys() if changed is None else [
+            u for u in changed if u in self.wanted and u not in snapshot.hosts]
+        for uuid in gone:
             for known in (self.seen, self.wanted, self.booted):
                 known.pop(uuid, None)
-        self._count()
+            self._required.discard(uuid)
+        self.gauge.set(len(self._required))
         return flagged
 
     def required(self, uuid: str) -> bool:
-        booted = self.booted.get(uuid)
-        return booted is not None and booted != self.wanted.get(uuid)
+        return uuid in self._required
 
     def document(self, uuid: str) -> dict[str, Any]:
         """Fields of the host document: the image it runs, the one it should, and the flag."""
         return {"reboot_required": self.required(uuid), "boot_image": self.booted.get(uuid),
                 "image": self.wanted.get(uuid)}
 
-    def _count(self) -> None:
-        self.gauge.set(sum(1 for u in self.wanted if self.required(u)))
+    def _set(self, uuid: str, wanted: str | None, booted: str | None) -> None:
+        self.wanted[uuid], self.booted[uuid] = wanted, booted
+        if booted is not None and booted != wanted:
+            self._required.add(uuid)
+        else:
+            self._required.discard(uuid)
+        self.gauge.set(len(self._required))
 
 
 __all__ = ["Reboots"]

@@ -40,3 +40,28 @@ def test_the_entrys_boot_image_is_what_the_host_runs() -> None:
     assert reboots.update(snap, [U1], T) == [U1]  # found at start running another image
     assert reboots.document(U1) == {"reboot_required": True, "boot_image": "esx7",
                                     "image": "esx8"}
+
+
+def test_a_change_feed_entry_costs_the_hosts_it_changed() -> None:
+    """Told which entries changed, only those (and hosts owned since) are worked out again;
+    a host whose entry is gone is forgotten, and the gauge follows both."""
+    registry = CollectorRegistry()
+    reboots = Reboots("paris", registry)
+    snap = world((DELL_RULE,), hosts=(HostRecord(U1, identity=DELL, boot_image="esx7"),
+                                      HostRecord(U2, identity=HPE)))
+    assert reboots.update(snap, {U1}, T, before=snap, changed=()) == [U1]  # owned since
+    assert registry.get_sample_value("stateless_hosts_reboot_required") == 1
+    rebooted = world((DELL_RULE,), hosts=(HostRecord(U1, identity=DELL, boot_image="esx8"),
+                                          HostRecord(U2, identity=HPE)))
+    assert reboots.update(rebooted, {U1}, T, before=snap, changed=()) == []
+    assert reboots.required(U1)  # its change was not named: not looked at again
+    assert reboots.update(rebooted, {U1}, T, before=snap, changed=[U1]) == []
+    assert not reboots.required(U1)
+    assert registry.get_sample_value("stateless_hosts_reboot_required") == 0
+
+    reboots.update(snap, {U1}, T, before=rebooted, changed=[U1])
+    assert reboots.required(U1)
+    gone = world((DELL_RULE,), hosts=(HostRecord(U2, identity=HPE),))
+    reboots.update(gone, set(), T, before=snap, changed=[U1])
+    assert reboots.document(U1) == {"reboot_required": False, "boot_image": None, "image": None}
+    assert registry.get_sample_value("stateless_hosts_reboot_required") == 0
