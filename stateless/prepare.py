@@ -34,7 +34,7 @@ def effective_digest(effective: EffectiveConfig) -> str:
     """Like `digest`, but an invalid configuration has its own (it never matches an applied one)."""
     if effective.errors:
         return "invalid:" + digest({str(i): str(e) for i, e in enumerate(effective.errors)})
-    return digest(effective.values())
+    return effective.derived("digest", lambda: digest(effective.values()))
 
 
 def vcenter_name(host: HostRecord, effective: EffectiveConfig | None = None,
@@ -80,7 +80,8 @@ def name_clash(snapshot: Snapshot, host: HostRecord, name: str, host_domain: str
 
 
 def desired_config(effective: EffectiveConfig) -> HostConfig:
-    return HostConfig.from_settings(effective.values(), [r.target for r in effective.removed])
+    return effective.derived("desired", lambda: HostConfig.from_settings(
+        effective.values(), [r.target for r in effective.removed]))
 
 
 def missing_allocations(effective: EffectiveConfig, host: HostRecord,
@@ -169,7 +170,7 @@ def prepare(snapshot: Snapshot, host: HostRecord, effective: EffectiveConfig,
         raise NameClashError(f"hosts {uuid} and {other} would both be named {name} in vCenter, "
                               "nothing applied: give one another name with `stateless host set "
                               "UUID --answer dns.hostname=NAME`")
-    return Target(host, effective, desired_config(effective), digest(effective.values()),
+    return Target(host, effective, desired_config(effective), effective_digest(effective),
                   name, location, leaf)
 
 

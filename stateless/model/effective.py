@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar, cast
 
 import attrs
 
 from stateless.model.inventory import Problem, frozen_map, problem_tuple
 from stateless.model.settings import SettingValue, render_json
+
+T = TypeVar("T")
 
 # Provenance names for values that do not come from a policy.
 ANSWER = "(host answer)"
@@ -78,6 +80,17 @@ class EffectiveConfig:
     removed: tuple[Removal, ...] = attrs.field(default=(), converter=_removals)
     # (vmknic.<pg>, pool) of every VMkernel NIC whose address comes from a pool allocation.
     pools: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_pairs)
+    # What is worked out from the settings (desired configuration, digest), kept with them:
+    # one resolution is prepared several times while its host is applied and watched.
+    _derived: dict[str, Any] = attrs.field(factory=dict, init=False, eq=False, repr=False)
+
+    def derived(self, key: str, make: Callable[[], T]) -> T:
+        """`make()`, computed once per configuration (it must depend on nothing else)."""
+        try:
+            return cast(T, self._derived[key])
+        except KeyError:
+            value = self._derived[key] = make()
+            return value
 
     def missing_allocations(self, held: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
         """The (item, pool) pairs the host still needs an address for, given what it holds."""

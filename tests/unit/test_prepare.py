@@ -172,3 +172,19 @@ def test_a_record_with_new_allocations_resolves_as_a_fresh_view_would(address: s
     assert resolver.resolve_record(record) == resolve(after, U)
     assert bool(resolve(after, U).errors) == (address == "10.0.20.12")
     assert resolver.resolve(U) == resolve(snap, U)  # nothing of the record was cached
+
+
+def test_a_resolution_is_worked_out_once_however_often_it_is_prepared() -> None:
+    """The desired configuration and digest of one resolution are kept with it; a new
+    resolution (another value) works them out afresh and differs."""
+    settings = {"ntp.servers": ("10.0.0.1",), "dns.servers": ("10.0.0.53",)}
+    snap = snapshot(settings, host())
+    effective = Resolver(snap).resolve(U)
+    first = prepare(snap, snap.hosts[U], effective)
+    again = prepare(snap, snap.hosts[U], effective)
+    assert again.desired is first.desired and again.digest == first.digest
+    assert first.digest == digest(effective.values()) == effective_digest(effective)
+    other = Resolver(snapshot({**settings, "ntp.servers": ("10.0.0.2",)}, host())).resolve(U)
+    changed = prepare(snap, snap.hosts[U], other)
+    assert changed.desired != first.desired and changed.digest != first.digest
+    assert Resolver(snap).resolve(U) == effective  # what was worked out is not compared
