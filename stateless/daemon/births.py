@@ -260,12 +260,13 @@ class Births:
 
     def _write(self, message: BirthMessage, pin_name: str | None, when: datetime,
                known: bool) -> None:
-        """In a thread: the birth, then (first approval) the pin of its identity."""
-        self._directory.record_birth(message.identity, when, self.config.name, known=known,
-                                     thumbprint=message.thumbprint, image=message.image)
-        if pin_name is not None:
-            self._directory.pin_identity(message.identity.uuid,
-                                         gate.pin_from_birth(message, when, pin_name))
+        """In a thread: the birth and (first approval) the pin of its identity, in one add
+        for a new host."""
+        pin = gate.pin_from_birth(message, when, pin_name) if pin_name is not None else None
+        if not self._directory.record_birth(message.identity, when, self.config.name,
+                                            known=known, thumbprint=message.thumbprint,
+                                            image=message.image, pin=pin) and pin is not None:
+            self._directory.pin_identity(message.identity.uuid, pin)
 
     def expect(self, uuid: str, message: BirthMessage) -> None:
         """The directory holds the birth: apply once the change feed shows it."""

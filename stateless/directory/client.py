@@ -579,13 +579,15 @@ class Directory(PoolAllocations):
 
     def record_birth(self, identity: HostIdentity, when: datetime, owner: str, *,
                      known: bool = True, thumbprint: str | None = None,
-                     image: str | None = None) -> None:
+                     image: str | None = None, pin: PinnedIdentity | None = None) -> bool:
         """Persist a birth before it is answered: identity, time, owner, state pending, and
         the certificate thumbprint vCenter needs to add the host (also after a restart).
 
         One operation: a modify of a host the caller knows (`known`), else an add of the whole
         entry; the other one follows only when that guess was wrong.  A boot storm of new
-        hosts thus costs the directory one write each.
+        hosts thus costs the directory one write each.  `pin` (a first approval) goes into
+        that add; True when it did, else the caller pins with `pin_identity`, whose add-only
+        modify refuses a second pin.
         """
         dn = self.host_dn(identity.uuid)
         attrs = mapping.identity_attrs(identity)
@@ -598,11 +600,14 @@ class Directory(PoolAllocations):
         changes = {k: [(ldap3.MODIFY_REPLACE, v)] for k, v in attrs.items()}
         what = f"record birth of {identity.uuid}"
         if not known:
+            from stateless.directory.pinning import pinned_attrs
+
             entry = {"objectClass": ["top", "statelessHost"], "statelessUuid": [identity.uuid],
-                     **{k: v for k, v in attrs.items() if v}}
+                     **{k: v for k, v in attrs.items() if v},
+                     **(pinned_attrs(pin) if pin is not None else {})}
             try:
                 self.add_entry(dn, entry, what)
-                return
+                return pin is not None
             except ConflictError:
                 pass  # it exists after all (added meanwhile, or the caller's view is old)
         try:
@@ -610,6 +615,7 @@ class Directory(PoolAllocations):
         except NotFoundError:
             self.add_host(identity.uuid, identity=identity)
             self.modify(dn, changes, what)
+        return False
 
     def pin_identity(self, uuid: str, pinned: PinnedIdentity) -> bool:
         """Pin a host's identity at first approval (`pinning.pin`); False when pinned already."""

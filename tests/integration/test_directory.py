@@ -212,6 +212,30 @@ def test_record_birth_whatever_the_guess(directory: Directory) -> None:
     assert directory.snapshot().hosts[third].thumbprint == sha256
 
 
+def test_a_new_hosts_first_birth_and_its_pin_are_one_add(directory: Directory) -> None:
+    """The pin of a first approval rides in the add of a new host; a host that exists is
+    pinned by the add-only modify, which refuses a second pin."""
+    from stateless.model.security import PinnedIdentity
+
+    inventory(directory)
+    when = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    sha256 = ":".join(["AB"] * 32)
+    pin = PinnedIdentity(when, sha256, "SN1", ("00:50:56:aa:bb:01",), "esx1.example.com")
+    assert directory.record_birth(HostIdentity(UUID, serial="SN1"), when, "srv1", known=False,
+                                  thumbprint=sha256, pin=pin)
+    host = directory.snapshot().hosts[UUID]
+    assert host.pinned == pin and host.state == HostState.PENDING
+    assert not directory.pin_identity(UUID, attrs.evolve(pin, serial="SN2"))  # pinned already
+    # Known (or added meanwhile): the birth is a modify, and the caller pins separately.
+    other = "4c4c4544-0042-3510-8052-000000000001"
+    directory.add_host(other, "/DC1/Prod/ClusterA")
+    assert not directory.record_birth(HostIdentity(other, serial="SN3"), when, "srv1",
+                                      known=False, pin=attrs.evolve(pin, serial="SN3"))
+    assert directory.snapshot().hosts[other].pinned is None
+    assert directory.pin_identity(other, attrs.evolve(pin, serial="SN3"))
+    assert directory.snapshot().hosts[other].pinned == attrs.evolve(pin, serial="SN3")
+
+
 def test_pool_allocation_is_atomic_across_writers(directory: Directory, slapd: Slapd, base: str) -> None:
     inventory(directory)
     directory.add_pool(IpPool("vmo", "10.0.20.10", "10.0.20.29", "255.255.255.0", "10.0.20.1"))

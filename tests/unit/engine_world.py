@@ -109,11 +109,16 @@ class Directory:
 
     def record_birth(self, identity: HostIdentity, when: datetime, owner: str, *,
                      known: bool = True, thumbprint: str | None = None,
-                     image: str | None = None) -> None:
+                     image: str | None = None, pin: PinnedIdentity | None = None) -> bool:
         self._check()
+        added = identity.uuid not in self.states and not known  # the real one: an add
         self.births.append(identity.uuid)
         self.owners[identity.uuid] = owner
         self.states[identity.uuid] = (HostState.PENDING, "birth accepted", None)
+        if added and pin is not None:
+            self.pins[identity.uuid] = pin
+            return True
+        return False
 
     def pin_identity(self, uuid: str, pinned: PinnedIdentity) -> bool:
         self._check()
