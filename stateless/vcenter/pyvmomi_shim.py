@@ -158,9 +158,11 @@ STOCK_START = _Deserializer.StartElementHandler
 STOCK_END = _Deserializer.EndElementHandler
 
 # Per class: child element tag -> (the tag's name, property type, the type is a list, the class
-# sets attributes through DataObject.__setattr__, property name).
-_TAGS = "_stateless_tags"
-Child = tuple[str, Any, bool, bool, str]
+# sets attributes through DataObject.__setattr__, property name, the child is a localized
+# fault's own fault).
+Child = tuple[str, Any, bool, bool, str, bool]
+_CLASS_TAGS: dict[Any, dict[str, Child]] = {}
+_NO_TAGS: dict[str, Child] = {}
 # What an element decodes to: (type, kind, defaults of a data object built here).
 Resolved = tuple[Any, int, Any]
 _WSDL: dict[tuple[str, str], Any] = {}  # (namespace, wsdl name) -> type: found ones, no guesses
@@ -174,14 +176,11 @@ _MANAGED, _FAULT, _NEW, _BUILD, _TYPED_VALUE = range(5)
 
 def _child(cls: Any, tag: str) -> Child:
     """What `SplitTag` and `_GetPropertyInfo` answer for the child element `tag` of a `cls`."""
-    tags = cls.__dict__.get(_TAGS)
-    if tags is None:
-        tags = {}
-        setattr(cls, _TAGS, tags)
     name = tag[tag.find(_NS_SEP) + 1:]  # SplitTag: the name after the namespace, if any
     info = cls._GetPropertyInfo(name)  # AttributeError for an unknown one, as before
-    found = tags[tag] = (name, info.type, issubclass(info.type, list),
-                         cls.__setattr__ is _STOCK_SETATTR, info.name)
+    found = _CLASS_TAGS.setdefault(cls, {})[tag] = (
+        name, info.type, issubclass(info.type, list), cls.__setattr__ is _STOCK_SETATTR,
+        info.name, name == "fault" and issubclass(cls, _LocalizedMethodFault))
     return found
 
 
@@ -241,25 +240,23 @@ def _start(self: Any, tag: str, attr: dict[str, str]) -> None:
     self.data = ""  # serverGuid is set at managed object references, the only readers
     top = stack[-1]
     as_localized = True
-    if isinstance(top, list):
-        declared = cast(Any, top).Item  # a pyVmomi Array: typed items
-    elif isinstance(top, _DataObject):
-        tags = type(top).__dict__.get(_TAGS)
-        child = tags.get(tag) if tags is not None else None
-        if child is None:
-            child = _child(type(top), tag)
+    if isinstance(top, _DataObject):
+        cls = top.__class__
+        child = _CLASS_TAGS.get(cls, _NO_TAGS).get(tag) or _child(cls, tag)
         declared = child[1]
-        if child[0] == "fault" and isinstance(top, _LocalizedMethodFault):
+        if child[5]:
             as_localized = False  # a localized fault's fault is the fault itself
+    elif isinstance(top, list):
+        declared = cast(Any, top).Item  # a pyVmomi Array: typed items
     else:
         raise TypeError(f"Invalid type for tag {tag}")
     xsi_type = attr.get(_XSI_TYPE)
+    version = self.version
     if xsi_type:
         ns, name = self.GetNSAndWsdlname(xsi_type)
-        found = _DYNAMIC.get((declared, ns, name, self.version)) or _dynamic(
-            self, declared, ns, name)
+        found = _DYNAMIC.get((declared, ns, name, version)) or _dynamic(self, declared, ns, name)
     else:
-        found = _TYPED.get((declared, self.version)) or _typed(declared, self.version)
+        found = _TYPED.get((declared, version)) or _typed(declared, version)
     obj_type, kind, defaults = found
     if kind == _TYPED_VALUE:
         stack.append(obj_type)
@@ -303,17 +300,15 @@ def _end(self: Any, tag: str) -> None:
         return
     obj = stack.pop()
     if isinstance(obj, type):
-        obj = _value(self, obj, self.data)
+        obj = str(self.data) if obj is str else _value(self, obj, self.data)
     elif isinstance(obj, _LocalizedMethodFault):
         obj.fault.msg = obj.localizedMessage
         obj = obj.fault
     top = stack[-1]
-    if isinstance(top, list):
-        top.append(obj)
-    elif isinstance(top, _DataObject):
-        tags = type(top).__dict__.get(_TAGS)
-        child = tags.get(tag) if tags is not None else None
-        _, ptype, is_list, plain, name = child or _child(type(top), tag)
+    if isinstance(top, _DataObject):
+        cls = top.__class__
+        _, ptype, is_list, plain, name, _ = (_CLASS_TAGS.get(cls, _NO_TAGS).get(tag)
+                                             or _child(cls, tag))
         if is_list and not isinstance(obj, list):
             getattr(top, name).append(obj)
         elif plain and obj is not None and not (isinstance(obj, list) and len(obj) == 0) and (
@@ -323,6 +318,8 @@ def _end(self: Any, tag: str) -> None:
             setattr(top, name, obj)
             if ptype is object and obj is not None:  # CheckField found the value's WSDL name
                 _NAMED.add(obj.__class__)
+    elif isinstance(top, list):
+        top.append(obj)
     else:
         setattr(top, self.SplitTag(tag)[1], obj)
 
