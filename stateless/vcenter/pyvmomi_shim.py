@@ -162,6 +162,7 @@ STOCK_END = _Deserializer.EndElementHandler
 # fault's own fault).
 Child = tuple[str, Any, bool, bool, str, bool]
 _CLASS_TAGS: dict[Any, dict[str, Child]] = {}
+_MAX_TAGS = 1024  # per class, at most (a property's tag in many namespaces is asked anew)
 _NO_TAGS: dict[str, Child] = {}
 # What an element decodes to: (type, kind, defaults of a data object built here).
 Resolved = tuple[Any, int, Any]
@@ -178,9 +179,11 @@ def _child(cls: Any, tag: str) -> Child:
     """What `SplitTag` and `_GetPropertyInfo` answer for the child element `tag` of a `cls`."""
     name = tag[tag.find(_NS_SEP) + 1:]  # SplitTag: the name after the namespace, if any
     info = cls._GetPropertyInfo(name)  # AttributeError for an unknown one, as before
-    found = _CLASS_TAGS.setdefault(cls, {})[tag] = (
-        name, info.type, issubclass(info.type, list), cls.__setattr__ is _STOCK_SETATTR,
-        info.name, name == "fault" and issubclass(cls, _LocalizedMethodFault))
+    found = (name, info.type, issubclass(info.type, list), cls.__setattr__ is _STOCK_SETATTR,
+             info.name, name == "fault" and issubclass(cls, _LocalizedMethodFault))
+    tags = _CLASS_TAGS.setdefault(cls, {})
+    if len(tags) < _MAX_TAGS:  # the namespace is the server's: keep what a class can have
+        tags[tag] = found
     return found
 
 
@@ -214,8 +217,9 @@ def _typed(declared: Any, version: str | None) -> Resolved:
 def _dynamic(self: Any, declared: Any, ns: str, name: str) -> Resolved:
     """An element with xsi:type: the type it names, as `StartElementHandler` picks it."""
     obj_type = declared
-    keep = True
+    keep = (ns, name) in _WSDL  # the type named is ignored here: kept only if the WSDL has it
     if not _isDynamicType(declared):
+        keep = True
         dyn_type = _WSDL.get((ns, name))
         if dyn_type is None:
             try:

@@ -416,3 +416,18 @@ def test_every_kind_of_value_decodes_the_same_both_ways() -> None:
     for stock_way in (True, False):
         with pytest.raises(TypeError, match='For "mtu" expected type int'):
             _decode(broken, result_type, stock=stock_way)
+
+
+def test_tags_in_ever_new_namespaces_do_not_grow_the_caches_without_bound() -> None:
+    """The namespace of an element is the server's to choose; the per-class cache keeps at
+    most `_MAX_TAGS` tags per class and decodes the rest as pyVmomi does."""
+    pyvmomi_shim.fast_data_objects()
+    option = vim.option.OptionValue
+    many = option.Array([option(key=f"k{i}", value="v") for i in range(pyvmomi_shim._MAX_TAGS + 50)])
+    data = SoapAdapter.Serialize(many, version="vim.version.version9")
+    for i in range(len(many)):
+        data = data.replace(b"<key>", f'<key xmlns="urn:ns{i}">'.encode(), 1)
+    result_type = option.Array
+    stock, fast = _decode(data, result_type, stock=True), _decode(data, result_type, stock=False)
+    assert assert_same(stock, fast) > len(many) and fast[-1].key == f"k{len(many) - 1}"
+    assert len(pyvmomi_shim._CLASS_TAGS[option]) == pyvmomi_shim._MAX_TAGS  # full, no more
