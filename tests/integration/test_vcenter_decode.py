@@ -48,14 +48,15 @@ def _record_updates(si: Any, host: Any) -> None:
         changedValue=[vim.option.OptionValue(key="Net.TcpipHeapSize", value=LONG(24))])
     host.configManager.dateTimeSystem.UpdateDateTimeConfig(
         vim.host.DateTimeConfig(ntpConfig=vim.host.NtpConfig(server=["192.0.2.7"])))
-    version = first.version
-    while True:  # until vCenter reports the changes (it answers as soon as there are some)
+    version, kinds = first.version, set()
+    for _ in range(10):  # until vCenter reports the changes (it answers as soon as it has some)
         result = collector.WaitForUpdatesEx(version, PC.WaitOptions(maxWaitSeconds=30))
         version = result.version if result else version
-        kinds = {o.kind for f in (result.filterSet if result else []) for o in f.objectSet}
+        kinds |= {o.kind for f in (result.filterSet if result else []) for o in f.objectSet}
         if "modify" in kinds:
             break
     collector.DestroyPropertyCollector()
+    assert "modify" in kinds, f"no modify update in ten waits: {kinds}"
 
 
 def _record_tasks(si: Any, host: Any) -> None:
