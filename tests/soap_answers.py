@@ -56,6 +56,20 @@ def recording() -> Iterator[list[Answer]]:
         SoapAdapter.SoapResponseDeserializer.Deserialize = stock  # type: ignore[method-assign]
 
 
+@contextlib.contextmanager
+def shipped_data_objects() -> Iterator[None]:
+    """pyVmomi's own DataObject constructor and property list while active."""
+    data = VmomiSupport.DataObject
+    init, plist = data.__dict__["__init__"], data.__dict__["_GetPropertyList"]
+    data.__init__ = pyvmomi_shim.STOCK_INIT  # type: ignore[method-assign]
+    data._GetPropertyList = pyvmomi_shim._STOCK_PROPERTY_LIST  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        data.__init__ = init  # type: ignore[method-assign]
+        data._GetPropertyList = plist  # type: ignore[method-assign]
+
+
 def decode(answer: Answer, *, stock: bool) -> Any:
     """Decode `answer` as pyVmomi does (stock) or with the shim's handlers."""
     reader = SoapAdapter.SoapResponseDeserializer(answer.stub)
@@ -70,9 +84,13 @@ def decode(answer: Answer, *, stock: bool) -> Any:
 
 
 def outcome(answer: Answer, *, stock: bool) -> tuple[str, Any]:
-    """What decoding gives: ("value", value) or ("raised", exception)."""
+    """What decoding gives: ("value", value) or ("raised", exception).  Stock is pyVmomi as
+    shipped: its handlers and its own data-object constructor."""
     try:
-        return "value", decode(answer, stock=stock)
+        if stock:
+            with shipped_data_objects():
+                return "value", decode(answer, stock=True)
+        return "value", decode(answer, stock=False)
     except Exception as exc:
         return "raised", exc
 

@@ -15,16 +15,12 @@ give the same values (checked once before timing).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-
-from pyVmomi import VmomiSupport  # noqa: E402
 
 from stateless.vcenter import pyvmomi_shim  # noqa: E402
 from tests.integration.fixtures_vcsim import start_vcsim  # noqa: E402
@@ -36,6 +32,7 @@ from tests.soap_answers import (  # noqa: E402
     first_host,
     host_config_spec,
     recording,
+    shipped_data_objects,
 )
 
 
@@ -51,20 +48,6 @@ def record_host_config() -> Answer:
         return answers[-1]
     finally:
         sim.stop()
-
-
-@contextlib.contextmanager
-def shipped_data_objects() -> Iterator[None]:
-    """pyVmomi's own DataObject constructor and property list while active."""
-    data = VmomiSupport.DataObject
-    init, plist = data.__dict__["__init__"], data.__dict__["_GetPropertyList"]
-    data.__init__ = pyvmomi_shim.STOCK_INIT  # type: ignore[method-assign]
-    data._GetPropertyList = pyvmomi_shim._STOCK_PROPERTY_LIST  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        data.__init__ = init  # type: ignore[method-assign]
-        data._GetPropertyList = plist  # type: ignore[method-assign]
 
 
 def cpu_per_decode(answer: Answer, n: int, *, stock: bool) -> float:
