@@ -1,6 +1,7 @@
 """Real simulator answers decode to the same values with `pyvmomi_shim`'s element handlers as
-with pyVmomi as shipped (its handlers and data objects): a host's configuration, property-collector updates (enter and modify),
-task info (success and error) and SOAP faults, compared field by field."""
+with pyVmomi as shipped (its handlers and data objects): a host's configuration,
+property-collector updates (enter and modify), task info (success and error) and SOAP faults,
+compared field by field."""
 
 from __future__ import annotations
 
