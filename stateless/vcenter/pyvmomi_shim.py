@@ -10,16 +10,31 @@ the class hierarchy and tests every property's type for every object it builds
 (`_GetPropertyList` makes a fresh list each time).  `fast_data_objects` works both out once
 per class; a host's read then costs about a sixth less CPU.
 
+The SOAP deserializer's element handlers redo the same work for every element as well: split
+the tag, walk the class hierarchy for the property, look the xsi:type up in the WSDL map and
+widen it to the session's version (each under pyVmomi's global lock), then `setattr` checks the
+value's type against the property with `CheckField`.  `fast_decoding` (installed by
+`fast_data_objects`) answers the lookups from caches per (class, tag), per (declared type,
+xsi:type, version) and per type, and stores a decoded value without `CheckField` when it is an
+instance of its property's type, the one case `CheckField` accepts without looking further;
+every other value still goes through `setattr`, and objects built outside the deserializer keep
+all of pyVmomi's checks.  Decoding a host's configuration costs about half the CPU
+(`tests/bench/decode.py`).  The answer's top element, pyVmomi's type guesses for names the WSDL
+does not know, and every error path are left to pyVmomi's own code.
+
 This holds for the pyvmomi versions in `SUPPORTED` (setup.cfg pins the same range);
-`tests/unit/test_pyvmomi_shim.py` checks the stub and the method dispatch still look so.
+`tests/unit/test_library_shims.py` checks the stub, the method dispatch and the decoding
+functions still look so (a digest of each function the handlers follow), and
+`tests/integration/test_vcenter_decode.py` decodes the simulator's answers both ways.
 """
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
-from pyVmomi import VmomiSupport
+from pyVmomi import SoapAdapter, VmomiSupport
 
 SUPPORTED = ((9, 1),)  # (major, minor) of the pyvmomi releases checked
 
@@ -111,6 +126,7 @@ def fast_data_objects() -> None:
     Process-wide and idempotent; what the objects hold is unchanged (the unit tests compare
     both ways of building every data type the adapter decodes).
     """
+    fast_decoding()
     data = VmomiSupport.DataObject
     if data.__dict__.get("__init__") is _init:
         return
@@ -120,5 +136,253 @@ def fast_data_objects() -> None:
     data.__init__ = _init  # type: ignore[method-assign]
 
 
-__all__ = ["SUPPORTED", "count_calls", "fast_data_objects", "set_pool_size", "stub_of",
-           "supported"]
+# --- decoding SOAP answers ----------------------------------------------------------------------
+
+_DataObject = VmomiSupport.DataObject
+_ManagedObject = VmomiSupport.ManagedObject
+_LocalizedMethodFault = SoapAdapter.LocalizedMethodFault
+_STOCK_SETATTR = VmomiSupport.DataObject.__setattr__
+_GetWsdlType = VmomiSupport.GetWsdlType
+_GetCompatibleType = VmomiSupport.GetCompatibleType
+_isDynamicType = SoapAdapter.isDynamicType
+_Deserializer = SoapAdapter.SoapDeserializer
+_XSI_TYPE = SoapAdapter.XSI_TYPE
+_NS_SEP = SoapAdapter.NS_SEP
+_set_field = object.__setattr__
+_object_new = object.__new__
+_ManagedMethod = SoapAdapter.ManagedMethod
+_binary = SoapAdapter.binary
+_datetime = SoapAdapter.datetime
+
+STOCK_START = _Deserializer.StartElementHandler
+STOCK_END = _Deserializer.EndElementHandler
+
+# Per class: child element tag -> (the tag's name, property type, the type is a list, the class
+# sets attributes through DataObject.__setattr__, property name, the child is a localized
+# fault's own fault).
+Child = tuple[str, Any, bool, bool, str, bool]
+_CLASS_TAGS: dict[Any, dict[str, Child]] = {}
+_MAX_TAGS = 1024  # per class, at most (a property's tag in many namespaces is asked anew)
+_NO_TAGS: dict[str, Child] = {}
+# What an element decodes to: (type, kind, defaults of a data object built here).
+Resolved = tuple[Any, int, Any]
+_WSDL: dict[tuple[str, str], Any] = {}  # (namespace, wsdl name) -> type: found ones, no guesses
+_TYPED: dict[tuple[Any, str | None], Resolved] = {}  # (declared type, version), no xsi:type
+_DYNAMIC: dict[tuple[Any, str, str, str | None], Resolved] = {}  # (declared, xsi ns, name, version)
+_NAMED: set[Any] = set()  # types of values CheckField took for an xsd:anyType property
+# Kinds: a managed object reference, a fault, a data object built from its class's defaults,
+# one built by calling its type (a list, or a class with another constructor), a typed value.
+_MANAGED, _FAULT, _NEW, _BUILD, _TYPED_VALUE = range(5)
+
+
+def _child(cls: Any, tag: str) -> Child:
+    """What `SplitTag` and `_GetPropertyInfo` answer for the child element `tag` of a `cls`."""
+    name = tag[tag.find(_NS_SEP) + 1:]  # SplitTag: the name after the namespace, if any
+    info = cls._GetPropertyInfo(name)  # AttributeError for an unknown one, as before
+    found = (name, info.type, issubclass(info.type, list), cls.__setattr__ is _STOCK_SETATTR,
+             info.name, name == "fault" and issubclass(cls, _LocalizedMethodFault))
+    tags = _CLASS_TAGS.setdefault(cls, {})
+    if len(tags) < _MAX_TAGS:  # the namespace is the server's: keep what a class can have
+        tags[tag] = found
+    return found
+
+
+def _kind(obj_type: Any) -> int:
+    if issubclass(obj_type, _ManagedObject):
+        return _MANAGED
+    if not (issubclass(obj_type, _DataObject) or issubclass(obj_type, list)):
+        return _TYPED_VALUE
+    if issubclass(obj_type, Exception):
+        return _FAULT
+    if issubclass(obj_type, list) or obj_type.__init__ is not _init:
+        return _BUILD
+    return _NEW if obj_type.__new__ is _object_new else _BUILD
+
+
+def _finish(obj_type: Any, version: str | None) -> Resolved:
+    """`GetCompatibleType` for the deserializer's version, and how to build the result."""
+    if version:
+        obj_type = _GetCompatibleType(obj_type, version)
+    kind = _kind(obj_type)
+    return obj_type, kind, _defaults(obj_type) if kind == _NEW else None
+
+
+def _typed(declared: Any, version: str | None) -> Resolved:
+    """An element without xsi:type: its declared type (an array's item type)."""
+    obj_type = declared.Item if issubclass(declared, list) else declared
+    found = _TYPED[(declared, version)] = _finish(obj_type, version)
+    return found
+
+
+def _dynamic(self: Any, declared: Any, ns: str, name: str) -> Resolved:
+    """An element with xsi:type: the type it names, as `StartElementHandler` picks it."""
+    obj_type = declared
+    keep = (ns, name) in _WSDL  # the type named is ignored here: kept only if the WSDL has it
+    if not _isDynamicType(declared):
+        keep = True
+        dyn_type = _WSDL.get((ns, name))
+        if dyn_type is None:
+            try:
+                dyn_type = _WSDL[(ns, name)] = _GetWsdlType(ns, name)
+            except KeyError:  # guessed by pyVmomi: asked again each time, as before
+                dyn_type = self.LookupWsdlType(ns, name, allowManagedObjectReference=True)
+                keep = False
+        if not (issubclass(dyn_type, list) and issubclass(declared, list)):
+            obj_type = dyn_type
+    found = _finish(obj_type, self.version)
+    if keep:
+        _DYNAMIC[(declared, ns, name, self.version)] = found
+    return found
+
+
+def _start(self: Any, tag: str, attr: dict[str, str]) -> None:
+    """`SoapDeserializer.StartElementHandler`, answered from caches after the first time."""
+    stack = self.stack
+    if not stack:
+        STOCK_START(self, tag, attr)  # the answer's top element: once per answer
+        return
+    self.data = ""  # serverGuid is set at managed object references, the only readers
+    top = stack[-1]
+    as_localized = True
+    if isinstance(top, _DataObject):
+        cls = top.__class__
+        child = _CLASS_TAGS.get(cls, _NO_TAGS).get(tag) or _child(cls, tag)
+        declared = child[1]
+        if child[5]:
+            as_localized = False  # a localized fault's fault is the fault itself
+    elif isinstance(top, list):
+        declared = cast(Any, top).Item  # a pyVmomi Array: typed items
+    else:
+        raise TypeError(f"Invalid type for tag {tag}")
+    xsi_type = attr.get(_XSI_TYPE)
+    version = self.version
+    if xsi_type:
+        ns, name = self.GetNSAndWsdlname(xsi_type)
+        found = _DYNAMIC.get((declared, ns, name, version)) or _dynamic(self, declared, ns, name)
+    else:
+        found = _TYPED.get((declared, version)) or _typed(declared, version)
+    obj_type, kind, defaults = found
+    if kind == _TYPED_VALUE:
+        stack.append(obj_type)
+    elif kind == _NEW:  # what DataObject.__init__ (`_init`) does, without the call
+        obj = _object_new(obj_type)
+        fields = obj.__dict__
+        fields.update(defaults[0])
+        for field, ptype in defaults[1]:
+            fields[field] = ptype()
+        stack.append(obj)
+    elif kind == _MANAGED:
+        ns, name = self.GetNSAndWsdlname(attr["type"])
+        self.serverGuid = None
+        if "serverGuid" in attr and (not self.stub or not self.stub.SupportServerGUIDs()):
+            self.serverGuid = attr["serverGuid"]
+        stack.append(_lookup(self, ns, name))
+    elif kind == _FAULT:
+        stack.append((_LocalizedMethodFault if as_localized else obj_type)())
+    else:
+        stack.append(obj_type())
+
+
+def _lookup(self: Any, ns: str, name: str) -> Any:
+    """`LookupWsdlType`, remembering the types the WSDL maps (never pyVmomi's guesses)."""
+    found = _WSDL.get((ns, name))
+    if found is None:
+        try:
+            found = _WSDL[(ns, name)] = _GetWsdlType(ns, name)
+        except KeyError:
+            return self.LookupWsdlType(ns, name)
+    return found
+
+
+def _end(self: Any, tag: str) -> None:
+    """`SoapDeserializer.EndElementHandler`.  A decoded value that is an instance of its
+    property's type is stored without `CheckField`, which could only say yes to it; any
+    other goes through `setattr` and pyVmomi's checks, as before."""
+    stack = self.stack
+    if len(stack) < 2:
+        STOCK_END(self, tag)  # the answer's top element, or past its end
+        return
+    obj = stack.pop()
+    if isinstance(obj, type):
+        obj = str(self.data) if obj is str else _value(self, obj, self.data)
+    elif isinstance(obj, _LocalizedMethodFault):
+        obj.fault.msg = obj.localizedMessage
+        obj = obj.fault
+    top = stack[-1]
+    if isinstance(top, _DataObject):
+        cls = top.__class__
+        _, ptype, is_list, plain, name, _ = (_CLASS_TAGS.get(cls, _NO_TAGS).get(tag)
+                                             or _child(cls, tag))
+        if is_list and not isinstance(obj, list):
+            getattr(top, name).append(obj)
+        elif plain and obj is not None and not (isinstance(obj, list) and len(obj) == 0) and (
+                isinstance(obj, ptype) if ptype is not object else obj.__class__ in _NAMED):
+            _set_field(top, name, obj)
+        else:
+            setattr(top, name, obj)
+            if ptype is object and obj is not None:  # CheckField found the value's WSDL name
+                _NAMED.add(obj.__class__)
+    elif isinstance(top, list):
+        top.append(obj)
+    else:
+        setattr(top, self.SplitTag(tag)[1], obj)
+
+
+def _value(self: Any, obj: Any, data: str) -> Any:
+    """A typed element's text as its type (the stock conversions, the commonest first)."""
+    if obj is str:
+        return str(data)
+    if obj is bool:
+        if data == "0" or data.lower() == "false":
+            return False
+        if data == "1" or data.lower() == "true":
+            return True
+        raise TypeError(data)
+    if obj is type or obj is _ManagedMethod or obj is _binary or obj is _datetime:
+        return _typed_rare(self, obj, data)
+    if issubclass(obj, _ManagedObject):
+        return obj(data, self.stub, self.serverGuid)
+    if issubclass(obj, VmomiSupport.Enum):
+        return getattr(obj, data)
+    return obj(data)
+
+
+def _typed_rare(self: Any, obj: Any, data: str) -> Any:
+    """The rarer conversions, as `EndElementHandler` does them."""
+    if obj is type:
+        if not data:
+            return None
+        try:
+            ns, name = self.GetNSAndWsdlname(data)
+            return self.LookupWsdlType(ns, name)
+        except KeyError:
+            raise TypeError(data) from None
+    if obj is _ManagedMethod:
+        ns, name = self.GetNSAndWsdlname(data)
+        try:
+            return SoapAdapter.GetWsdlMethod(ns, name)
+        except KeyError:
+            try:
+                return SoapAdapter.GuessWsdlMethod(name)
+            except KeyError:
+                return SoapAdapter.UnknownManagedMethod(name)
+    if obj is _binary:
+        return obj(base64.b64decode(data))
+    parsed = SoapAdapter.Iso8601.ParseISO8601(data)
+    if not parsed:
+        raise TypeError(data)
+    return parsed
+
+
+def fast_decoding() -> None:
+    """Make pyVmomi decode SOAP answers from per-class caches (process-wide, idempotent).
+
+    Every answer decodes to the same values and raises the same errors; the unit tests
+    decode recorded answers both ways and compare them.
+    """
+    _Deserializer.StartElementHandler = _start  # type: ignore[method-assign]
+    _Deserializer.EndElementHandler = _end  # type: ignore[method-assign]
+
+
+__all__ = ["SUPPORTED", "count_calls", "fast_data_objects", "fast_decoding", "set_pool_size",
+           "stub_of", "supported"]

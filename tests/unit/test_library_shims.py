@@ -5,23 +5,28 @@ upper bounds in setup.cfg, against the new release)."""
 from __future__ import annotations
 
 import configparser
+import datetime
+import hashlib
 import importlib.metadata
 import inspect
 import random
 import re
 import socket
 import threading
+import types
 from pathlib import Path
 from typing import Any
+from xml.parsers.expat import ParserCreate
 
 import ldap3
 import pytest
 from ldap3.strategy.asynchronous import AsyncStrategy
 from ldap3.strategy.asyncStream import AsyncStreamStrategy
-from pyVmomi import SoapAdapter, VmomiSupport, vim
+from pyVmomi import SoapAdapter, VmomiSupport, vim, vmodl
 
 from stateless.directory import ldap3_shim
 from stateless.vcenter import pyvmomi_shim
+from tests.soap_answers import assert_same
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -292,3 +297,137 @@ def test_raw_entries_keep_the_dn_raw_values_and_controls() -> None:
     entry = strategy.decode_response_fast(decoded)
     assert entry["type"] == "searchResEntry" and entry["dn"] == "cn=a,dc=x"
     assert entry["raw_attributes"] == {"cn": [b"a", b"b"]}
+
+
+# --- pyvmomi: decoding SOAP answers ------------------------------------------------------------
+
+# What `fast_decoding`'s handlers re-implement or rely on, as read in pyvmomi 9.1: a digest of
+# each function's source.  A new release that changes one must be read against the shim
+# (then the shim and these digests updated together).
+DECODING_SOURCES = {
+    "SoapDeserializer.StartElementHandler": (pyvmomi_shim.STOCK_START, "af76a40365330e70"),
+    "SoapDeserializer.EndElementHandler": (pyvmomi_shim.STOCK_END, "4a0fd1ddfc9ee5c0"),
+    "SoapDeserializer.Deserialize": (SoapAdapter.SoapDeserializer.Deserialize,
+                                     "1fb197b242cee4b8"),
+    "SoapDeserializer.SplitTag": (SoapAdapter.SoapDeserializer.SplitTag, "1cfe4a1bfad561d7"),
+    "SoapDeserializer.LookupWsdlType": (SoapAdapter.SoapDeserializer.LookupWsdlType,
+                                        "9516729dc1476063"),
+    "GetHandlers": (SoapAdapter.GetHandlers, "c5efdbe1bd5f92ca"),
+    "isDynamicType": (SoapAdapter.isDynamicType, "11c06b98804e969b"),
+    "DataObject.__setattr__": (VmomiSupport.DataObject.__setattr__, "29f9353efb251a8c"),
+    "CheckField": (VmomiSupport.CheckField, "8017eb330a6bb7eb"),
+    "GetPropertyInfo": (VmomiSupport.GetPropertyInfo, "142fec6170922069"),
+    "GetCompatibleType": (VmomiSupport.GetCompatibleType, "8c856ae4fc235190"),
+    "GetWsdlType": (VmomiSupport.GetWsdlType, "f7ebcba7b1e28593"),
+}
+
+
+def test_the_pyvmomi_decoding_functions_are_the_ones_the_fast_handlers_follow() -> None:
+    changed = [name for name, (func, digest) in DECODING_SOURCES.items()
+               if hashlib.sha256(inspect.getsource(func).encode()).hexdigest()[:16] != digest]
+    assert not changed, f"pyvmomi changed {changed}: check pyvmomi_shim's decoding against them"
+    # How the handlers are found: looked up on the deserializer when an answer starts.
+    assert "SetHandlers(parser, GetHandlers(self))" in inspect.getsource(
+        SoapAdapter.SoapDeserializer.Deserialize)
+    assert "obj.StartElementHandler, obj.EndElementHandler" in inspect.getsource(
+        SoapAdapter.GetHandlers)
+    assert "self.deser = SoapDeserializer(stub)" in inspect.getsource(
+        SoapAdapter.SoapResponseDeserializer.__init__)
+
+
+def test_fast_decoding_is_installed_once_with_the_data_objects() -> None:
+    pyvmomi_shim.fast_data_objects()
+    pyvmomi_shim.fast_data_objects()
+    pyvmomi_shim.fast_decoding()
+    deser = SoapAdapter.SoapDeserializer
+    assert deser.StartElementHandler is pyvmomi_shim._start
+    assert deser.EndElementHandler is pyvmomi_shim._end
+    assert pyvmomi_shim.STOCK_START is not pyvmomi_shim._start
+
+
+def test_objects_built_by_hand_keep_pyvmomis_type_checks() -> None:
+    """Only the deserializer stores values unchecked: specs the project builds still fail
+    on a value of the wrong type, the same way as without the shim."""
+    pyvmomi_shim.fast_data_objects()
+    spec = vim.host.VirtualNic.Specification()
+    with pytest.raises(TypeError, match="mtu"):
+        spec.mtu = "large"
+    with pytest.raises(TypeError, match="Required field"):
+        vim.host.PortGroup.Specification(name=None)
+    with pytest.raises(TypeError):
+        vim.host.DnsConfig(address=[1, 2])
+    with pytest.raises(TypeError):
+        vim.host.NetworkPolicy(nicTeaming="x")
+
+
+def _rich_answer() -> Any:
+    """A property collector answer with every kind of value the decoder converts."""
+    pc = vmodl.query.PropertyCollector
+    long, strings = VmomiSupport.GetVmodlType("long"), VmomiSupport.GetVmodlType("string[]")
+    host = vim.HostSystem("host-7")
+    option = vim.option.OptionValue
+    options = option.Array([
+        option(key="a", value="s"), option(key="b", value=long(3)), option(key="c", value=True),
+        option(key="d", value=strings(["x", "y"])),
+        option(key="e", value=VmomiSupport.binary(b"\0\1abc")), option(key="f", value=host),
+        option(key="g", value=1.5), option(key="h", value=strings())])
+    info = vim.TaskInfo(
+        key="task-1", name=vim.HostSystem.Reboot, task=vim.Task("task-1"), descriptionId="x",
+        entity=host, entityName="h", state="error", cancelled=False, cancelable=True,
+        error=vim.fault.InvalidPowerState(msg="off", requestedState="poweredOn",
+                                          existingState="poweredOff"),
+        reason=vim.TaskReasonUser(userName="root"), eventChainId=3,
+        queueTime=datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC))
+    spec = pc.FilterSpec(objectSet=[pc.ObjectSpec(obj=host)],
+                         propSet=[pc.PropertySpec(type=vim.HostSystem, pathSet=["name"])])
+    nic = vim.host.VirtualNic(device="vmk0", spec=vim.host.VirtualNic.Specification(
+        mtu=9000, ip=vim.host.IpConfig(dhcp=False, ipAddress="192.0.2.5")))
+    props = [vmodl.DynamicProperty(name=name, val=val) for name, val in [
+        ("config.option", options), ("info", info), ("spec", spec), ("nic", nic)]]
+    answer = pc.RetrieveResult(objects=[pc.ObjectContent(obj=host, propSet=props)])
+    return SoapAdapter.Serialize(answer, version="vim.version.version9"), pc.RetrieveResult
+
+
+def _decode(data: bytes, result_type: Any, *, stock: bool) -> Any:
+    parser = ParserCreate(namespace_separator=SoapAdapter.NS_SEP)
+    deser = SoapAdapter.SoapDeserializer(None, version="vim.version.version9")
+    if stock:
+        deser.StartElementHandler = types.MethodType(pyvmomi_shim.STOCK_START, deser)
+        deser.EndElementHandler = types.MethodType(pyvmomi_shim.STOCK_END, deser)
+    deser.Deserialize(parser, result_type)
+    parser.Parse(data)
+    return deser.GetResult()
+
+
+def test_every_kind_of_value_decodes_the_same_both_ways() -> None:
+    pyvmomi_shim.fast_data_objects()
+    data, result_type = _rich_answer()
+    stock, fast = _decode(data, result_type, stock=True), _decode(data, result_type, stock=False)
+    assert assert_same(stock, fast) > 50
+    values = {p.name: p.val for p in fast.objects[0].propSet}
+    assert [o.value for o in values["config.option"]][:4] == ["s", 3, True, ["x", "y"]]
+    assert values["config.option"][4].value == b"\0\1abc"
+    assert values["config.option"][5].value._moId == "host-7"
+    assert isinstance(values["info"].error, vim.fault.InvalidPowerState)
+    assert values["info"].error.msg == "off" and values["info"].name.info.name == "Reboot"
+    assert values["spec"].propSet[0].type is vim.HostSystem
+    assert values["nic"].spec.mtu == 9000 and values["nic"].spec.ip.ipAddress == "192.0.2.5"
+    broken = data.replace(b"<mtu>9000</mtu>", b'<mtu xsi:type="xsd:string">x</mtu>')
+    for stock_way in (True, False):
+        with pytest.raises(TypeError, match='For "mtu" expected type int'):
+            _decode(broken, result_type, stock=stock_way)
+
+
+def test_tags_in_ever_new_namespaces_do_not_grow_the_caches_without_bound() -> None:
+    """The namespace of an element is the server's to choose; the per-class cache keeps at
+    most `_MAX_TAGS` tags per class and decodes the rest as pyVmomi does."""
+    pyvmomi_shim.fast_data_objects()
+    option = vim.option.OptionValue
+    many = option.Array([option(key=f"k{i}", value="v") for i in range(pyvmomi_shim._MAX_TAGS + 50)])
+    data = SoapAdapter.Serialize(many, version="vim.version.version9")
+    for i in range(len(many)):
+        data = data.replace(b"<key>", f'<key xmlns="urn:ns{i}">'.encode(), 1)
+    result_type = option.Array
+    stock, fast = _decode(data, result_type, stock=True), _decode(data, result_type, stock=False)
+    assert assert_same(stock, fast) > len(many) and fast[-1].key == f"k{len(many) - 1}"
+    assert len(pyvmomi_shim._CLASS_TAGS[option]) == pyvmomi_shim._MAX_TAGS  # full, no more
