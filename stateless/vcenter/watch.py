@@ -4,8 +4,9 @@ Blocking (pyvmomi); the daemon runs `wait` in its vCenter thread pool, one call 
 and `set_hosts` from any other thread.  The watch has a session of its own, a property
 collector of its own (`CreatePropertyCollector`) and one filter over a `ListView` of the
 watched hosts on the properties the compliance read compares for them (`paths`, from
-`stateless.vcenter.paths`), so adding or removing a host is one `ModifyListView`, and an idle
-watch costs one call per `max_wait` seconds.  Other paths replace the filter (a new one
+`stateless.vcenter.paths`), so adding or removing hosts is one `ModifyListView` (hosts join
+`BATCH` at a time: each comes back with every watched value), and an idle watch costs one call
+per `max_wait` seconds.  Other paths replace the filter (a new one
 first, then the old one goes, so no change falls in between).
 
 Any failure (the session expired, vCenter restarted, the network broke) drops everything; the
@@ -29,6 +30,10 @@ from stateless.vcenter.paths import ALL_PATHS, ordered
 from stateless.vcenter.session import PC, Session
 
 MAX_WAIT = 30  # seconds one WaitForUpdatesEx is held by vCenter when nothing changes
+# Hosts that join the list view at a time.  A host joining comes back in the next answer with
+# every watched value (~100 KB of decoded objects each): a daemon subscribing for 10,000
+# hosts at once would decode a gigabyte in one answer.  The rest join at the next calls.
+BATCH = 200
 
 
 @attrs.frozen
@@ -122,8 +127,9 @@ class HostWatch:
     def set_hosts(self, moids: Iterable[str], paths: Iterable[str] | None = None) -> None:
         """Watch exactly these hosts (and, when given, these paths) from now on.
 
-        One ModifyListView when subscribed and the hosts changed; two calls more when the
-        paths changed (a new filter, then the old one destroyed).
+        One ModifyListView when subscribed and the hosts changed, adding at most BATCH of
+        them (`stale` stays true until the others are added by the next calls); two calls
+        more when the paths changed (a new filter, then the old one destroyed).
         """
         wanted = set(moids)
         with self._lock:
@@ -138,10 +144,12 @@ class HostWatch:
                 sub.refilter(want_paths)
                 with self._lock:
                     self.calls += 2
+            viewing = viewed
             if wanted != viewed:
-                add, remove = sorted(wanted - viewed), sorted(viewed - wanted)
+                add, remove = sorted(wanted - viewed)[:BATCH], sorted(viewed - wanted)
                 sub.view.ModifyListView(add=[_host(sub.session, m) for m in add],
                                         remove=[_host(sub.session, m) for m in remove])
+                viewing = (viewed - set(remove)) | set(add)
                 with self._lock:
                     self.calls += 1
         except Exception as exc:
@@ -150,7 +158,7 @@ class HostWatch:
                                         f"{fault_message(exc)}") from exc
         with self._lock:
             if self._sub is sub:
-                self._viewed = wanted
+                self._viewed = viewing
 
     def wait(self) -> Updates:
         """Block until watched hosts change or `max_wait` passes (subscribing first if needed)."""
@@ -176,7 +184,7 @@ class HostWatch:
         session = self._connect()
         try:
             with self._lock:
-                hosts, paths = set(self._hosts), self.paths
+                hosts, paths = set(sorted(self._hosts)[:BATCH]), self.paths
             before = session.calls
             sub = _Subscription(session, sorted(hosts), paths)
             # The first answer is every watched host as it is now: the baseline, not changes.

@@ -100,3 +100,23 @@ def test_an_idle_watch_costs_one_call_per_wait(watch: HostWatch, hosts: list[Any
     before = watch.calls
     assert watch.wait() == Updates()  # nothing changed for MAX_WAIT seconds
     assert watch.calls == before + 1
+
+
+def test_hosts_join_the_watch_a_batch_at_a_time(watch: HostWatch, hosts: list[Any],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each host that joins comes back with all its values in the next answer: however many
+    are asked for, at most BATCH join per call, and the rest at the calls after."""
+    monkeypatch.setattr("stateless.vcenter.watch.BATCH", 2)
+    moids = [h._moId for h in hosts]
+    watch.set_hosts(moids)
+    assert watch.wait().resubscribed
+    sub = watch._sub
+    assert sub is not None
+    assert sorted(h._moId for h in sub.view.view) == moids[:2] and watch.stale()
+    watch.set_hosts(moids)
+    assert sorted(h._moId for h in sub.view.view) == moids and not watch.stale()
+    hosts[2].configManager.dateTimeSystem.UpdateDateTimeConfig(
+        vim.host.DateTimeConfig(ntpConfig=vim.host.NtpConfig(server=["192.0.2.10"])))
+    changes_until(watch, moids[2], "config.dateTimeInfo")
+    watch.set_hosts(moids[1:])  # leaving is never held back
+    assert sorted(h._moId for h in sub.view.view) == moids[1:] and not watch.stale()
