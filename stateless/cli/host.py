@@ -15,6 +15,7 @@ from stateless.cli._common import UsageError, _connect, _emit, _host, _pairs, _t
 from stateless.cli.remote import credentials, host_events, owner_url, remote_options
 from stateless.directory import admin
 from stateless.directory.client import Directory
+from stateless.directory.secrets import refused_references
 from stateless.errors import StatelessError
 from stateless.model.identity import HostIdentity, normalize_uuid
 from stateless.model.inventory import HostRecord, Snapshot, normalize_path
@@ -79,6 +80,7 @@ def cmd_host_add(args: argparse.Namespace, out: TextIO) -> int:
     answers = {k: coerce(k, v, answer=True) for k, v in _pairs(args.answer or [], "--answer").items()}
     uuid = normalize_uuid(args.uuid)
     with _connect(args) as d:
+        admin.refuse(refused_references(d, answers))
         dn = d.add_host(uuid, args.path, answers)
         out.write(f"added host {uuid} at {normalize_path(args.path)} ({dn})\n")
         for line in allocate_needed(d, uuid):
@@ -91,8 +93,10 @@ def cmd_host_set(args: argparse.Namespace, out: TextIO) -> int:
         raise UsageError("host set: nothing to change; give --answer KEY=VALUE, --unset-answer KEY "
                          "and/or --path PATH")
     uuid = normalize_uuid(args.uuid)
+    answers = {k: coerce(k, v, answer=True) for k, v in _pairs(args.answer or [], "--answer").items()}
     with _connect(args) as d:
         _host(d.snapshot(), uuid)
+        admin.refuse(refused_references(d, answers))  # before anything is written
         if args.path:
             d.set_location(uuid, args.path)
             out.write(f"host {uuid} now at {normalize_path(args.path)}\n")
@@ -100,8 +104,7 @@ def cmd_host_set(args: argparse.Namespace, out: TextIO) -> int:
             freed = admin.unset_answers(d, uuid, args.unset_answer)
             out.write(f"host {uuid}: unset {', '.join(args.unset_answer)}\n")
             out.write("".join(f"freed {a}\n" for a in freed))
-        if args.answer:
-            answers = {k: coerce(k, v, answer=True) for k, v in _pairs(args.answer, "--answer").items()}
+        if answers:
             d.set_answers(uuid, answers)
             out.write(f"host {uuid}: set {', '.join(sorted(answers))}\n")
         for line in allocate_needed(d, uuid):

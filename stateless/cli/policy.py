@@ -8,6 +8,7 @@ from typing import Any, TextIO
 from stateless import validate
 from stateless.cli._common import _connect, _emit, _pairs, _table, _text, cmd, group
 from stateless.directory.admin import refuse
+from stateless.directory.secrets import refused_references
 from stateless.errors import NotFoundError
 from stateless.model.identity import normalize_uuid
 from stateless.model.inventory import Policy, Snapshot, check_name, normalize_path
@@ -38,6 +39,7 @@ def cmd_policy_create(args: argparse.Namespace, out: TextIO) -> int:
     policy = Policy(args.name, settings, description=args.description or "")
     with _connect(args, policy_edit=True) as d:
         refuse(validate.pools(d.snapshot(), f"policy {policy.name}", settings))
+        refuse(refused_references(d, settings))
         dn = d.create_policy(policy)
     out.write(f"created policy {policy.name} ({dn}) with {len(settings)} setting(s)\n")
     return 0
@@ -48,6 +50,7 @@ def cmd_policy_set(args: argparse.Namespace, out: TextIO) -> int:
     checked = {k: coerce(k, v) for k, v in values.items()}
     with _connect(args, policy_edit=True) as d:
         refuse(validate.pools(d.snapshot(), f"policy {args.name}", checked))
+        refuse(refused_references(d, checked))
         d.policy_set(check_name(args.name, "policy"), values)
     out.write(f"policy {args.name}: set {', '.join(values)}\n")
     return 0
