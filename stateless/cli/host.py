@@ -15,7 +15,6 @@ from stateless.cli._common import UsageError, _connect, _emit, _host, _pairs, _t
 from stateless.cli.remote import credentials, host_events, owner_url, remote_options
 from stateless.directory import admin
 from stateless.directory.client import Directory
-from stateless.directory.secrets import refused_references
 from stateless.errors import StatelessError
 from stateless.model.identity import HostIdentity, normalize_uuid
 from stateless.model.inventory import HostRecord, Snapshot, normalize_path
@@ -77,6 +76,8 @@ def allocate_needed(directory: Directory, uuid: str) -> list[str]:
 
 
 def cmd_host_add(args: argparse.Namespace, out: TextIO) -> int:
+    from stateless.directory.secrets import refused_references  # loads the sealing code
+
     answers = {k: coerce(k, v, answer=True) for k, v in _pairs(args.answer or [], "--answer").items()}
     uuid = normalize_uuid(args.uuid)
     with _connect(args) as d:
@@ -89,6 +90,8 @@ def cmd_host_add(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_host_set(args: argparse.Namespace, out: TextIO) -> int:
+    from stateless.directory.secrets import refused_references  # loads the sealing code
+
     if not args.answer and not args.path and not args.unset_answer:
         raise UsageError("host set: nothing to change; give --answer KEY=VALUE, --unset-answer KEY "
                          "and/or --path PATH")

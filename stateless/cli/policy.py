@@ -8,7 +8,6 @@ from typing import Any, TextIO
 from stateless import validate
 from stateless.cli._common import _connect, _emit, _pairs, _table, _text, cmd, group
 from stateless.directory.admin import refuse
-from stateless.directory.secrets import refused_references
 from stateless.errors import NotFoundError
 from stateless.model.identity import normalize_uuid
 from stateless.model.inventory import Policy, Snapshot, check_name, normalize_path
@@ -35,6 +34,8 @@ def _policy_json(policy: Policy, links: list[str]) -> dict[str, Any]:
 
 
 def cmd_policy_create(args: argparse.Namespace, out: TextIO) -> int:
+    from stateless.directory.secrets import refused_references  # loads the sealing code
+
     settings = {k: coerce(k, v) for k, v in _pairs(args.set or [], "--set").items()}
     policy = Policy(args.name, settings, description=args.description or "")
     with _connect(args, policy_edit=True) as d:
@@ -46,6 +47,8 @@ def cmd_policy_create(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_policy_set(args: argparse.Namespace, out: TextIO) -> int:
+    from stateless.directory.secrets import refused_references  # loads the sealing code
+
     values = _pairs(args.pairs, "setting")
     checked = {k: coerce(k, v) for k, v in values.items()}
     with _connect(args, policy_edit=True) as d:
