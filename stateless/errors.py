@@ -48,6 +48,21 @@ class SettingKeyError(SettingError):
         self.args = (f"setting {key}: {reason}",)
 
 
+class SecretKindError(ValidationError):
+    """A named secret is used as another kind than it was stored as: it is never opened.
+
+    Permanent (a ValidationError): the host that needs it is blocked until the secret is
+    stored as the kind its setting needs, or the setting names a secret of that kind.
+    """
+
+    def __init__(self, key: str, name: str, stored: str, needed: str) -> None:
+        self.key, self.name, self.stored, self.needed = key, name, stored, needed
+        fix = " ".join(("stateless", "secret", "set", needed, name))  # KIND is one of the choices
+        super().__init__(
+            f"{key}: secret {name} is stored as a {stored} secret, but {key} needs a {needed} "
+            f"secret; store it as one with `{fix}`, or name a {needed} secret in {key}")
+
+
 class NotFoundError(StatelessError, LookupError):
     """An object was not found."""
 

@@ -76,9 +76,12 @@ def allocate_needed(directory: Directory, uuid: str) -> list[str]:
 
 
 def cmd_host_add(args: argparse.Namespace, out: TextIO) -> int:
+    from stateless.directory.secrets import refused_references  # loads the sealing code
+
     answers = {k: coerce(k, v, answer=True) for k, v in _pairs(args.answer or [], "--answer").items()}
     uuid = normalize_uuid(args.uuid)
     with _connect(args) as d:
+        admin.refuse(refused_references(d, answers))
         dn = d.add_host(uuid, args.path, answers)
         out.write(f"added host {uuid} at {normalize_path(args.path)} ({dn})\n")
         for line in allocate_needed(d, uuid):
@@ -87,12 +90,16 @@ def cmd_host_add(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_host_set(args: argparse.Namespace, out: TextIO) -> int:
+    from stateless.directory.secrets import refused_references  # loads the sealing code
+
     if not args.answer and not args.path and not args.unset_answer:
         raise UsageError("host set: nothing to change; give --answer KEY=VALUE, --unset-answer KEY "
                          "and/or --path PATH")
     uuid = normalize_uuid(args.uuid)
+    answers = {k: coerce(k, v, answer=True) for k, v in _pairs(args.answer or [], "--answer").items()}
     with _connect(args) as d:
         _host(d.snapshot(), uuid)
+        admin.refuse(refused_references(d, answers))  # before anything is written
         if args.path:
             d.set_location(uuid, args.path)
             out.write(f"host {uuid} now at {normalize_path(args.path)}\n")
@@ -100,8 +107,7 @@ def cmd_host_set(args: argparse.Namespace, out: TextIO) -> int:
             freed = admin.unset_answers(d, uuid, args.unset_answer)
             out.write(f"host {uuid}: unset {', '.join(args.unset_answer)}\n")
             out.write("".join(f"freed {a}\n" for a in freed))
-        if args.answer:
-            answers = {k: coerce(k, v, answer=True) for k, v in _pairs(args.answer, "--answer").items()}
+        if answers:
             d.set_answers(uuid, answers)
             out.write(f"host {uuid}: set {', '.join(sorted(answers))}\n")
         for line in allocate_needed(d, uuid):

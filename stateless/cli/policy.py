@@ -34,20 +34,26 @@ def _policy_json(policy: Policy, links: list[str]) -> dict[str, Any]:
 
 
 def cmd_policy_create(args: argparse.Namespace, out: TextIO) -> int:
+    from stateless.directory.secrets import refused_references  # loads the sealing code
+
     settings = {k: coerce(k, v) for k, v in _pairs(args.set or [], "--set").items()}
     policy = Policy(args.name, settings, description=args.description or "")
     with _connect(args, policy_edit=True) as d:
         refuse(validate.pools(d.snapshot(), f"policy {policy.name}", settings))
+        refuse(refused_references(d, settings))
         dn = d.create_policy(policy)
     out.write(f"created policy {policy.name} ({dn}) with {len(settings)} setting(s)\n")
     return 0
 
 
 def cmd_policy_set(args: argparse.Namespace, out: TextIO) -> int:
+    from stateless.directory.secrets import refused_references  # loads the sealing code
+
     values = _pairs(args.pairs, "setting")
     checked = {k: coerce(k, v) for k, v in values.items()}
     with _connect(args, policy_edit=True) as d:
         refuse(validate.pools(d.snapshot(), f"policy {args.name}", checked))
+        refuse(refused_references(d, checked))
         d.policy_set(check_name(args.name, "policy"), values)
     out.write(f"policy {args.name}: set {', '.join(values)}\n")
     return 0

@@ -12,16 +12,19 @@ secret rotate` re-seals every value under a new AES-GCM key (`reseal_all`).
 
 from __future__ import annotations
 
-import enum
 import hashlib
+import os
+import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import attrs
 import ldap3
 
-from stateless.errors import NotFoundError, StatelessError, ValidationError
+from stateless.errors import NotFoundError, SecretKindError, StatelessError, ValidationError
 from stateless.model.inventory import check_name
+from stateless.model.secretref import NEEDS, SecretKind, named_secrets
 from stateless.model.security import EnrollKey, parse_enroll_key
 from stateless.security.enroll import enroll_context
 from stateless.security.seal import (
@@ -41,6 +44,7 @@ SEALED_ATTRIBUTES = ("statelessPassword", "statelessEnrollKey", "statelessSealed
 
 __all__ = [
     "SEALED_ATTRIBUTES",
+    "KeyFileRing",
     "SecretError",
     "SecretKind",
     "SecretResolver",
@@ -50,19 +54,14 @@ __all__ = [
     "is_sealed",
     "key_path",
     "read_secret",
+    "refused_references",
     "reseal_all",
     "secret_context",
     "secret_resolver",
     "set_secret",
     "set_vcenter_password",
+    "stored_kind",
 ]
-
-
-class SecretKind(enum.StrEnum):
-    VCENTER = "vcenter"  # the password of a registered vCenter (on its entry)
-    CHAP = "chap"  # an iSCSI CHAP secret, named by iscsi.chap.secret
-    SNMP = "snmp"  # an SNMP community
-    ROOT_PASSWORD = "root-password"  # the hosts' root password
 
 
 def secret_context(name: str) -> str:
@@ -115,49 +114,115 @@ def set_secret(directory: Directory, kind: SecretKind, name: str, secret: str,
     return dn
 
 
-def read_secret(directory: Directory, name: str, ring: KeyRing) -> tuple[SecretKind, str]:
-    """(kind, plaintext) of a named secret: for the applier only, never for output."""
+def _kind(name: str, raw: Mapping[str, list[str]]) -> SecretKind:
+    """The stored kind; an entry written without one (raw LDAP) counts as chap."""
+    text = (raw.get("statelessSecretKind") or ["chap"])[0]
+    try:
+        return SecretKind(text.lower())
+    except ValueError:
+        raise ValidationError(f"secret {name}: unknown kind {text!r}; set it again with "
+                              f"`stateless secret set chap|snmp|root-password {name}`") from None
+
+
+def _entry(directory: Directory, name: str) -> tuple[SecretKind, str] | None:
+    """(kind, sealed value) of `cn=NAME,ou=secrets`, or None when there is no such secret."""
     raw = directory.read(directory.named_dn("secrets", check_name(name, "secret")),
                          f"read secret {name}", ["statelessSealed", "statelessSecretKind"])
     if raw is None or not raw.get("statelessSealed"):
+        return None
+    return _kind(name, raw), str(raw["statelessSealed"][0])
+
+
+def _sealed_entry(directory: Directory, name: str) -> tuple[SecretKind, str]:
+    found = _entry(directory, name)
+    if found is None:
         raise NotFoundError(f"secret {name}: not in the directory; set it with `stateless secret "
                             f"set chap|snmp|root-password {name}`")
-    try:
-        kind = SecretKind((raw.get("statelessSecretKind") or ["chap"])[0].lower())
-    except ValueError:
-        raise ValidationError(f"secret {name}: unknown kind {raw['statelessSecretKind'][0]!r}") \
-            from None
-    return kind, ring.unseal_text(raw["statelessSealed"][0], secret_context(name))
+    return found
+
+
+def read_secret(directory: Directory, name: str, ring: KeyRing) -> tuple[SecretKind, str]:
+    """(kind, plaintext) of a named secret: for the applier only, never for output."""
+    kind, sealed = _sealed_entry(directory, name)
+    return kind, ring.unseal_text(sealed, secret_context(name))
+
+
+def stored_kind(directory: Directory, name: str) -> SecretKind | None:
+    """The kind a named secret was stored as (nothing is opened), or None when it is unset."""
+    found = _entry(directory, name)
+    return None if found is None else found[0]
+
+
+def refused_references(directory: Directory, settings: Mapping[str, object]) -> list[str]:
+    """Why each secret the settings name cannot serve its setting: it exists as another kind.
+
+    A secret not set yet is no refusal (it may be sealed later; until then the hosts that
+    need it wait for it).
+    """
+    problems = []
+    for key, value in settings.items():
+        for name in dict.fromkeys(named_secrets(key, value)):
+            kind = stored_kind(directory, name)
+            if kind is not None and kind is not NEEDS[key]:
+                problems.append(str(SecretKindError(key, name, kind, NEEDS[key])))
+    return problems
+
+
+class KeyFileRing:
+    """One key file's key ring, read again only when the file changed (inode, size, mtime).
+
+    So a rotated key file (`stateless secret rotate` writes a new file and renames it into
+    place) is picked up by a running server without a restart, and an unchanged one is not
+    parsed again for every secret opened. The file is looked at before it is read, so a
+    change meanwhile shows at the next use; a file gone or unreadable fails as it would
+    have without the cache.
+    """
+
+    def __init__(self, key_file: Path) -> None:
+        self.path = key_path(key_file)
+        self._lock = threading.Lock()
+        self._seen: tuple[int, int, int] | None = None
+        self._ring: KeyRing | None = None
+
+    def __call__(self) -> KeyRing:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return load_keyring(self.path)  # raises the usual error, naming the file
+        seen = (st.st_ino, st.st_size, st.st_mtime_ns)
+        with self._lock:
+            if self._ring is None or seen != self._seen:
+                self._ring, self._seen = load_keyring(self.path), seen
+            return self._ring
 
 
 class SecretResolver:
-    """The applier's secrets: a name opens to its clear value only when a vCenter call needs it.
+    """The applier's secrets: a name opens to its clear value only when a vCenter call needs it,
+    and only for the kind it was stored as (`SecretKindError` otherwise, nothing opened).
 
-    The key file is read at each use, so a server given a rotated key file opens values sealed
-    with the new key without a restart. `stamp` is a digest of the sealed value (key id, nonce
-    and ciphertext): it changes whenever the secret is set or re-sealed and reveals nothing.
+    The key ring is kept and read again when the key file changes (`KeyFileRing`), so a
+    server given a rotated key file opens values sealed with the new key without a restart.
+    `stamp` is a digest of the sealed value (key id, nonce and ciphertext): it changes
+    whenever the secret is set or re-sealed and reveals nothing.
     """
 
     def __init__(self, directory: Directory, key_file: Path) -> None:
         self._directory = directory
         self._key_file = key_file
+        self._ring = KeyFileRing(key_file)
 
     def __repr__(self) -> str:
         return f"SecretResolver(key_file={self._key_file})"
 
-    def _sealed(self, name: str) -> str:
-        raw = self._directory.read(self._directory.named_dn("secrets", check_name(name, "secret")),
-                                   f"read secret {name}", ["statelessSealed"])
-        if raw is None or not raw.get("statelessSealed"):
-            raise NotFoundError(f"secret {name}: not in the directory; set it with `stateless "
-                                f"secret set chap|snmp|root-password {name}`")
-        return str(raw["statelessSealed"][0])
-
-    def __call__(self, name: str) -> str:
-        return read_secret(self._directory, name, load_keyring(self._key_file))[1]
+    def __call__(self, name: str, kind: SecretKind, key: str) -> str:
+        stored, sealed = _sealed_entry(self._directory, name)
+        if stored is not kind:
+            raise SecretKindError(key, name, stored, kind)
+        return self._ring().unseal_text(sealed, secret_context(name))
 
     def stamp(self, name: str) -> str:
-        return hashlib.sha256(f"{name}\0{self._sealed(name)}".encode()).hexdigest()[:32]
+        sealed = _sealed_entry(self._directory, name)[1]
+        return hashlib.sha256(f"{name}\0{sealed}".encode()).hexdigest()[:32]
 
 
 def secret_resolver(directory: Directory, key_file: Path) -> SecretResolver:

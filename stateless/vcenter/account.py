@@ -70,7 +70,8 @@ def set_root_password(session: Session, view: HostView, host: Any, ref: str,
     manager = view.managers.get("accountManager")
     if manager is None:
         raise VCenterError(f"{what}: the host has no accountManager; is it connected?")
-    spec = vim.host.LocalAccountManager.AccountSpecification(id=USER, password=resolve(ref, secrets, what))
+    password = resolve(ref, secrets, what, "account.root.password")  # of kind root-password only
+    spec = vim.host.LocalAccountManager.AccountSpecification(id=USER, password=password)
     session.call(where, "UpdateUser", manager.UpdateUser, spec)
     field = stamp_field(session, where, create=True)
     session.call(where, "SetField", session.content.customFieldsManager.SetField,

@@ -18,12 +18,13 @@ from pyVmomi import VmomiSupport, vim
 
 from stateless.errors import VCenterError
 from stateless.model.config import NIC_TYPES, SYSLOG_OPTION, HostConfig, PortGroup, Teaming, VmkNic, VSwitch
+from stateless.model.secretref import SecretKind
 from stateless.plan import Change, KeyDiff, OptionCatalogue, Plan, compliance, managed_kinds, plan
 from stateless.vcenter.account import set_root_password
 from stateless.vcenter.faults import Where
 from stateless.vcenter.options import needs_catalogue
 from stateless.vcenter.read import HostView, host_object
-from stateless.vcenter.secretrefs import Secrets, clear_communities, clear_targets
+from stateless.vcenter.secretrefs import Secrets, clear_communities, clear_targets, resolve
 from stateless.vcenter.session import Session
 
 LONG = VmomiSupport.GetVmodlType("long")
@@ -76,6 +77,7 @@ class Applier:
         return self.session.call(self.where, operation, method, *args)
 
     def run(self, the_plan: Plan) -> None:
+        self._secrets_first(the_plan)
         devices = self._network(the_plan)
         self._nic_types(the_plan.of("nictype"), devices)
         self._advanced(the_plan.of("advanced"))
@@ -95,6 +97,21 @@ class Applier:
                               change.after, self.secrets)
         for change in the_plan.of("lockdown"):
             self._lockdown(change)
+
+    def _secrets_first(self, the_plan: Plan) -> None:
+        """Open every secret the plan uses before the host is touched: one missing or of
+        another kind than its setting needs stops the whole apply, not its second half."""
+        what = self.where.describe("secrets")
+        for change in the_plan.of("iscsi"):
+            want = change.after
+            if want.enabled and want.chap_name is not None and want.chap_secret is not None \
+                    and self.secrets is not None:
+                self.secrets(want.chap_secret, SecretKind.CHAP, "iscsi.chap.secret")
+        for change in the_plan.of("snmp"):
+            clear_communities(change.after, self.secrets, what)
+            clear_targets(change.after.targets or (), self.secrets, what)
+        for change in the_plan.of("account"):
+            resolve(change.after, self.secrets, what, "account.root.password")
 
     # --- network -------------------------------------------------------------------------
 
@@ -247,7 +264,8 @@ class Applier:
                                    f"resolve {want.chap_secret!r}; configure the server's secrets")
             auth = vim.host.InternetScsiHba.AuthenticationProperties(
                 chapAuthEnabled=True, chapName=want.chap_name,
-                chapSecret=self.secrets(want.chap_secret), chapAuthenticationType="chapRequired")
+                chapSecret=self.secrets(want.chap_secret, SecretKind.CHAP, "iscsi.chap.secret"),
+                chapAuthenticationType="chapRequired")
             self._call("UpdateInternetScsiAuthenticationProperties", "storageSystem", hba, auth)
 
     def _find_iscsi_hba(self) -> str:

@@ -4,7 +4,9 @@ Policies name communities (`secret:NAME`), never hold them. A host's agent repor
 communities in clear, so the read maps each one back to the reference whose secret it
 equals (anything else becomes `UNKNOWN_COMMUNITY`): the configuration the planner, compliance
 and every output see carries references only, and the clear value exists only inside the
-vCenter adapter, in the call that writes it and in the comparison after a read.
+vCenter adapter, in the call that writes it and in the comparison after a read. Every use
+says which setting it serves, and so which kind of secret it needs (`NEEDS`): a secret
+stored as another kind is refused (`SecretKindError`), never opened.
 """
 
 from __future__ import annotations
@@ -12,21 +14,22 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-from collections.abc import Callable, Iterable, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from typing import Protocol
 
 import attrs
 
-from stateless.errors import NotFoundError, VCenterError
+from stateless.errors import NotFoundError, SecretKindError, VCenterError
 from stateless.model.config import Snmp
-from stateless.model.secretref import secret_ref
+from stateless.model.secretref import NEEDS, SecretKind, secret_ref
 
 
 class Secrets(Protocol):
     """Named secrets as the applier sees them."""
 
-    def __call__(self, name: str) -> str:
-        """The clear value: only ever put into the vCenter call that needs it."""
+    def __call__(self, name: str, kind: SecretKind, key: str) -> str:
+        """The clear value, only if the secret is of `kind` (SecretKindError naming `key`, the
+        setting it serves, otherwise): only ever put into the vCenter call that needs it."""
         ...
 
     def stamp(self, name: str) -> str:
@@ -35,20 +38,38 @@ class Secrets(Protocol):
 
 
 class StaticSecrets:
-    """Secrets held in memory (tools, tests); stamps are keyed digests, unguessable outside."""
+    """Secrets held in memory (tools, tests); stamps are keyed digests, unguessable outside.
 
-    def __init__(self, values: MutableMapping[str, str]) -> None:
+    With `kinds` (name -> kind) every use is checked as in the directory, and a name without
+    a kind there is refused; without it, the store holds no kinds and serves any use.
+    """
+
+    def __init__(self, values: MutableMapping[str, str],
+                 kinds: Mapping[str, SecretKind] | None = None) -> None:
         self.values = values  # kept, not copied: a change shows at the next use
+        self.kinds = kinds
         self._key = os.urandom(16)
 
-    def __call__(self, name: str) -> str:
+    def _value(self, name: str) -> str:
         try:
             return self.values[name]
         except KeyError:
             raise NotFoundError(f"secret {name}: not known") from None
 
+    def __call__(self, name: str, kind: SecretKind, key: str) -> str:
+        value = self._value(name)
+        if self.kinds is not None:
+            stored = self.kinds.get(name)
+            if stored is None:
+                raise NotFoundError(f"secret {name}: its kind is not known")
+            if stored is not kind:
+                raise SecretKindError(key, name, stored, kind)
+        return value
+
     def stamp(self, name: str) -> str:
-        return hmac.new(self._key, f"{name}\0{self(name)}".encode(), hashlib.sha256).hexdigest()[:32]
+        return hmac.new(self._key, f"{name}\0{self._value(name)}".encode(),
+                        hashlib.sha256).hexdigest()[:32]
+
 
 # What a community the host reports but no wanted reference opens reads back as: it never
 # equals a reference, so the planner puts the wanted ones in its place.
@@ -56,10 +77,11 @@ UNKNOWN_COMMUNITY = "(other)"
 DEFAULT_TRAP_PORT = 162
 
 
-def _wanted_refs(snmp: Snmp) -> list[str]:
-    refs = list(snmp.communities or ())
-    refs += [t.partition("/")[2] for t in snmp.targets or () if "/" in t]
-    return [r for r in refs if secret_ref(r) is not None]
+def _wanted_refs(snmp: Snmp) -> list[tuple[str, str]]:
+    """(reference, the setting it comes from) of every community the host should have."""
+    refs = [(c, "snmp.communities") for c in snmp.communities or ()]
+    refs += [(t.partition("/")[2], "snmp.targets") for t in snmp.targets or () if "/" in t]
+    return [(r, key) for r, key in refs if secret_ref(r) is not None]
 
 
 def secret_name(ref: str, secrets: Secrets | None, what: str) -> tuple[str, Secrets]:
@@ -73,10 +95,11 @@ def secret_name(ref: str, secrets: Secrets | None, what: str) -> tuple[str, Secr
     return name, secrets
 
 
-def resolve(ref: str, secrets: Secrets | None, what: str) -> str:
-    """The clear value of a `secret:NAME` reference, or VCenterError naming the reference."""
+def resolve(ref: str, secrets: Secrets | None, what: str, key: str) -> str:
+    """The clear value of a `secret:NAME` reference that setting `key` makes, or VCenterError
+    naming the reference (SecretKindError when the secret is not of the kind `key` needs)."""
     name, store = secret_name(ref, secrets, what)
-    return store(name)
+    return store(name, NEEDS[key], key)
 
 
 def as_references(actual: Snmp, desired: Snmp, secrets: Secrets | None, what: str) -> Snmp:
@@ -85,8 +108,8 @@ def as_references(actual: Snmp, desired: Snmp, secrets: Secrets | None, what: st
     if actual.communities is None and actual.targets is None:
         return actual
     by_value: dict[str, str] = {}
-    for ref in dict.fromkeys(refs):
-        by_value.setdefault(resolve(ref, secrets, what), ref)
+    for ref, key in dict.fromkeys(refs):
+        by_value.setdefault(resolve(ref, secrets, what, key), ref)
 
     def named(community: str) -> str:
         return by_value.get(community, UNKNOWN_COMMUNITY)
@@ -110,7 +133,7 @@ class Destination:
 
 
 def clear_communities(snmp: Snmp, secrets: Secrets | None, what: str) -> list[str]:
-    return [resolve(c, secrets, what) for c in snmp.communities or ()]
+    return [resolve(c, secrets, what, "snmp.communities") for c in snmp.communities or ()]
 
 
 def clear_targets(targets: Iterable[str], secrets: Secrets | None, what: str) -> list[Destination]:
@@ -118,7 +141,7 @@ def clear_targets(targets: Iterable[str], secrets: Secrets | None, what: str) ->
     for text in targets:
         address, _, ref = text.partition("/")
         host, _, port = address.rpartition(":") if ":" in address else (address, "", "")
-        community = resolve(ref, secrets, what) if ref else ""
+        community = resolve(ref, secrets, what, "snmp.targets") if ref else ""
         out.append(Destination(host, int(port or DEFAULT_TRAP_PORT), community))
     return out
 
