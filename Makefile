@@ -61,7 +61,7 @@ bench: deps
 	$(BIN)/python tests/bench/boot_storm.py 200
 	$(BIN)/python tests/bench/drift.py 200
 	$(BIN)/python tests/bench/boot_configs.py 1000
-	$(BIN)/python tests/bench/secrets.py 2000
+	$(BIN)/python tests/bench/secret_store.py 2000
 
 run: deps
 	$(BIN)/python tools/demo.py --data $(RUN_DIR)

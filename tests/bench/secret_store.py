@@ -1,6 +1,6 @@
 """Secrets: opening one SNMP secret N times from a real slapd, key file read per open or kept.
 
-    .venv/bin/python tests/bench/secrets.py [N] [--keys 3] [--rounds 3]
+    .venv/bin/python tests/bench/secret_store.py [N] [--keys 3] [--rounds 3]
 
 One private slapd holding one sealed SNMP community, a key file of `--keys` keys (as after
 that many rotations). Each round opens the secret N times in this process two ways: as
@@ -17,10 +17,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# This file is named like the standard library's `secrets`: its folder must not be on the
-# path, or `import secrets` (stateless uses it) would find this file instead.
 ROOT = Path(__file__).resolve().parents[2]
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent]
 sys.path.insert(0, str(ROOT))
 
 import argparse  # noqa: E402
