@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -79,9 +80,30 @@ def name_clash(snapshot: Snapshot, host: HostRecord, name: str, host_domain: str
     return None
 
 
+# Desired configurations by what they are made of (the effective digest and the removals),
+# the most recently used last: a host's resolution is made again after each write to its
+# entry (its state, its addresses), with the same values, and parsing them is the costly part.
+DESIRED_KEPT = 512
+_desired: dict[tuple[str, tuple[str, ...]], HostConfig] = {}
+_desired_lock = threading.Lock()
+
+
 def desired_config(effective: EffectiveConfig) -> HostConfig:
-    return effective.derived("desired", lambda: HostConfig.from_settings(
-        effective.values(), [r.target for r in effective.removed]))
+    return effective.derived("desired", lambda: _desired_config(effective))
+
+
+def _desired_config(effective: EffectiveConfig) -> HostConfig:
+    removed = tuple(r.target for r in effective.removed)
+    key = (effective_digest(effective), removed)
+    with _desired_lock:
+        found = _desired.pop(key, None)
+    if found is None:
+        found = HostConfig.from_settings(effective.values(), list(removed))
+    with _desired_lock:
+        _desired[key] = found
+        while len(_desired) > DESIRED_KEPT:
+            del _desired[next(iter(_desired))]
+    return found
 
 
 def missing_allocations(effective: EffectiveConfig, host: HostRecord,

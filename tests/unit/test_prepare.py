@@ -7,9 +7,10 @@ import pytest
 
 from stateless.errors import ValidationError
 from stateless.model import Allocation, Container, HostIdentity, HostRecord, Link, Policy, Snapshot
-from stateless.model.inventory import IpPool, Server, VCenter
+from stateless.model.inventory import HostState, IpPool, Server, VCenter
 from stateless.policy import Resolver, resolve
 from stateless.prepare import (
+    desired_config,
     digest,
     effective_digest,
     inputs_digest,
@@ -188,3 +189,13 @@ def test_a_resolution_is_worked_out_once_however_often_it_is_prepared() -> None:
     changed = prepare(snap, snap.hosts[U], other)
     assert changed.desired != first.desired and changed.digest != first.digest
     assert Resolver(snap).resolve(U) == effective  # what was worked out is not compared
+
+
+def test_resolutions_with_the_same_values_share_their_desired_configuration() -> None:
+    """A host resolved again after a write to its entry (same values) is not parsed again."""
+    settings = {"ntp.servers": ("10.0.0.3",), "dns.servers": ("10.0.0.54",)}
+    snap = snapshot(settings, host())
+    first = Resolver(snap).resolve(U)
+    again = Resolver(snapshot(settings, host(state=HostState.COMPLIANT))).resolve(U)
+    assert again is not first
+    assert desired_config(again) is desired_config(first)
