@@ -59,6 +59,8 @@ class Engine(Protocol):
 
     def scan_hosts(self) -> list[str]: ...
 
+    def scannable(self, uuid: str) -> bool: ...
+
     def status(self, uuid: str) -> HostStatus | None: ...
 
     def check(self, uuid: str) -> defer.Deferred[list[KeyDiff] | None]: ...
@@ -200,12 +202,14 @@ class DriftWatch:
 
     def wanted(self) -> list[str]:
         """Owned hosts that are compliant or drifted and not being applied."""
-        out = []
-        for uuid in self.engine.scan_hosts():
-            status = self.engine.status(uuid)
-            if status is not None and status.state in WATCHED:
-                out.append(uuid)
-        return out
+        return [u for u in self.engine.scan_hosts() if self._watched_state(u)]
+
+    def is_wanted(self, uuid: str) -> bool:
+        return self.engine.scannable(uuid) and self._watched_state(uuid)
+
+    def _watched_state(self, uuid: str) -> bool:
+        status = self.engine.status(uuid)
+        return status is not None and status.state in WATCHED
 
     @defer.inlineCallbacks
     def sync(self) -> Any:
@@ -288,7 +292,7 @@ class DriftWatch:
         When the values vCenter pushed hold every kind the change touched and match the
         desired configuration, they are the answer; otherwise the host is read.
         """
-        if uuid not in self.wanted():
+        if not self.is_wanted(uuid):
             return  # being applied (its apply verifies), failed, or no longer ours
         started = self.clock.seconds()
         self.compared += 1

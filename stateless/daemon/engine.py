@@ -391,8 +391,12 @@ class Engine(Ownership, Quarantine, Answers, Settlement):
                      image=self.reboots.wanted.get(uuid) or "none", event="reboot-required")
 
     def scan_hosts(self) -> list[str]:
-        return sorted(u for u in self.owned if not self.queue.busy(u) and not self.births.waiting(u)
-                      and not self.quarantined(u))
+        return sorted(u for u in self.owned if self.scannable(u))
+
+    def scannable(self, uuid: str) -> bool:
+        """Owned, and neither queued, running, waiting for its birth nor quarantined."""
+        return (uuid in self.owned and not self.queue.busy(uuid)
+                and not self.births.waiting(uuid) and not self.quarantined(uuid))
 
     def status(self, uuid: str) -> HostStatus | None:
         return self.states.get(uuid)

@@ -97,6 +97,9 @@ class FakeEngine:
     def scan_hosts(self) -> list[str]:
         return sorted(self.states)
 
+    def scannable(self, uuid: str) -> bool:
+        return uuid in self.states
+
     def status(self, uuid: str) -> HostStatus | None:
         return self.states.get(uuid)
 
