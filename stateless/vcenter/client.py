@@ -210,7 +210,8 @@ class VCenterClient:
         """Check, plan, apply, verify; ApplyResult.calls counts every SOAP call made.
 
         `fresh`: the host was just added, so what it carries says nothing of its root password.
-        `first`: the host as just read (with `view(host, desired, fresh=fresh)`), not read again.
+        `first`: the host as just read (with `view(host, desired, fresh=fresh)`), not read again
+        (nor counted in ApplyResult.calls: `converge`'s Converged.calls counts it).
         """
         start = self.session.calls
         ref = self.resolve(host)
