@@ -1,6 +1,7 @@
 """The difference between a host's current and desired configuration, as ordered changes.
 
-Pure: `plan` and `compliance` only compare `HostConfig` values, and `check_options` checks
+Pure: `plan` and `compliance` only compare `HostConfig` values, `placement` where a host sits
+with where it should, and `check_options` checks
 desired advanced options against the catalogue a host declares (its `supportedOption`).  A
 change carries the full target item (current overlaid with what is managed), because vSphere
 specs must be complete even when policy manages one field.  The order respects dependencies:
@@ -164,6 +165,17 @@ def compliance(current: HostConfig, desired: HostConfig,
         diffs += [KeyDiff(k, None, have[k]) for k in sorted(have)
                   if (k == ref or k.startswith(ref + ".")) and k not in want]
     return diffs
+
+
+LOCATION = "location"  # the key of a placement difference (not a setting: no item kind)
+
+
+def placement(desired: str, actual: str | None) -> list[KeyDiff]:
+    """Where the host sits vs its target location (`/DC/cluster`, `/DC/folder`); a difference
+    only when where it sits is known."""
+    if actual is None or actual == desired:
+        return []
+    return [KeyDiff(LOCATION, desired, actual)]
 
 
 # --- planning ------------------------------------------------------------------------------
@@ -472,5 +484,6 @@ def check_options(catalogue: OptionCatalogue,
     return attrs.evolve(desired, advanced=coerced), problems
 
 
-__all__ = ["Change", "KeyDiff", "OptionType", "Plan", "UnsupportedOptionError", "check_options",
-           "coerce_option", "compliance", "kind_of", "managed_kinds", "plan", "same_value"]
+__all__ = ["LOCATION", "Change", "KeyDiff", "OptionType", "Plan", "UnsupportedOptionError",
+           "check_options", "coerce_option", "compliance", "kind_of", "managed_kinds", "placement",
+           "plan", "same_value"]

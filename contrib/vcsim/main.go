@@ -65,7 +65,8 @@ func main() {
 	model.Service.Listen = &url.URL{Host: *listen}
 	srv := model.Service.NewServer()
 	defer srv.Close()
-	srv.Config.Handler = NewInjector(srv.Config.Handler, *delay, faults, rand.New(rand.NewSource(*seed)))
+	srv.Config.Handler = NewInjector(NewMoveInto(srv.Config.Handler), *delay, faults,
+		rand.New(rand.NewSource(*seed)))
 
 	u := *srv.URL
 	u.User = nil

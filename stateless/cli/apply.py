@@ -93,15 +93,18 @@ def _target(d: Directory, snapshot: Snapshot, uuid: str, *, allocate: bool,
 
 
 def _dry_run(client: Any, target: Target) -> tuple[bool, list[str]]:
-    """(would place, plan) with reads only; advanced options are checked as an apply would."""
+    """(would place, plan) with reads only; advanced options are checked as an apply would.
+
+    A host found elsewhere than its location would be placed again, as a new one."""
     from stateless.model.config import HostConfig
     from stateless.plan import plan
+    from stateless.vcenter.converge import find
     from stateless.vcenter.options import needs_catalogue
 
-    ref = client.find_host(target.name, target.location, target.leaf)
-    if ref is None:
+    ref = find(client, target)
+    view = client.view(ref, target.desired) if ref is not None else None
+    if view is None or client.location(view, target.location) not in (None, target.location):
         return True, [str(c) for c in plan(HostConfig(), target.desired)]
-    view = client.view(ref, target.desired)
     desired = target.desired
     if needs_catalogue(desired):
         desired = client.checked(view, desired)[0]

@@ -9,10 +9,11 @@ configuration, exactly as the periodic scan compares it, and the engine reverts 
 Which hosts are watched follows the engine: owned hosts that are compliant or drifted, synced
 every `SYNC_INTERVAL` seconds (one `ModifyListView` when the set changed).  What is watched
 is what their desired configurations name: the property paths of those item kinds
-(`stateless.vcenter.paths`), worked out once per host and applied digest.  A lost session is
-logged (`event=watch_lost`), retried with capped, jittered backoff, and once subscribed again
-every watched host is compared (what changed meanwhile is unknown).  Nothing the watch or a
-comparison raises ends the loop.
+(`stateless.vcenter.paths`), worked out once per host and applied digest, plus every host's
+`parent`, so a host moved to another cluster by hand is compared at once (its `location`).
+A lost session is logged (`event=watch_lost`), retried with capped, jittered backoff, and
+once subscribed again every watched host is compared (what changed meanwhile is unknown).
+Nothing the watch or a comparison raises ends the loop.
 
 Log events: `drift` (a change found, with its keys), `drift_reverted` (applied again and
 compliant), `watch_lost`, `watch_subscribed`.
@@ -35,9 +36,9 @@ from stateless.errors import StatelessError
 from stateless.model.config import HostConfig
 from stateless.model.inventory import HostState, Snapshot
 from stateless.model.names import HostNames
-from stateless.plan import KeyDiff, compliance, managed_kinds
+from stateless.plan import LOCATION, KeyDiff, compliance, managed_kinds
 from stateless.prepare import Target, prepare, serving_vcenter
-from stateless.vcenter.paths import KIND_PATHS, covered_kinds, paths_of_kinds
+from stateless.vcenter.paths import KIND_PATHS, PLACEMENT_PATHS, covered_kinds, paths_of_kinds
 from stateless.vcenter.read import pushed_config
 from stateless.vcenter.watch import MAX_WAIT, HostWatch, Updates
 
@@ -310,6 +311,8 @@ class DriftWatch:
                   vcenter=self.vcenter, paths=list(paths))
         before = self.engine.status(uuid)
         self.engine.vcenter_drift(uuid, describe(diffs), keys)
+        if LOCATION in keys:
+            self.moids.pop(uuid, None)  # placed again, it is a new object: found anew
         if self.mode == "enforce" and before is not None:
             yield self._follow(uuid, before.since, started, keys)
 
@@ -333,7 +336,9 @@ class DriftWatch:
 def pushed_compliant(desired: HostConfig, values: Mapping[str, Any]) -> bool:
     """Whether pushed property values (path -> value) show every item kind they touch as
     desired.  False when a touched kind is not wholly among them (NIC-type tagging pushed
-    without the VMkernel NICs): only a read can tell then."""
+    without the VMkernel NICs, or a new `parent`): only a read can tell then."""
+    if values.keys() & set(PLACEMENT_PATHS):
+        return False  # where the host sits now is read with its parent's path
     named = managed_kinds(desired)
     touched = {k for k in named if set(KIND_PATHS[k]) & values.keys()}
     if not touched or not touched <= covered_kinds(values):

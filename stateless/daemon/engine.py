@@ -312,7 +312,7 @@ class Engine(Ownership, Quarantine, Answers, Settlement):
                                       defer.DeferredSemaphore(self.config.vcenter_concurrency))
         try:
             done = yield slot.run(self.blocking, self.vcenters.converge, vcenter, target,
-                                  place=uuid in self._place or self._moved(uuid) is not None,
+                                  place=uuid in self._place,
                                   thumbprint=target.host.thumbprint)
         except NotFoundError as exc:  # gone from vCenter meanwhile: the next try places it
             raise TransientVCenterError(str(exc)) from exc

@@ -16,7 +16,7 @@ from stateless.model.inventory import VCenter
 from stateless.plan import KeyDiff
 from stateless.prepare import Target
 from stateless.vcenter.client import VCenterClient
-from stateless.vcenter.converge import Converged, check, converge
+from stateless.vcenter.converge import Converged, check, converge, find
 from stateless.vcenter.secretrefs import Secrets
 from stateless.vcenter.session import Session
 from stateless.vcenter.watch import HostWatch
@@ -86,7 +86,7 @@ class VCenterClients:
 
     def find(self, vcenter: str, target: Target) -> str | None:
         """The managed object id of the host in vCenter (cached once known), or None."""
-        ref = self.client(vcenter).find_host(target.name, target.location, target.leaf)
+        ref = find(self.client(vcenter), target)
         return ref.moid if ref is not None else None
 
     def close(self) -> None:

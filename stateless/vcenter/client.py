@@ -3,7 +3,9 @@
 Blocking (pyvmomi); the daemon and the CLI run it in a thread pool.  One client holds one
 session per vCenter and remembers, per host, its managed object id and the SNMP agent's
 references of its managers, so that reading a host that is known costs one SOAP call, and
-reads only the properties that hold what the desired configuration manages.
+reads only the properties that hold what the desired configuration manages.  It also keeps
+the inventory path of each host's parent (`placement`), so where a host sits is known without
+a call of its own once its cluster was seen.
 """
 
 from __future__ import annotations
@@ -17,13 +19,21 @@ import attrs
 from stateless.errors import NotFoundError
 from stateless.model.config import HostConfig
 from stateless.model.identity import HostIdentity
-from stateless.plan import KeyDiff, OptionCatalogue, UnsupportedOptionError, compliance, managed_kinds
+from stateless.plan import (
+    KeyDiff,
+    OptionCatalogue,
+    UnsupportedOptionError,
+    compliance,
+    managed_kinds,
+    placement,
+)
 from stateless.vcenter import lifecycle
 from stateless.vcenter.account import as_applied, stamp_field
 from stateless.vcenter.apply import ApplyResult, apply_config
 from stateless.vcenter.faults import Where
 from stateless.vcenter.options import Catalogues, checked, needs_catalogue, read_catalogue
 from stateless.vcenter.paths import paths_for, paths_of_kinds
+from stateless.vcenter.placement import Locations, read_chain
 from stateless.vcenter.read import HostRef, HostView, host_object, read_host
 from stateless.vcenter.secretrefs import Secrets, as_references
 from stateless.vcenter.session import Session
@@ -45,6 +55,7 @@ class VCenterClient:
         self._managers: dict[str, Mapping[str, Any]] = {}
         self._catalogues = Catalogues()
         self._root_field: int | None = None
+        self._locations = Locations()
 
     @property
     def name(self) -> str:
@@ -163,29 +174,52 @@ class VCenterClient:
                 raise
             return checked(desired, own, where), own
 
-    def compliance(self, host: Host, desired: HostConfig) -> list[KeyDiff]:
+    def location(self, view: HostView, expected: str | None = None) -> str | None:
+        """Where the host of `view` sits (`/DC/cluster`, `/DC/folder`), None when unknown.
+
+        Its parent's path is kept per parent; one that is not `expected` is read again once
+        before it is believed (one RetrievePropertiesEx over the chain of parents).
+        """
+        return self._locations.locate(
+            view.parent, lambda parent: read_chain(self.session, view.ref.where(self.name), parent),
+            expected)
+
+    def placed(self, view: HostView, location: str) -> None:
+        """The host of `view` was just put at `location`: its parent's path is known."""
+        if view.parent is not None:
+            self._locations.put(view.parent._moId, location)
+
+    def compliance(self, host: Host, desired: HostConfig, location: str | None = None,
+                   *, view: HostView | None = None) -> list[KeyDiff]:
         """Desired vs actual per key (the keys of `rsop`); empty when compliant.
 
-        Raises UnsupportedOptionError, as `apply` does, for advanced options the host does
-        not accept.
+        With `location`, where the host sits is compared too (key `location`).  `view`, a
+        read of the host just made, saves reading it again.  Raises UnsupportedOptionError,
+        as `apply` does, for advanced options the host does not accept.
         """
-        view = self.view(host, desired)
+        view = view or self.view(host, desired)
         if needs_catalogue(desired):
             desired = self.checked(view, desired)[0]
-        return compliance(view.config, desired)
+        diffs = compliance(view.config, desired)
+        if location is not None:
+            diffs += placement(location, self.location(view, location))
+        return diffs
 
     def apply(self, host: Host, desired: HostConfig, *, maintenance: bool = True,
-              fresh: bool = False) -> ApplyResult:
+              fresh: bool = False, first: HostView | None = None) -> ApplyResult:
         """Check, plan, apply, verify; ApplyResult.calls counts every SOAP call made.
 
         `fresh`: the host was just added, so what it carries says nothing of its root password.
+        `first`: the host as just read (with `view(host, desired, fresh=fresh)`), not read again
+        (nor counted in ApplyResult.calls: `converge`'s Converged.calls counts it).
         """
         start = self.session.calls
         ref = self.resolve(host)
-        reads = iter((fresh,))  # only the first read is fresh; the verifying one is not
+        # only the first read is fresh; the verifying one is not
+        reads = iter(() if first is not None else (fresh,))
         result = apply_config(self.session,
                               lambda kinds: self.view(ref, desired, kinds, fresh=next(reads, False)),
-                              desired,
+                              desired, first=first,
                               host=host_object(self.session, ref.moid), secrets=self.secrets,
                               maintenance=maintenance, check=self.checked)
         return ApplyResult(result.host, result.plan, self.session.calls - start, result.verified,
@@ -216,19 +250,31 @@ class VCenterClient:
             self._managers.pop(ref.moid, None)
         self._catalogues.drop(ref.moid)
 
-    def find_host(self, name: str, location: str, leaf_kind: str = "cluster") -> HostRef | None:
+    def find_host(self, name: str, location: str, leaf_kind: str = "cluster", *,
+                  uuid: str | None = None) -> HostRef | None:
         """The host's reference, or None when vCenter does not have it; nothing is created.
 
         By DNS name first (what vCenter indexes, and only for names hosts report
         themselves), then by name inside the container at `location`, where `ensure_host`
-        puts it.
+        puts it, then by hardware `uuid` (a host of that name moved elsewhere meanwhile).
         """
-        from pyVmomi import vim  # the facade's other methods leave pyVmomi to its modules
-
         try:
             return self.resolve(name)
         except NotFoundError:
             pass
+        found = self._find_in(name, location, leaf_kind)
+        if found is None and uuid:
+            found = self._find_by_uuid(name, uuid)
+        if found is None:
+            return None
+        ref = HostRef(found._moId, name)
+        with self._lock:
+            self._refs[name] = ref
+        return ref
+
+    def _find_in(self, name: str, location: str, leaf_kind: str) -> Any:
+        from pyVmomi import vim  # the facade's other methods leave pyVmomi to its modules
+
         session, where = self.session, Where(self.name, name)
         search = session.content.searchIndex
         dc, folders, cluster = lifecycle.split_path(location, leaf_kind)
@@ -241,9 +287,15 @@ class VCenterClient:
         if isinstance(found, vim.ComputeResource) and not isinstance(found, vim.HostSystem):
             hosts = session.call(where, "host", lambda: list(found.host))
             found = hosts[0] if hosts else None
-        if not isinstance(found, vim.HostSystem):
+        return found if isinstance(found, vim.HostSystem) else None
+
+    def _find_by_uuid(self, name: str, uuid: str) -> Any:
+        """The host of hardware `uuid` if vCenter knows it by `name` (another name is another
+        host object: placing the host again cleans it up)."""
+        session, where = self.session, Where(self.name, name, uuid)
+        found = session.call(where, "FindByUuid", session.content.searchIndex.FindByUuid,
+                             uuid=uuid, vmSearch=False)
+        if found is None:
             return None
-        ref = HostRef(found._moId, name)
-        with self._lock:
-            self._refs[name] = ref
-        return ref
+        named = session.call(where, "name", lambda: found.name)
+        return found if named == name else None

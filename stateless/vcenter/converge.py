@@ -1,8 +1,9 @@
 """Bring one prepared host to its desired configuration, or compare it; blocking (pyvmomi).
 
 What the daemon asks of a vCenter per host, in one call each so a thread pool can run it:
-`converge` places the host when vCenter does not have it yet, then reads, plans, applies and
-verifies; `check` compares without changing anything.
+`converge` places the host when vCenter does not have it yet, or has it somewhere else than
+its location (moved by hand, or its location changed), then reads, plans, applies and
+verifies; `check` compares without changing anything, where the host sits included.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from stateless.plan import KeyDiff
 from stateless.prepare import Target
 from stateless.vcenter.apply import ApplyResult
 from stateless.vcenter.client import VCenterClient
+from stateless.vcenter.read import HostRef
 
 
 @attrs.frozen
@@ -26,29 +28,45 @@ class Converged:
 
 def converge(client: VCenterClient, target: Target, *, place: bool = False,
              thumbprint: str | None = None, password: str = "") -> Converged:
-    """Place (when `place`, or when vCenter lacks the host) and apply `target`.
+    """Place (when `place`, when vCenter lacks the host or has it elsewhere) and apply `target`.
 
     A host just born is placed without looking first: placement itself cleans residual
     objects of the same host and is idempotent, so a retry after a partial failure only
-    finishes what is missing.
+    finishes what is missing.  A host found is read once; that read also says where it sits
+    (its parent's path is usually known: no call), and a host found elsewhere is placed again.
     """
     start = client.session.calls
-    ref = None if place else client.find_host(target.name, target.location, target.leaf)
+    ref = None if place else find(client, target)
+    first = None
+    if ref is not None:
+        first = client.view(ref, target.desired)
+        if client.location(first, target.location) not in (None, target.location):
+            ref = first = None  # elsewhere: placing it again moves it
     placed = ref is None
     if ref is None:
         host = target.host
         ref = client.ensure_host(target.name, target.location, target.leaf, identity=host.identity,
                                  thumbprint=thumbprint or host.thumbprint, password=password)
-    result = client.apply(ref, target.desired, fresh=placed)  # a host (re)added: set its password
+        first = client.view(ref, target.desired, fresh=True)  # a host (re)added: set its password
+        client.placed(first, target.location)
+    result = client.apply(ref, target.desired, fresh=placed, first=first)
     return Converged(result, client.session.calls - start, placed)
 
 
 def check(client: VCenterClient, target: Target) -> list[KeyDiff] | None:
-    """Desired vs actual per key (empty when compliant); None when vCenter lacks the host."""
-    ref = client.find_host(target.name, target.location, target.leaf)
+    """Desired vs actual per key (empty when compliant), `location` included when the host
+    sits elsewhere; None when vCenter lacks the host."""
+    ref = find(client, target)
     if ref is None:
         return None
-    return client.compliance(ref, target.desired)
+    return client.compliance(ref, target.desired, target.location)
 
 
-__all__ = ["Converged", "check", "converge"]
+def find(client: VCenterClient, target: Target) -> HostRef | None:
+    """The target's host in vCenter: by name, in its location, else by hardware UUID."""
+    identity = target.host.identity
+    return client.find_host(target.name, target.location, target.leaf,
+                            uuid=identity.uuid if identity is not None else None)
+
+
+__all__ = ["Converged", "check", "converge", "find"]

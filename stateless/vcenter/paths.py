@@ -38,13 +38,18 @@ KIND_PATHS: Mapping[str, tuple[str, ...]] = frozen_map({
     "account": ("customValue",),  # the stamp of the root password applied (vcenter.account)
 })
 
+# Where the host sits (its cluster, or a standalone host's compute resource): read and watched
+# with every host, whatever it manages, so a host moved in vCenter is seen (`placement`).
+PLACEMENT_PATHS = ("parent",)
+
 # Every path, in a stable order: what a read of "everything" (desired unknown) asks for.
-ALL_PATHS: tuple[str, ...] = tuple(dict.fromkeys(p for ps in KIND_PATHS.values() for p in ps))
+ALL_PATHS: tuple[str, ...] = tuple(dict.fromkeys(
+    [*PLACEMENT_PATHS, *(p for ps in KIND_PATHS.values() for p in ps)]))
 
 
 def paths_of_kinds(kinds: Iterable[str]) -> frozenset[str]:
-    """The property paths that hold items of these kinds."""
-    return frozenset(p for kind in kinds for p in KIND_PATHS[kind])
+    """The property paths that hold items of these kinds, and where the host sits."""
+    return frozenset([*PLACEMENT_PATHS, *(p for kind in kinds for p in KIND_PATHS[kind])])
 
 
 def paths_for(desired: HostConfig | None) -> frozenset[str]:
@@ -68,5 +73,5 @@ def ordered(paths: Iterable[str]) -> tuple[str, ...]:
     return tuple(p for p in ALL_PATHS if p in wanted)
 
 
-__all__ = ["ALL_PATHS", "KIND_PATHS", "NETWORK_PARTS", "covered_kinds", "ordered",
+__all__ = ["ALL_PATHS", "KIND_PATHS", "NETWORK_PARTS", "PLACEMENT_PATHS", "covered_kinds", "ordered",
            "paths_for", "paths_of_kinds"]

@@ -2,9 +2,10 @@
 
 Everything the applier compares comes from one RetrievePropertiesEx over the HostSystem (and,
 through a traversal, its datastores' names), plus the SNMP agent's configuration when its
-reference is already known.  Only the property paths of the item kinds asked for are read
-(`stateless.vcenter.paths`).  Lazy pyvmomi properties are never touched: each would cost a
-round trip of its own.
+reference is already known.  The host's `parent` (its cluster, or a standalone host's compute
+resource) comes with it: where the host sits is part of compliance (`placement`).  Only the
+property paths of the item kinds asked for are read (`stateless.vcenter.paths`).  Lazy pyvmomi
+properties are never touched: each would cost a round trip of its own.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from stateless.vcenter.paths import ALL_PATHS, NETWORK_PARTS, ordered
 from stateless.vcenter.session import PC, Session
 
 BASE_PATHS = ("name", "hardware.systemInfo.uuid", "runtime.connectionState",
-              "runtime.inMaintenanceMode", "config.product.build")
+              "runtime.inMaintenanceMode", "config.product.build", "parent")
 LOCKDOWN_MODES = {"lockdownDisabled": "disabled", "lockdownNormal": "normal",
                   "lockdownStrict": "strict"}
 NFS_VERSIONS = {"NFS": "3", "NFS41": "4.1"}
@@ -75,6 +76,7 @@ class HostView:
     datastores: Mapping[str, Any]  # datastore name -> managed object
     custom: Mapping[int, str] = attrs.field(factory=dict)  # custom field key -> value
     build: str = ""  # the ESXi build: hosts of one build declare the same advanced options
+    parent: Any = None  # its cluster or (standalone) compute resource: where it sits
 
 
 def host_object(session: Session, moid: str) -> Any:
@@ -93,7 +95,8 @@ def read_host(session: Session, ref: HostRef, *, paths: Iterable[str] = ALL_PATH
     host = host_object(session, ref.moid)
     where = ref.where(session.name)
     wanted = ordered(paths)
-    host_paths = [*BASE_PATHS, *([] if managers else ["configManager"]), *wanted]
+    host_paths = list(dict.fromkeys([*BASE_PATHS, *([] if managers else ["configManager"]),
+                                     *wanted]))
     object_spec = PC.ObjectSpec(obj=host, skip=False)
     props = [PC.PropertySpec(type=vim.HostSystem, pathSet=host_paths)]
     if "config.fileSystemVolume" in wanted:
@@ -265,7 +268,8 @@ def _view(ref: HostRef, read: frozenset[str], props: Mapping[str, Any],
                     iscsi_hba=hba, datastores=frozen_map(datastores),
                     custom={int(v.key): str(getattr(v, "value", ""))
                             for v in props.get("customValue") or ()},
-                    build=str(props.get("config.product.build") or ""))
+                    build=str(props.get("config.product.build") or ""),
+                    parent=props.get("parent"))
 
 
 def _nic_services(info: Any) -> dict[str, set[str]]:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from pyVim.task import WaitForTask
 from pyVmomi import vim
 
 from stateless.model import Container, HostIdentity, HostRecord, Link, Policy, Snapshot
+from stateless.plan import KeyDiff
 from stateless.policy import resolve
 from stateless.prepare import Target, prepare
 from stateless.vcenter import VCenterClient
@@ -84,3 +87,44 @@ def test_find_host_in_a_folder(client: VCenterClient) -> None:
     with VCenterClient(client.session.url, "user", "pass", name="vc1", timeout=8) as fresh:
         ref = fresh.find_host(t.name, t.location, t.leaf)
         assert ref is not None and ref.name == t.name
+
+
+def move_into(sim: Any, name: str, cluster_path: str) -> None:
+    """Move a host into another cluster by hand, as an administrator does in vCenter."""
+    si = sim.connect()
+    content = si.RetrieveContent()
+    cluster = content.searchIndex.FindByInventoryPath(cluster_path)
+    WaitForTask(cluster.MoveInto_Task(host=[host_named(sim, name)]))
+
+
+def test_a_host_moved_by_hand_is_reported_and_moved_back(sim: Any, client: VCenterClient) -> None:
+    # The hardware UUID the simulator gives a host it adds (from its name), as a real host
+    # reports its own: how a client that did not place it finds it elsewhere.
+    here = target(str(uuid.uuid5(uuid.NAMESPACE_OID, "esx-c5.example.com")), "esx-c5")
+    elsewhere = target("4c4c4544-0000-4000-8000-0000000000c6", "esx-c6", "/DCX/Prod/ClusterY")
+    converge(client, here, place=True)
+    converge(client, elsewhere, place=True)  # creates ClusterY
+    assert check(client, here) == []
+    move_into(sim, here.name, "DCX/host/Prod/ClusterY")
+    # The kept path of ClusterX does not apply: the host's parent is ClusterY now, read once.
+    before = client.calls
+    assert check(client, here) == [KeyDiff("location", "/DCX/Prod/ClusterX", "/DCX/Prod/ClusterY")]
+    assert client.calls - before == 2  # the host, then ClusterY's chain of parents
+    before = client.calls
+    assert check(client, here) == [KeyDiff("location", "/DCX/Prod/ClusterX", "/DCX/Prod/ClusterY")]
+    assert client.calls - before == 2  # a kept path that differs is read again before reporting
+    moved = converge(client, here)  # placed again where it belongs, and configured
+    assert moved.placed and moved.result.verified and len(moved.result.plan) >= 3
+    assert host_named(sim, here.name).parent.name == "ClusterX"
+    before = client.calls
+    assert check(client, here) == [] and client.calls - before == 1  # its new parent is known
+    move_into(sim, here.name, "DCX/host/Prod/ClusterY")
+    # Another client (a restarted daemon, the CLI) sees the same without having placed it:
+    # not by name (the simulator indexes no DNS names), not in ClusterX, but by UUID.
+    with VCenterClient(sim.url, sim.user, sim.password, name="vc1", timeout=8) as fresh:
+        assert [d.key for d in check(fresh, here) or []] == ["location"]
+        moved = converge(fresh, here)
+        assert moved.placed and moved.result.verified
+        assert check(fresh, here) == []
+        assert check(fresh, elsewhere) == []  # the other host of ClusterY stays where it is
+    assert host_named(sim, here.name).parent.name == "ClusterX"

@@ -166,18 +166,18 @@ def test_the_watch_covers_the_paths_of_what_the_watched_hosts_name() -> None:
     engine.resolver.settings = {A: {"ntp.servers": ("10.0.0.1",)},
                                 B: {"advanced.Net.TcpipHeapSize": 32}}
     d.start()
-    assert watch.paths == ("config.dateTimeInfo", "config.option")
+    assert watch.paths == ("config.dateTimeInfo", "config.option", "parent")  # parent: moves
     # B applied again with another configuration: its kinds are worked out again.
     engine.resolver.settings[B] = {"dns.servers": ("10.0.0.53",)}
     hosts = engine.snapshot.hosts
     engine.snapshot = attrs.evolve(engine.snapshot, hosts={
         **hosts, B: attrs.evolve(hosts[B], applied_digest="d2")})
     clock.advance(1.0)
-    assert watch.paths == ("config.dateTimeInfo", "config.network.dnsConfig")
+    assert watch.paths == ("config.dateTimeInfo", "config.network.dnsConfig", "parent")
     # A no longer watched (being applied): only what B names.
     engine.states[A] = HostStatus(HostState.APPLYING)
     clock.advance(1.0)
-    assert watch.hosts == ["host-b"] and watch.paths == ("config.network.dnsConfig",)
+    assert watch.hosts == ["host-b"] and watch.paths == ("config.network.dnsConfig", "parent")
 
 
 def _ntp(*servers: str) -> Any:

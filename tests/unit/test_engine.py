@@ -16,7 +16,7 @@ from twisted.logger import capturedLogs
 from stateless.daemon.births import FEED_TIMEOUT
 from stateless.daemon.outcomes import Accepted, Busy, OwnedElsewhere, Reapplying
 from stateless.errors import DirectoryError, NotFoundError, TransientVCenterError
-from stateless.model import HostIdentity
+from stateless.model import Container, HostIdentity, Link
 from stateless.model.inventory import HostState, IpPool
 from stateless.plan import KeyDiff
 from tests.unit.engine_world import ME, estate, message, metric, record, uuid_of, world
@@ -354,3 +354,36 @@ def test_a_birth_the_feed_shows_before_its_write_returns_is_applied_once(tmp_pat
     assert outcome == [Accepted(uuid_of(1))]
     assert len(w.vcenters.applied) == 1 and w.doc(1)["state"] == "compliant"
     assert not [e for e in events if e.get("event") == "host_taken"]
+
+
+def test_a_host_found_elsewhere_in_vcenter_is_applied_again(tmp_path: Path) -> None:
+    w = world(tmp_path)
+    w.born(1)
+    w.vcenters.drift[uuid_of(1)] = [KeyDiff("location", "/DC/C", "/DC/Elsewhere")]
+    w.engine.scan()
+    w.settle()
+    # converge sees it elsewhere and places it again: the engine forces nothing.
+    assert len(w.vcenters.applied) == 2 and w.vcenters.applied[1][2] is False
+    assert w.doc(1)["state"] == "compliant"
+
+
+def test_a_host_found_elsewhere_in_vcenter_is_drifted_in_report_mode(tmp_path: Path) -> None:
+    w = world(tmp_path, mode="report")
+    w.born(1)
+    w.vcenters.drift[uuid_of(1)] = [KeyDiff("location", "/DC/C", "/DC/Elsewhere")]
+    w.engine.scan()
+    w.settle()
+    assert len(w.vcenters.applied) == 1
+    assert (w.doc(1)["state"], w.doc(1)["reason"]) == ("drifted", "differs in vCenter: location")
+
+
+def test_a_location_changed_in_the_directory_is_applied_at_once(tmp_path: Path) -> None:
+    w = world(tmp_path)
+    w.born(1)
+    snap = estate([record(1, location="/DC/D")])
+    snap = attrs.evolve(snap, containers={  # a sibling cluster: the same effective settings
+        **snap.containers, "/DC/D": Container("/DC/D", "cluster", links=[Link("base")])})
+    w.change(snap)
+    w.settle()
+    assert [a[1].location for a in w.vcenters.applied] == ["/DC/C", "/DC/D"]
+    assert w.vcenters.applied[0][1].digest == w.vcenters.applied[1][1].digest

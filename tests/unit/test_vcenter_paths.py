@@ -8,7 +8,7 @@ from stateless.errors import ValidationError
 from stateless.model.config import HostConfig
 from stateless.plan import KINDS, Change, KeyDiff, Plan, compliance, kind_of, managed_kinds
 from stateless.vcenter.apply import verified_kinds
-from stateless.vcenter.paths import ALL_PATHS, KIND_PATHS, paths_for, paths_of_kinds
+from stateless.vcenter.paths import ALL_PATHS, KIND_PATHS, PLACEMENT_PATHS, paths_for, paths_of_kinds
 
 NET = {"vswitch.vSwitch1.uplinks": ("vmnic1",), "portgroup.vMotion.vswitch": "vSwitch1",
        "vmknic.vMotion.ip": "dhcp"}
@@ -45,6 +45,7 @@ def test_every_planned_kind_has_its_paths_declared_once() -> None:
     assert len(ALL_PATHS) == len(set(ALL_PATHS))
     assert "config.network" not in ALL_PATHS  # read in its parts, never whole
     assert paths_for(None) == frozenset(ALL_PATHS)
+    assert PLACEMENT_PATHS == ("parent",) and "parent" in ALL_PATHS
 
 
 @pytest.mark.parametrize(("settings", "removed", "paths"), [
@@ -65,6 +66,7 @@ def test_a_read_selects_the_paths_of_the_kinds_named(settings: dict[str, object]
                                                       removed: tuple[str, ...],
                                                       paths: set[str]) -> None:
     desired = HostConfig.from_settings(settings, removed)
+    paths = {*paths, *PLACEMENT_PATHS}  # where the host sits: with every read and watch
     assert paths_for(desired) == paths
     assert paths_of_kinds(managed_kinds(desired)) == paths
 
