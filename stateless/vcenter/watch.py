@@ -31,8 +31,9 @@ from stateless.vcenter.session import PC, Session
 
 MAX_WAIT = 30  # seconds one WaitForUpdatesEx is held by vCenter when nothing changes
 # Hosts that join the list view at a time.  A host joining comes back in the next answer with
-# every watched value (~100 KB of decoded objects each): a daemon subscribing for 10,000
-# hosts at once would decode a gigabyte in one answer.  The rest join at the next calls.
+# every watched value (~100 KB of decoded objects each): a daemon subscribing at once for the
+# 2,500 hosts a vCenter can hold would decode a quarter of a gigabyte in one answer.  The rest
+# join at the next calls.
 BATCH = 200
 
 
