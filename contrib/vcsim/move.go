@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"encoding/xml"
 	"fmt"
-	"io"
 	"net/http"
 
 	"github.com/vmware/govmomi/simulator"
@@ -45,14 +43,11 @@ func (m *MoveInto) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		m.next.ServeHTTP(w, r)
 		return
 	}
-	body, err := io.ReadAll(r.Body)
-	_ = r.Body.Close()
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
+	body, ok := readBody(w, r)
+	if !ok {
 		return
 	}
 	if SOAPMethod(body) != "MoveInto_Task" {
-		r.Body = io.NopCloser(bytes.NewReader(body))
 		m.next.ServeHTTP(w, r)
 		return
 	}
