@@ -37,7 +37,7 @@ from stateless.errors import NotFoundError, StatelessError, ValidationError
 from stateless.model.identity import HostIdentity, normalize_mac, normalize_uuid
 from stateless.model.inventory import Server, Snapshot
 from stateless.security.enroll import boot_option, valid_keys
-from stateless.security.seal import load_keyring
+from stateless.security.seal import KeyFileRing
 
 log = Logger()
 
@@ -50,7 +50,7 @@ class BootFiles:
                  me: Callable[[], Server | None] = lambda: None) -> None:
         self.site = site
         self.domain = domain
-        self.secret_key = secret_key
+        self._keys = KeyFileRing(secret_key)  # read again only when the key file changes
         self.ca_fingerprint = ca_fingerprint
         self.agent_module = agent_module
         self.now = now or (lambda: datetime.now(UTC))
@@ -78,7 +78,7 @@ class BootFiles:
         entry = self._snapshot.sites.get(site) if self._snapshot is not None else None
         if entry is None or not entry.enroll_keys:
             return base
-        keys, errors = valid_keys(entry, load_keyring(self.secret_key))
+        keys, errors = valid_keys(entry, self._keys())
         if not keys:
             raise StatelessError(f"site {site}: no enrollment key can be opened "
                                  f"({'; '.join(errors)}); its hosts are not booted without one")

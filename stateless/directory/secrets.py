@@ -13,8 +13,6 @@ secret rotate` re-seals every value under a new AES-GCM key (`reseal_all`).
 from __future__ import annotations
 
 import hashlib
-import os
-import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,6 +26,7 @@ from stateless.model.secretref import NEEDS, SecretKind, named_secrets
 from stateless.model.security import EnrollKey, parse_enroll_key
 from stateless.security.enroll import enroll_context
 from stateless.security.seal import (
+    KeyFileRing,
     KeyRing,
     SecretError,
     is_sealed,
@@ -44,7 +43,6 @@ SEALED_ATTRIBUTES = ("statelessPassword", "statelessEnrollKey", "statelessSealed
 
 __all__ = [
     "SEALED_ATTRIBUTES",
-    "KeyFileRing",
     "SecretError",
     "SecretKind",
     "SecretResolver",
@@ -166,34 +164,6 @@ def refused_references(directory: Directory, settings: Mapping[str, object]) -> 
             if kind is not None and kind is not NEEDS[key]:
                 problems.append(str(SecretKindError(key, name, kind, NEEDS[key])))
     return problems
-
-
-class KeyFileRing:
-    """One key file's key ring, read again only when the file changed (inode, size, mtime).
-
-    So a rotated key file (`stateless secret rotate` writes a new file and renames it into
-    place) is picked up by a running server without a restart, and an unchanged one is not
-    parsed again for every secret opened. The file is looked at before it is read, so a
-    change meanwhile shows at the next use; a file gone or unreadable fails as it would
-    have without the cache.
-    """
-
-    def __init__(self, key_file: Path) -> None:
-        self.path = key_path(key_file)
-        self._lock = threading.Lock()
-        self._seen: tuple[int, int, int] | None = None
-        self._ring: KeyRing | None = None
-
-    def __call__(self) -> KeyRing:
-        try:
-            st = os.stat(self.path)
-        except OSError:
-            return load_keyring(self.path)  # raises the usual error, naming the file
-        seen = (st.st_ino, st.st_size, st.st_mtime_ns)
-        with self._lock:
-            if self._ring is None or seen != self._seen:
-                self._ring, self._seen = load_keyring(self.path), seen
-            return self._ring
 
 
 class SecretResolver:

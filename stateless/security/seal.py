@@ -18,6 +18,7 @@ import binascii
 import os
 import re
 import secrets as pysecrets
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -208,6 +209,34 @@ def load_keyring(location: Path, *, create: bool = False) -> KeyRing:
         raise SecretError(f"secret key file {path}: not a key file (not ASCII)") from None
     keys, legacy = parse_keys(text, path)
     return KeyRing(keys, legacy, path)
+
+
+class KeyFileRing:
+    """One key file's key ring, read again only when the file changed (inode, size, mtime).
+
+    So a rotated key file (`stateless secret rotate` writes a new file and renames it into
+    place) is picked up by a running server without a restart, and an unchanged one is not
+    parsed again for every secret opened. The file is looked at before it is read, so a
+    change meanwhile shows at the next use; a file gone or unreadable fails as it would
+    have without the cache.
+    """
+
+    def __init__(self, key_file: Path) -> None:
+        self.path = key_path(key_file)
+        self._lock = threading.Lock()
+        self._seen: tuple[int, int, int] | None = None
+        self._ring: KeyRing | None = None
+
+    def __call__(self) -> KeyRing:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return load_keyring(self.path)  # raises the usual error, naming the file
+        seen = (st.st_ino, st.st_size, st.st_mtime_ns)
+        with self._lock:
+            if self._ring is None or seen != self._seen:
+                self._ring, self._seen = load_keyring(self.path), seen
+            return self._ring
 
 
 def add_key(location: Path, key: SealKey | None = None) -> SealKey:

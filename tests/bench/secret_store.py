@@ -29,13 +29,12 @@ from collections.abc import Callable  # noqa: E402
 from stateless.directory.client import Directory  # noqa: E402
 from stateless.directory.embedded import EmbeddedDirectory  # noqa: E402
 from stateless.directory.secrets import (  # noqa: E402
-    KeyFileRing,
     SecretKind,
     SecretResolver,
     read_secret,
     set_secret,
 )
-from stateless.security.seal import add_key, load_keyring  # noqa: E402
+from stateless.security.seal import KeyFileRing, add_key, load_keyring  # noqa: E402
 from tests.ports import free_port  # noqa: E402
 
 BASE = "ou=stateless,dc=example,dc=com"

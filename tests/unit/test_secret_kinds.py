@@ -8,7 +8,6 @@ import pytest
 
 from stateless.cli import build_parser
 from stateless.daemon.failures import PERMANENT, classify
-from stateless.directory import secrets as dsecrets
 from stateless.errors import NotFoundError, SecretKindError
 from stateless.model.config import Snmp
 from stateless.model.secretref import NEEDS, SecretKind, named_secrets
@@ -89,13 +88,13 @@ def test_a_kind_mismatch_blocks_the_host_for_good_not_as_a_transient_fault() -> 
 
 def _counted(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     loads: list[Path] = []
-    real = dsecrets.load_keyring
+    real = seal.load_keyring
 
     def load(location: Path, *, create: bool = False) -> seal.KeyRing:
         loads.append(location)
         return real(location, create=create)
 
-    monkeypatch.setattr(dsecrets, "load_keyring", load)
+    monkeypatch.setattr(seal, "load_keyring", load)
     return loads
 
 
@@ -104,7 +103,7 @@ def test_the_key_ring_is_read_again_only_when_the_key_file_changed(
     path = tmp_path / "secret.key"
     first = seal.load_keyring(path, create=True)
     loads = _counted(monkeypatch)
-    ring = dsecrets.KeyFileRing(path)
+    ring = seal.KeyFileRing(path)
     assert ring() is ring() is ring()
     assert len(loads) == 1
     assert ring().newest.key_id == first.newest.key_id
