@@ -40,6 +40,7 @@ class Reboots:
         image = choice.image.name if choice.image is not None else None
         self.seen[identity.uuid] = reported or image
         self._set(identity.uuid, image, reported or image)
+        self.gauge.set(len(self._required))
 
     def update(self, snapshot: Snapshot, uuids: Collection[str], now: float,
                before: Snapshot | None = None, changed: Collection[str] | None = None) -> list[str]:
@@ -92,7 +93,6 @@ class Reboots:
             self._required.add(uuid)
         else:
             self._required.discard(uuid)
-        self.gauge.set(len(self._required))
 
 
 __all__ = ["Reboots"]
