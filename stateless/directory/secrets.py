@@ -184,10 +184,10 @@ class SecretResolver:
     def __repr__(self) -> str:
         return f"SecretResolver(key_file={self._key_file})"
 
-    def __call__(self, name: str, kind: SecretKind, key: str) -> str:
+    def __call__(self, name: str, key: str) -> str:
         stored, sealed = _sealed_entry(self._directory, name)
-        if stored is not kind:
-            raise SecretKindError(key, name, stored, kind)
+        if stored is not NEEDS[key]:
+            raise SecretKindError(key, name, stored, NEEDS[key])
         return self._ring().unseal_text(sealed, secret_context(name))
 
     def stamp(self, name: str) -> str:

@@ -18,7 +18,6 @@ from pyVmomi import VmomiSupport, vim
 
 from stateless.errors import VCenterError
 from stateless.model.config import NIC_TYPES, SYSLOG_OPTION, HostConfig, PortGroup, Teaming, VmkNic, VSwitch
-from stateless.model.secretref import SecretKind
 from stateless.plan import Change, KeyDiff, OptionCatalogue, Plan, compliance, managed_kinds, plan
 from stateless.vcenter.account import set_root_password
 from stateless.vcenter.faults import Where
@@ -106,7 +105,7 @@ class Applier:
             want = change.after
             if want.enabled and want.chap_name is not None and want.chap_secret is not None \
                     and self.secrets is not None:
-                self.secrets(want.chap_secret, SecretKind.CHAP, "iscsi.chap.secret")
+                self.secrets(want.chap_secret, "iscsi.chap.secret")
         for change in the_plan.of("snmp"):
             clear_communities(change.after, self.secrets, what)
             clear_targets(change.after.targets or (), self.secrets, what)
@@ -264,7 +263,7 @@ class Applier:
                                    f"resolve {want.chap_secret!r}; configure the server's secrets")
             auth = vim.host.InternetScsiHba.AuthenticationProperties(
                 chapAuthEnabled=True, chapName=want.chap_name,
-                chapSecret=self.secrets(want.chap_secret, SecretKind.CHAP, "iscsi.chap.secret"),
+                chapSecret=self.secrets(want.chap_secret, "iscsi.chap.secret"),
                 chapAuthenticationType="chapRequired")
             self._call("UpdateInternetScsiAuthenticationProperties", "storageSystem", hba, auth)
 

@@ -27,9 +27,9 @@ from stateless.model.secretref import NEEDS, SecretKind, secret_ref
 class Secrets(Protocol):
     """Named secrets as the applier sees them."""
 
-    def __call__(self, name: str, kind: SecretKind, key: str) -> str:
-        """The clear value, only if the secret is of `kind` (SecretKindError naming `key`, the
-        setting it serves, otherwise): only ever put into the vCenter call that needs it."""
+    def __call__(self, name: str, key: str) -> str:
+        """The clear value, only if the secret is of the kind setting `key` needs (`NEEDS`;
+        SecretKindError otherwise): only ever put into the vCenter call that needs it."""
         ...
 
     def stamp(self, name: str) -> str:
@@ -56,14 +56,14 @@ class StaticSecrets:
         except KeyError:
             raise NotFoundError(f"secret {name}: not known") from None
 
-    def __call__(self, name: str, kind: SecretKind, key: str) -> str:
+    def __call__(self, name: str, key: str) -> str:
         value = self._value(name)
         if self.kinds is not None:
             stored = self.kinds.get(name)
             if stored is None:
                 raise NotFoundError(f"secret {name}: its kind is not known")
-            if stored is not kind:
-                raise SecretKindError(key, name, stored, kind)
+            if stored is not NEEDS[key]:
+                raise SecretKindError(key, name, stored, NEEDS[key])
         return value
 
     def stamp(self, name: str) -> str:
@@ -99,7 +99,7 @@ def resolve(ref: str, secrets: Secrets | None, what: str, key: str) -> str:
     """The clear value of a `secret:NAME` reference that setting `key` makes, or VCenterError
     naming the reference (SecretKindError when the secret is not of the kind `key` needs)."""
     name, store = secret_name(ref, secrets, what)
-    return store(name, NEEDS[key], key)
+    return store(name, key)
 
 
 def as_references(actual: Snmp, desired: Snmp, secrets: Secrets | None, what: str) -> Snmp:

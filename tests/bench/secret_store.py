@@ -92,7 +92,7 @@ def main() -> None:
                 return clear
 
             def after() -> str:
-                return resolver(NAME, SecretKind.SNMP, "snmp.communities")
+                return resolver(NAME, "snmp.communities")
 
             timed(min(args.n, 100), before)  # warm up both paths
             timed(min(args.n, 100), after)

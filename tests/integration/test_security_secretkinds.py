@@ -53,16 +53,16 @@ def test_the_resolver_opens_a_secret_only_for_its_kind(directory: Directory,
     set_secret(directory, SecretKind.SNMP, "snmp-ro", "c0mm", ring)
     set_secret(directory, SecretKind.CHAP, "iscsi-chap", CHAP, ring)
     resolver = SecretResolver(directory, key)
-    assert resolver("snmp-ro", SecretKind.SNMP, "snmp.communities") == "c0mm"
+    assert resolver("snmp-ro", "snmp.communities") == "c0mm"
     with pytest.raises(SecretKindError) as caught:
-        resolver("iscsi-chap", SecretKind.ROOT_PASSWORD, "account.root.password")
+        resolver("iscsi-chap", "account.root.password")
     assert caught.value.message == (
         "account.root.password: secret iscsi-chap is stored as a chap secret, but "
         "account.root.password needs a root-password secret; store it as one with `stateless "
         "secret set root-password iscsi-chap`, or name a root-password secret in "
         "account.root.password")
     with pytest.raises(NotFoundError, match="secret none: not in the directory"):
-        resolver("none", SecretKind.SNMP, "snmp.communities")
+        resolver("none", "snmp.communities")
     assert stored_kind(directory, "iscsi-chap") is SecretKind.CHAP
     assert stored_kind(directory, "none") is None
 
@@ -77,9 +77,9 @@ def test_a_secret_written_without_a_kind_counts_as_chap(slapd: Slapd, directory:
 
     _raw_secret(ldapmodify, directory.base, "old", None, ring.seal("v", secret_context("old")))
     resolver = SecretResolver(directory, key)
-    assert resolver("old", SecretKind.CHAP, "iscsi.chap.secret") == "v"
+    assert resolver("old", "iscsi.chap.secret") == "v"
     with pytest.raises(SecretKindError, match="stored as a chap secret"):
-        resolver("old", SecretKind.SNMP, "snmp.communities")
+        resolver("old", "snmp.communities")
 
 
 def test_a_rotated_key_file_is_picked_up_without_a_new_resolver(cli: Cli,
@@ -88,14 +88,14 @@ def test_a_rotated_key_file_is_picked_up_without_a_new_resolver(cli: Cli,
     source.write_text("c0mm-first\n")
     cli("secret", "set", "snmp", "snmp-ro", "--from-file", str(source), "--create-key")
     resolver = SecretResolver(directory, cli.key_file)
-    assert resolver("snmp-ro", SecretKind.SNMP, "snmp.communities") == "c0mm-first"
+    assert resolver("snmp-ro", "snmp.communities") == "c0mm-first"
     first = seal.load_keyring(cli.key_file).newest.key_id
 
     cli("secret", "rotate")  # a new key in a new file; every value re-sealed with it
     source.write_text("c0mm-second\n")
     cli("secret", "set", "snmp", "snmp-ro", "--from-file", str(source))
     assert seal.load_keyring(cli.key_file).newest.key_id != first
-    assert resolver("snmp-ro", SecretKind.SNMP, "snmp.communities") == "c0mm-second"
+    assert resolver("snmp-ro", "snmp.communities") == "c0mm-second"
 
 
 def test_the_cli_refuses_a_reference_to_a_secret_of_another_kind(cli: Cli,

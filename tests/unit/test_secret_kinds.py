@@ -61,7 +61,7 @@ def test_the_fix_the_error_gives_is_a_command_that_exists(kind: str) -> None:
 
 def test_the_right_kind_opens() -> None:
     assert resolve("secret:root", STORE, "h", "account.root.password") == "root-pw"
-    assert STORE("chap", SecretKind.CHAP, "iscsi.chap.secret") == "chap-pw"
+    assert STORE("chap", "iscsi.chap.secret") == "chap-pw"
 
 
 def test_a_community_that_is_a_chap_secret_is_never_sent_or_compared() -> None:
@@ -76,9 +76,9 @@ def test_a_community_that_is_a_chap_secret_is_never_sent_or_compared() -> None:
 
 
 def test_a_store_without_kinds_serves_any_use_and_one_with_kinds_needs_each() -> None:
-    assert StaticSecrets({"x": "v"})("x", SecretKind.ROOT_PASSWORD, "account.root.password") == "v"
+    assert StaticSecrets({"x": "v"})("x", "account.root.password") == "v"
     with pytest.raises(NotFoundError, match="secret x: its kind is not known"):
-        StaticSecrets({"x": "v"}, {})("x", SecretKind.CHAP, "iscsi.chap.secret")
+        StaticSecrets({"x": "v"}, {})("x", "iscsi.chap.secret")
 
 
 def test_a_kind_mismatch_blocks_the_host_for_good_not_as_a_transient_fault() -> None:
