@@ -14,6 +14,7 @@ from pyVmomi import SoapAdapter, vim, vmodl
 
 from stateless.vcenter import pyvmomi_shim
 from tests.integration.fixtures_vcsim import Vcsim
+from tests.integration.test_vcsim import hosts_of
 from tests.soap_answers import (
     LONG,
     PC,
@@ -27,15 +28,6 @@ from tests.soap_answers import (
 )
 
 Answers = dict[str, list[Answer]]
-
-
-def _hosts(si: Any) -> list[Any]:
-    content = si.RetrieveContent()
-    view = content.viewManager.CreateContainerView(content.rootFolder, [vim.HostSystem], True)
-    try:
-        return sorted(view.view, key=lambda h: h._moId)
-    finally:
-        view.Destroy()
 
 
 def _record_updates(si: Any, host: Any) -> None:
@@ -83,7 +75,7 @@ def answers(vcsim_factory: Callable[..., Vcsim]) -> Iterator[Answers]:
     """Answers of a simulator of its own (the updates and tasks change it)."""
     pyvmomi_shim.fast_data_objects()
     si = vcsim_factory("-vm", "1").connect()
-    hosts = _hosts(si)
+    hosts = hosts_of(si)
     collector = si.RetrieveContent().propertyCollector
     got: Answers = {}
     with recording() as got["host config"]:
