@@ -23,7 +23,8 @@ from stateless.directory.client import Directory
 from stateless.directory.embedded import DEFAULT_BASE, ROOT_DN, EmbeddedDirectory
 from stateless.directory.mapping import MODEL_ATTRIBUTES
 from stateless.directory.mirror import ChangeBatch, Mirror
-from stateless.directory.syncrepl import SyncConsumer, SyncCookie
+from stateless.directory.synccodec import SyncCookie
+from stateless.directory.syncrepl import SyncConsumer
 from stateless.errors import DirectoryError
 from stateless.model.inventory import IpPool, Policy
 from tests.integration.fixtures_slapd import Slapd

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from stateless.directory.mirror import ChangeBatch, Mirror
-from stateless.directory.syncrepl import (
+from stateless.directory.synccodec import (
     SyncCodecError,
     SyncCookie,
     SyncDoneControl,
@@ -79,14 +79,14 @@ def test_the_short_sync_state_decodes_as_pyasn1_does(state: str, monkeypatch: py
     """The decoder without pyasn1 (the common 23-byte value) agrees with the pyasn1 one."""
     import random
 
-    from stateless.directory import syncrepl
+    from stateless.directory import synccodec
 
     rng = random.Random(state)
     values = [encode_sync_state(SyncStateControl(state, str(uuid.UUID(int=rng.getrandbits(128)))))
               for _ in range(50)]
     short = [decode_sync_state(v) for v in values]
     assert all(len(v) == 23 for v in values)
-    monkeypatch.setattr(syncrepl, "_short_sync_state", lambda _data: None)
+    monkeypatch.setattr(synccodec, "_short_sync_state", lambda _data: None)
     assert short == [decode_sync_state(v) for v in values]
 
 
