@@ -23,7 +23,13 @@ from stateless.vcenter.account import set_root_password
 from stateless.vcenter.faults import Where
 from stateless.vcenter.options import needs_catalogue
 from stateless.vcenter.read import HostView, host_object
-from stateless.vcenter.secretrefs import Secrets, clear_communities, clear_targets, resolve
+from stateless.vcenter.secretrefs import (
+    OpenedOnce,
+    Secrets,
+    clear_communities,
+    clear_targets,
+    resolve,
+)
 from stateless.vcenter.session import Session
 
 LONG = VmomiSupport.GetVmodlType("long")
@@ -64,7 +70,7 @@ class Applier:
         self.session = session
         self.view = view
         self.where: Where = view.ref.where(session.name)
-        self.secrets = secrets
+        self.secrets = OpenedOnce(secrets) if secrets is not None else None
         self.catalogue = catalogue or {}
 
     def _call(self, operation: str, manager: str, *args: Any) -> Any:

@@ -71,6 +71,28 @@ class StaticSecrets:
                         hashlib.sha256).hexdigest()[:32]
 
 
+class OpenedOnce:
+    """One apply's view of a store: each secret opened once for each setting.
+
+    The applier opens every secret its plan uses before it touches the host, then again in
+    the call that needs it; the second time is the first one's value, not another directory
+    read.  Lives as long as the apply.
+    """
+
+    def __init__(self, store: Secrets) -> None:
+        self._store = store
+        self._opened: dict[tuple[str, str], str] = {}
+
+    def __call__(self, name: str, key: str) -> str:
+        found = self._opened.get((name, key))
+        if found is None:
+            found = self._opened[(name, key)] = self._store(name, key)
+        return found
+
+    def stamp(self, name: str) -> str:
+        return self._store.stamp(name)
+
+
 # What a community the host reports but no wanted reference opens reads back as: it never
 # equals a reference, so the planner puts the wanted ones in its place.
 UNKNOWN_COMMUNITY = "(other)"
@@ -146,5 +168,5 @@ def clear_targets(targets: Iterable[str], secrets: Secrets | None, what: str) ->
     return out
 
 
-__all__ = ["UNKNOWN_COMMUNITY", "Destination", "Secrets", "StaticSecrets", "as_references",
+__all__ = ["UNKNOWN_COMMUNITY", "Destination", "OpenedOnce", "Secrets", "StaticSecrets", "as_references",
            "clear_communities", "clear_targets", "resolve", "secret_name"]

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from stateless.errors import VCenterError
+from stateless.errors import NotFoundError, SecretKindError, VCenterError
 from stateless.model.config import Snmp
+from stateless.model.secretref import SecretKind
 from stateless.vcenter.secretrefs import (
     UNKNOWN_COMMUNITY,
     Destination,
+    OpenedOnce,
     StaticSecrets,
     as_references,
     clear_communities,
@@ -54,3 +56,30 @@ def test_a_stamp_changes_with_the_secret_and_does_not_reveal_it() -> None:
     values["root"] = "second-pw"
     assert store.stamp("root") != before
     assert StaticSecrets({"root": "second-pw"}).stamp("root") != store.stamp("root")  # keyed
+
+
+def test_an_apply_opens_each_secret_once_per_setting() -> None:
+    """The applier's up-front check and the call that needs a secret share one opening;
+    refusals are never kept: each use is refused again."""
+    opened: list[tuple[str, str]] = []
+    store = StaticSecrets({"ro": "c0mm-ro", "gone": "x"}, {"ro": SecretKind.SNMP})
+
+    class Counting:
+        def __call__(self, name: str, key: str) -> str:
+            opened.append((name, key))
+            return store(name, key)
+
+        def stamp(self, name: str) -> str:
+            return store.stamp(name)
+
+    once = OpenedOnce(Counting())
+    assert clear_communities(WANT, once, "x") == clear_communities(WANT, once, "x") == ["c0mm-ro"]
+    assert opened == [("ro", "snmp.communities")]
+    assert once("ro", "snmp.targets") == "c0mm-ro" and len(opened) == 2
+    for _ in range(2):
+        with pytest.raises(SecretKindError):
+            once("ro", "iscsi.chap.secret")
+        with pytest.raises(NotFoundError):
+            once("gone", "snmp.communities")
+    assert len(opened) == 6
+    assert once.stamp("ro") == store.stamp("ro")
