@@ -243,25 +243,25 @@ def test_a_rule_change_moves_one_host_and_flags_another_for_reboot(
                       f"dn: cn=lab-any,ou=rules,{estate.base}\nchangetype: modify\n"
                       "replace: statelessImageName\nstatelessImageName: esx7\n")
     wait_for(lambda: d.host(b["uuid"])["reboot_required"], what="host b flagged reboot-required")
-    def moved() -> list[Any]:
-        """The hosts of a's name (the simulator's view may still list a deleted host)."""
+    def moved() -> list[tuple[Any, str]]:
+        """The hosts of a's name and their clusters, read once: the daemon may delete one
+        between two reads (the simulator's view may also still list a deleted host)."""
         content = si.RetrieveContent()
         view = content.viewManager.CreateContainerView(content.rootFolder, [vim.HostSystem], True)
         where = []
         for host in view.view:
             try:
                 if host.name == f"{a['hostname']}.example.com":
-                    cluster_of(host)
-                    where.append(host)
+                    where.append((host, cluster_of(host)))
             except vmodl.fault.ManagedObjectNotFound:
                 continue
         view.Destroy()
         return where
 
-    wait_for(lambda: [cluster_of(h) for h in moved()] == ["ClusterB"], timeout=60,
+    wait_for(lambda: [cluster for _, cluster in moved()] == ["ClusterB"], timeout=60,
              what="host a moved to ClusterB in the simulator (only there)")
     wait_states(d, [a["uuid"]])
-    assert vlan(moved()[0], "vMotion") == 21  # re-applied with ClusterB's policy
+    assert vlan(moved()[0][0], "vMotion") == 21  # re-applied with ClusterB's policy
     doc = d.host(b["uuid"])
     assert (doc["boot_image"], doc["image"]) == ("esxi-8.0u2", "esx7")
     assert not d.host(a["uuid"])["reboot_required"]  # moved, same image
