@@ -83,7 +83,10 @@ def wait_guest(guest: Guest, seen: Callable[[], object], what: str) -> object:
                         f"{guest.output()[-500:]}")
         return None
 
-    return wait_for(check, timeout=BOOT_TIMEOUT, interval=0.1, what=what)
+    try:
+        return wait_for(check, timeout=BOOT_TIMEOUT, interval=0.1, what=what)
+    except AssertionError as exc:  # what the firmware got to is the diagnosis
+        raise AssertionError(f"{exc}; the console ends with: {guest.output()[-1500:]!r}") from exc
 
 
 def port_of(d: Daemon) -> int:
