@@ -22,6 +22,12 @@ all of pyVmomi's checks.  Decoding a host's configuration costs about half the C
 (`tests/bench/decode.py`).  The answer's top element, pyVmomi's type guesses for names the WSDL
 does not know, and every error path are left to pyVmomi's own code.
 
+A property collector answers an object entering a filter with every value it watches: a
+baseline, where a watch wants only what changes afterwards.  Inside `baselines_skipped()` the
+handlers pass over an entering object's `changeSet` elements without building anything (the
+update keeps its kind and object; modifications decode as always), so a host joining the
+push-drift watch costs parsing, not a host's read decoded and thrown away.
+
 This holds for the pyvmomi versions in `SUPPORTED` (setup.cfg pins the same range);
 `tests/unit/test_library_shims.py` checks the stub, the method dispatch and the decoding
 functions still look so (a digest of each function the handlers follow), and
@@ -31,7 +37,9 @@ functions still look so (a digest of each function the handlers follow), and
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any, cast
 
 from pyVmomi import SoapAdapter, VmomiSupport
@@ -154,6 +162,9 @@ _ManagedMethod = SoapAdapter.ManagedMethod
 _binary = SoapAdapter.binary
 _datetime = SoapAdapter.datetime
 
+_ObjectUpdate = VmomiSupport.GetVmodlType("vmodl.query.PropertyCollector.ObjectUpdate")
+_BASELINES = threading.local()  # .skip: entering objects' values are passed over
+
 STOCK_START = _Deserializer.StartElementHandler
 STOCK_END = _Deserializer.EndElementHandler
 
@@ -247,6 +258,11 @@ def _start(self: Any, tag: str, attr: dict[str, str]) -> None:
     if isinstance(top, _DataObject):
         cls = top.__class__
         child = _CLASS_TAGS.get(cls, _NO_TAGS).get(tag) or _child(cls, tag)
+        if cls is _ObjectUpdate and child[0] == "changeSet" \
+                and getattr(top, "kind", None) == "enter" \
+                and getattr(_BASELINES, "skip", False):
+            _Skip(self.parser)  # nothing is pushed: its end pops nothing either
+            return
         declared = child[1]
         if child[5]:
             as_localized = False  # a localized fault's fault is the fault itself
@@ -374,6 +390,44 @@ def _typed_rare(self: Any, obj: Any, data: str) -> Any:
     return parsed
 
 
+class _Skip:
+    """Parser handlers that pass over the element just started and everything in it, then
+    give the parser its handlers back (namespace declarations are still tracked)."""
+
+    __slots__ = ("depth", "handlers", "parser")
+
+    def __init__(self, parser: Any) -> None:
+        self.parser = parser
+        self.handlers = (parser.StartElementHandler, parser.EndElementHandler,
+                         parser.CharacterDataHandler)
+        self.depth = 1
+        parser.StartElementHandler = self.start
+        parser.EndElementHandler = self.end
+        parser.CharacterDataHandler = None
+
+    def start(self, tag: str, attr: dict[str, str]) -> None:
+        self.depth += 1
+
+    def end(self, tag: str) -> None:
+        self.depth -= 1
+        if not self.depth:
+            parser = self.parser
+            parser.StartElementHandler, parser.EndElementHandler, \
+                parser.CharacterDataHandler = self.handlers
+
+
+@contextlib.contextmanager
+def baselines_skipped() -> Iterator[None]:
+    """In this thread, while active: objects entering a property filter decode without their
+    values (`ObjectUpdate.changeSet` empty, `kind` "enter"); everything else as always."""
+    before = getattr(_BASELINES, "skip", False)
+    _BASELINES.skip = True
+    try:
+        yield
+    finally:
+        _BASELINES.skip = before
+
+
 def fast_decoding() -> None:
     """Make pyVmomi decode SOAP answers from per-class caches (process-wide, idempotent).
 
@@ -384,5 +438,5 @@ def fast_decoding() -> None:
     _Deserializer.EndElementHandler = _end  # type: ignore[method-assign]
 
 
-__all__ = ["SUPPORTED", "count_calls", "fast_data_objects", "fast_decoding", "set_pool_size",
-           "stub_of", "supported"]
+__all__ = ["SUPPORTED", "baselines_skipped", "count_calls", "fast_data_objects", "fast_decoding",
+           "set_pool_size", "stub_of", "supported"]

@@ -5,7 +5,8 @@ and `set_hosts` from any other thread.  The watch has a session of its own, a pr
 collector of its own (`CreatePropertyCollector`) and one filter over a `ListView` of the
 watched hosts on the properties the compliance read compares for them (`paths`, from
 `stateless.vcenter.paths`), so adding or removing hosts is one `ModifyListView` (hosts join
-`BATCH` at a time: each comes back with every watched value), and an idle watch costs one call
+`BATCH` at a time: each comes back with every watched value, which is parsed but not decoded,
+`pyvmomi_shim.baselines_skipped`), and an idle watch costs one call
 per `max_wait` seconds.  Other paths replace the filter (a new one
 first, then the old one goes, so no change falls in between).
 
@@ -27,13 +28,14 @@ from pyVmomi import vim
 from stateless.errors import TransientVCenterError
 from stateless.vcenter.faults import Where, fault_message
 from stateless.vcenter.paths import ALL_PATHS, ordered
+from stateless.vcenter.pyvmomi_shim import baselines_skipped
 from stateless.vcenter.session import PC, Session
 
 MAX_WAIT = 30  # seconds one WaitForUpdatesEx is held by vCenter when nothing changes
 # Hosts that join the list view at a time.  A host joining comes back in the next answer with
-# every watched value (~100 KB of decoded objects each): a daemon subscribing at once for the
-# 2,500 hosts a vCenter can hold would decode a quarter of a gigabyte in one answer.  The rest
-# join at the next calls.
+# every watched value (tens of KB of XML each, ~100 KB of objects were it decoded): a daemon
+# subscribing at once for the 2,500 hosts a vCenter can hold would have one answer of a
+# hundred megabytes parsed in one go.  The rest join at the next calls.
 BATCH = 200
 
 
@@ -168,8 +170,9 @@ class HostWatch:
         if sub is None:
             return self._subscribe()
         try:
-            result = sub.collector.WaitForUpdatesEx(
-                sub.version, PC.WaitOptions(maxWaitSeconds=self.max_wait))
+            with baselines_skipped():  # hosts joining: a baseline, never compared
+                result = sub.collector.WaitForUpdatesEx(
+                    sub.version, PC.WaitOptions(maxWaitSeconds=self.max_wait))
         except Exception as exc:
             self._drop(sub)
             raise TransientVCenterError(f"{self.where.describe('wait for updates')}: "
@@ -189,7 +192,8 @@ class HostWatch:
             before = session.calls
             sub = _Subscription(session, sorted(hosts), paths)
             # The first answer is every watched host as it is now: the baseline, not changes.
-            result = sub.collector.WaitForUpdatesEx("", PC.WaitOptions(maxWaitSeconds=0))
+            with baselines_skipped():
+                result = sub.collector.WaitForUpdatesEx("", PC.WaitOptions(maxWaitSeconds=0))
             sub.version = result.version if result is not None else ""
             made = session.calls - before
         except Exception as exc:

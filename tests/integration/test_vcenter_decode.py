@@ -1,10 +1,11 @@
 """Real simulator answers decode to the same values with `pyvmomi_shim`'s element handlers as
 with pyVmomi as shipped (its handlers and data objects): a host's configuration,
 property-collector updates (enter and modify), task info (success and error) and SOAP faults,
-compared field by field."""
+compared field by field; and, with baselines skipped, the same less entering objects' values."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -150,3 +151,42 @@ def test_a_broken_answer_fails_the_same_way_both_ways(answers: Answers, old: byt
     stock, fast = outcome(broken, stock=True), outcome(broken, stock=False)
     assert stock[0] == fast[0] == "raised", (stock, fast)
     assert type(stock[1]) is type(fast[1]) and str(stock[1]) == str(fast[1])
+
+
+def _without_baselines(value: Any) -> int:
+    """Empty the changeSet of every entering object in `value` (in place); how many had one."""
+    emptied = 0
+    for update in [v for v in walk(value) if isinstance(v, PC.ObjectUpdate)]:
+        if update.kind == "enter" and update.changeSet:
+            del update.changeSet[:]
+            emptied += 1
+    return emptied
+
+
+def test_baselines_skipped_drop_only_what_entering_objects_carry(answers: Answers) -> None:
+    """Inside `baselines_skipped` an entering object keeps its kind and object and loses its
+    values; modifications, and every other answer, decode as they always do."""
+    emptied = modified = 0
+    for answer in answers["updates"] + answers["host config"] + answers["tasks"]:
+        expected = decode(answer, stock=False)
+        emptied += _without_baselines(expected)
+        modified += sum(1 for v in walk(expected)
+                        if isinstance(v, PC.ObjectUpdate) and v.kind == "modify" and v.changeSet)
+        with pyvmomi_shim.baselines_skipped():
+            skipped = decode(answer, stock=False)
+        assert_same(expected, skipped)
+    assert emptied and modified  # both kinds were there to tell apart
+
+
+def test_baselines_are_skipped_only_in_the_thread_that_asks(answers: Answers) -> None:
+    enter = next(a for a in answers["updates"]
+                 if any(isinstance(v, PC.ObjectUpdate) and v.kind == "enter" and v.changeSet
+                        for v in walk(decode(a, stock=False))))
+    elsewhere: list[Any] = []
+    with pyvmomi_shim.baselines_skipped():
+        thread = threading.Thread(target=lambda: elsewhere.append(decode(enter, stock=False)))
+        thread.start()
+        thread.join()
+        here = decode(enter, stock=False)
+    assert_same(elsewhere[0], decode(enter, stock=False))  # the other thread kept the values
+    assert _without_baselines(elsewhere[0]) and not _without_baselines(here)
