@@ -241,6 +241,27 @@ class VCenterClient:
         self._catalogues.drop(ref.moid)  # a host placed again may run another build
         return ref
 
+    def forget_if_gone(self, ref: HostRef, exc: BaseException) -> bool:
+        """Whether `exc` (a VCenterError) says the host of `ref` is no longer in vCenter
+        (removed by hand, or by another server): its kept reference and managers are dropped
+        then, so the next lookup searches for it again instead of failing on the same id."""
+        from pyVmomi import vmodl  # the facade's other methods leave pyVmomi to its modules
+
+        cause = exc.__cause__
+        if not isinstance(cause, vmodl.fault.ManagedObjectNotFound):
+            return False
+        with self._lock:
+            managers = self._managers.get(ref.moid) or {}
+        ours = {ref.moid} | {getattr(m, "_moId", None) for m in managers.values()}
+        if getattr(cause.obj, "_moId", None) not in ours:
+            return False
+        with self._lock:
+            if self._refs.get(ref.name) == ref:
+                del self._refs[ref.name]
+            self._managers.pop(ref.moid, None)
+        self._catalogues.drop(ref.moid)
+        return True
+
     def remove_host(self, host: Host) -> None:
         ref = self.resolve(host)
         lifecycle.remove_host(self.session, host_object(self.session, ref.moid),

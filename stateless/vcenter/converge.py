@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import attrs
 
+from stateless.errors import VCenterError
 from stateless.plan import KeyDiff
 from stateless.prepare import Target
 from stateless.vcenter.apply import ApplyResult
@@ -33,15 +34,22 @@ def converge(client: VCenterClient, target: Target, *, place: bool = False,
     A host just born is placed without looking first: placement itself cleans residual
     objects of the same host and is idempotent, so a retry after a partial failure only
     finishes what is missing.  A host found is read once; that read also says where it sits
-    (its parent's path is usually known: no call), and a host found elsewhere is placed again.
+    (its parent's path is usually known: no call), and a host found elsewhere is placed again,
+    as is one removed from vCenter since the client last looked it up.
     """
     start = client.session.calls
     ref = None if place else find(client, target)
     first = None
     if ref is not None:
-        first = client.view(ref, target.desired)
-        if client.location(first, target.location) not in (None, target.location):
-            ref = first = None  # elsewhere: placing it again moves it
+        try:
+            first = client.view(ref, target.desired)
+        except VCenterError as exc:
+            if not client.forget_if_gone(ref, exc):
+                raise
+            ref = None  # removed from vCenter since it was looked up: placed again below
+        else:
+            if client.location(first, target.location) not in (None, target.location):
+                ref = first = None  # elsewhere: placing it again moves it
     placed = ref is None
     if ref is None:
         host = target.host
@@ -59,7 +67,12 @@ def check(client: VCenterClient, target: Target) -> list[KeyDiff] | None:
     ref = find(client, target)
     if ref is None:
         return None
-    return client.compliance(ref, target.desired, target.location)
+    try:
+        return client.compliance(ref, target.desired, target.location)
+    except VCenterError as exc:
+        if client.forget_if_gone(ref, exc):
+            return None  # removed since it was looked up (the kept reference is dropped)
+        raise
 
 
 def find(client: VCenterClient, target: Target) -> HostRef | None:

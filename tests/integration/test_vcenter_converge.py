@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from pyVim.task import WaitForTask
-from pyVmomi import vim
+from pyVmomi import vim, vmodl
 
 from stateless.model import Container, HostIdentity, HostRecord, Link, Policy, Snapshot
 from stateless.plan import KeyDiff
@@ -128,3 +129,35 @@ def test_a_host_moved_by_hand_is_reported_and_moved_back(sim: Any, client: VCent
         assert check(fresh, here) == []
         assert check(fresh, elsewhere) == []  # the other host of ClusterY stays where it is
     assert host_named(sim, here.name).parent.name == "ClusterX"
+
+
+def test_a_host_removed_in_vcenter_is_found_gone_and_placed_again(
+        sim: Any, client: VCenterClient) -> None:
+    t = target("4c4c4544-0000-4000-8000-0000000000c7", "esx-c7")
+    converge(client, t, place=True)
+    assert check(client, t) == []  # the client keeps its reference from here on
+    WaitForTask(host_named(sim, t.name).Destroy_Task())  # removed by hand
+    assert check(client, t) is None  # not an error: vCenter lacks it, as for a host never added
+    back = converge(client, t)
+    assert back.placed and back.result.verified and check(client, t) == []
+    # Removed again: a converge with the kept reference places it again at once.
+    [host] = hosts_named(sim, t.name)
+    WaitForTask(host.Destroy_Task())
+    again = converge(client, t)
+    assert again.placed and again.result.verified and check(client, t) == []
+    assert len(hosts_named(sim, t.name)) == 1
+
+
+def hosts_named(sim: Any, name: str) -> list[Any]:
+    """The hosts of `name` (the simulator's view may still list a removed host for a while)."""
+    content = sim.connect().RetrieveContent()
+    view = content.viewManager.CreateContainerView(content.rootFolder, [vim.HostSystem], True)
+    found = []
+    try:
+        for host in view.view:
+            with contextlib.suppress(vmodl.fault.ManagedObjectNotFound):
+                if host.name == name:
+                    found.append(host)
+        return found
+    finally:
+        view.Destroy()
