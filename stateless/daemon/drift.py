@@ -103,6 +103,7 @@ class DriftWatch:
         self.state = "starting"  # watching | lost | idle (no vCenter)
         self.reason = ""
         self.moids: dict[str, str] = {}  # uuid -> managed object id, once found
+        self._found: dict[str, float] = {}  # uuid -> its status's `since` when its id was found
         self.watched: dict[str, str] = {}  # moid -> uuid, as last given to the watch
         # uuid -> (applied digest, item kinds its desired configuration names)
         self.kinds: dict[str, tuple[str, frozenset[str]]] = {}
@@ -180,6 +181,7 @@ class DriftWatch:
             if old is not None:
                 self.blocking(old.close)
             self.vcenter, self.moids, self.watched, self.kinds = name, {}, {}, {}
+            self._found = {}
             self._subscribed_once = False
             if name is not None:
                 self.watch = self.vcenters.watch(name, self.max_wait)
@@ -219,6 +221,12 @@ class DriftWatch:
         if watch is None or vcenter is None:
             return
         wanted = self.wanted()
+        # An apply may place a host again as a new object (moved back, or removed in vCenter
+        # meanwhile), so a host whose state changed since its id was found is looked up again
+        # (the vCenter client keeps the id: no call when it is unchanged).
+        since = {u: self._since(u) for u in wanted}
+        self.moids = {u: m for u, m in self.moids.items() if self._found.get(u) == since.get(u)}
+        self._found = {u: s for u, s in self._found.items() if u in self.moids}
         targets = self._refresh_kinds(wanted)
         missing = [u for u in wanted if u not in self.moids]
         try:
@@ -228,7 +236,7 @@ class DriftWatch:
                     continue
                 moid = yield self.blocking(self.vcenters.find, vcenter, target)
                 if moid is not None:
-                    self.moids[uuid] = moid
+                    self.moids[uuid], self._found[uuid] = moid, since[uuid]
             hosts = {self.moids[u]: u for u in wanted if u in self.moids}
             kinds = {k for u in hosts.values() if u in self.kinds for k in self.kinds[u][1]}
             paths = paths_of_kinds(kinds)
@@ -237,6 +245,10 @@ class DriftWatch:
                 self.watched = hosts
         except StatelessError:
             return  # vCenter is not answering: the watch loop says so; the next sync tries again
+
+    def _since(self, uuid: str) -> float:
+        status = self.engine.status(uuid)
+        return status.since if status is not None else 0.0
 
     def _refresh_kinds(self, wanted: list[str]) -> dict[str, Target]:
         """Know the item kinds of every wanted host; the targets prepared for it, by uuid.
