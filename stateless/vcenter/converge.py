@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import attrs
 
-from stateless.errors import VCenterError
+from stateless.errors import NotFoundError, VCenterError
 from stateless.plan import KeyDiff
 from stateless.prepare import Target
 from stateless.vcenter.apply import ApplyResult
@@ -55,9 +55,16 @@ def converge(client: VCenterClient, target: Target, *, place: bool = False,
         host = target.host
         ref = client.ensure_host(target.name, target.location, target.leaf, identity=host.identity,
                                  thumbprint=thumbprint or host.thumbprint, password=password)
-        first = client.view(ref, target.desired, fresh=True)  # a host (re)added: set its password
-        client.placed(first, target.location)
-    result = client.apply(ref, target.desired, fresh=placed, first=first)
+    try:
+        if placed:
+            first = client.view(ref, target.desired, fresh=True)  # (re)added: set its password
+            client.placed(first, target.location)
+        result = client.apply(ref, target.desired, fresh=placed, first=first)
+    except VCenterError as exc:
+        if client.forget_if_gone(ref, exc):  # removed meanwhile: the next try places it again
+            raise NotFoundError(f"vCenter {client.name}: host {target.name} was removed from "
+                                "vCenter while it was being applied") from exc
+        raise
     return Converged(result, client.session.calls - start, placed)
 
 
