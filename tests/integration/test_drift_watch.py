@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from pyVim.task import WaitForTask
-from pyVmomi import VmomiSupport, vim, vmodl
+from pyVmomi import VmomiSupport, vim
 
-from tests.integration.fixtures_daemon import Daemon, Estate, wait_for
+from tests.integration.fixtures_daemon import Daemon, Estate, hosts_by_name, wait_for
 from tests.integration.fixtures_vcsim import Vcsim
 from tests.integration.test_daemon import (
     NTP,
@@ -133,35 +133,20 @@ def test_the_watch_subscribes_again_after_its_session_is_lost(
     assert d.alive()
 
 
-def live_hosts(si: Any, name: str) -> list[Any]:
-    """The hosts of `name` (a removed host may linger in the simulator's view for a while)."""
-    content = si.RetrieveContent()
-    view = content.viewManager.CreateContainerView(content.rootFolder, [vim.HostSystem], True)
-    found = []
-    try:
-        for host in view.view:
-            with contextlib.suppress(vmodl.fault.ManagedObjectNotFound):
-                if host.name == name:
-                    found.append(host)
-    finally:
-        view.Destroy()
-    return found
-
-
 def test_a_host_removed_in_vcenter_is_placed_again_and_watched_anew(
         estate: Estate, sim: Vcsim, tmp_path: Path,
         daemons: Callable[..., Daemon]) -> None:
     d, ident = start(estate, tmp_path, daemons)
     si = sim.connect()
     name = f"{ident['hostname']}.example.com"
-    [old] = live_hosts(si, name)
+    [old] = hosts_by_name(si).get(name, [])
     WaitForTask(old.Destroy_Task())  # removed by hand; the daemon keeps its reference
     status, _, body = d.request("POST", f"/v1/hosts/{ident['uuid']}/apply")
     assert status in (200, 202), body
-    wait_for(lambda: [h._moId for h in live_hosts(si, name)] not in ([], [old._moId])
-             and d.host(ident["uuid"])["state"] == "compliant", timeout=60,
+    wait_for(lambda: [h._moId for h in hosts_by_name(si).get(name, [])]
+             not in ([], [old._moId]) and d.host(ident["uuid"])["state"] == "compliant", timeout=60,
              what="the host placed again in vCenter and compliant")
-    [new] = live_hosts(si, name)
+    [new] = hosts_by_name(si).get(name, [])
     assert vlan(new, "vMotion") == 20
     # The watch takes the new object in at a sync after the apply: a change made before it
     # does is its baseline, so the change is made again until the watch has seen one.

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from pyVim.task import WaitForTask
-from pyVmomi import vim, vmodl
+from pyVmomi import vim
 
 from stateless.model import Container, HostIdentity, HostRecord, Link, Policy, Snapshot
 from stateless.plan import KeyDiff
@@ -17,6 +16,7 @@ from stateless.policy import resolve
 from stateless.prepare import Target, prepare
 from stateless.vcenter import VCenterClient
 from stateless.vcenter.converge import check, converge
+from tests.integration.fixtures_daemon import hosts_by_name
 
 U = "4c4c4544-0000-4000-8000-0000000000c1"
 NTP = ("10.1.0.123", "10.2.0.123")
@@ -141,23 +141,9 @@ def test_a_host_removed_in_vcenter_is_found_gone_and_placed_again(
     back = converge(client, t)
     assert back.placed and back.result.verified and check(client, t) == []
     # Removed again: a converge with the kept reference places it again at once.
-    [host] = hosts_named(sim, t.name)
+    [host] = hosts_by_name(sim.connect()).get(t.name, [])
     WaitForTask(host.Destroy_Task())
     again = converge(client, t)
     assert again.placed and again.result.verified and check(client, t) == []
-    assert len(hosts_named(sim, t.name)) == 1
+    assert len(hosts_by_name(sim.connect()).get(t.name, [])) == 1
 
-
-def hosts_named(sim: Any, name: str) -> list[Any]:
-    """The hosts of `name` (the simulator's view may still list a removed host for a while)."""
-    content = sim.connect().RetrieveContent()
-    view = content.viewManager.CreateContainerView(content.rootFolder, [vim.HostSystem], True)
-    found = []
-    try:
-        for host in view.view:
-            with contextlib.suppress(vmodl.fault.ManagedObjectNotFound):
-                if host.name == name:
-                    found.append(host)
-        return found
-    finally:
-        view.Destroy()
