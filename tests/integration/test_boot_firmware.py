@@ -29,6 +29,7 @@ PXELINUX = Path("/usr/lib/PXELINUX/pxelinux.0")
 LDLINUX = Path("/usr/lib/syslinux/modules/bios/ldlinux.c32")
 GUEST_MAC = "52:54:00:12:34:56"
 UNKNOWN_UUID = "11111111-2222-3333-4444-555555555555"
+CONTROL = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")  # ANSI CSI sequences (cursor moves, colours)
 BOOT_TIMEOUT = 180.0  # a boot reaches its request in about 6 s here; emulated, it can take
 # many times that when the machine is busy with other test runs
 
@@ -39,7 +40,9 @@ class Guest:
         self.console = console
 
     def output(self) -> str:
-        return self.console.read_text(errors="replace")
+        """The serial console's text without terminal control sequences: pxelinux moves the
+        cursor (`ESC[25;17H`) in the middle of a line once the screen has scrolled."""
+        return CONTROL.sub("", self.console.read_text(errors="replace"))
 
 
 @pytest.fixture
