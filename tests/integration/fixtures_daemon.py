@@ -368,6 +368,23 @@ def hosts_by_name(si: Any) -> dict[str, list[Any]]:
         view.Destroy()
 
 
+def placed_hosts(si: Any, name: str) -> list[tuple[Any, str]]:
+    """The hosts named `name`, each with its parent's name, both read at once: the daemon may
+    remove a host between two reads, and a removed one lingering in the simulator's views for
+    a moment is left out."""
+    content = si.RetrieveContent()
+    view = content.viewManager.CreateContainerView(content.rootFolder, [vim.HostSystem], True)
+    found = []
+    try:
+        for host in view.view:
+            with contextlib.suppress(vmodl.fault.ManagedObjectNotFound):
+                if host.name == name:
+                    found.append((host, str(host.parent.name)))
+        return found
+    finally:
+        view.Destroy()
+
+
 def one_host(si: Any, ident: dict[str, Any]) -> Any:
     found = hosts_by_name(si).get(f"{ident['hostname']}.example.com", [])
     assert len(found) == 1, found

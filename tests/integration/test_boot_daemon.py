@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pyVmomi import vim, vmodl
 
 from stateless.boot.bootcfg import parse_bootcfg
 from stateless.cli import main
@@ -25,6 +24,7 @@ from tests.integration.fixtures_daemon import (
     cluster_of,
     identity,
     one_host,
+    placed_hosts,
     vlan,
     wait_for,
     wait_states,
@@ -244,19 +244,7 @@ def test_a_rule_change_moves_one_host_and_flags_another_for_reboot(
                       "replace: statelessImageName\nstatelessImageName: esx7\n")
     wait_for(lambda: d.host(b["uuid"])["reboot_required"], what="host b flagged reboot-required")
     def moved() -> list[tuple[Any, str]]:
-        """The hosts of a's name and their clusters, read once: the daemon may delete one
-        between two reads (the simulator's view may also still list a deleted host)."""
-        content = si.RetrieveContent()
-        view = content.viewManager.CreateContainerView(content.rootFolder, [vim.HostSystem], True)
-        where = []
-        for host in view.view:
-            try:
-                if host.name == f"{a['hostname']}.example.com":
-                    where.append((host, cluster_of(host)))
-            except vmodl.fault.ManagedObjectNotFound:
-                continue
-        view.Destroy()
-        return where
+        return placed_hosts(si, f"{a['hostname']}.example.com")
 
     wait_for(lambda: [cluster for _, cluster in moved()] == ["ClusterB"], timeout=60,
              what="host a moved to ClusterB in the simulator (only there)")

@@ -23,6 +23,7 @@ from tests.integration.fixtures_daemon import (
     Estate,
     births,
     identity,
+    placed_hosts,
     vlan,
     wait_for,
     wait_states,
@@ -40,20 +41,8 @@ def born(n: int) -> dict[str, Any]:
 
 
 def clusters_of(si: Any, ident: dict[str, Any]) -> list[str]:
-    """The clusters holding a host of this name (a deleted host may linger in a view)."""
-    content = si.RetrieveContent()
-    view = content.viewManager.CreateContainerView(content.rootFolder, [vim.HostSystem], True)
-    where = []
-    try:
-        for host in view.view:
-            try:
-                if host.name == f"{ident['hostname']}.example.com":
-                    where.append(str(host.parent.name))
-            except vmodl.fault.ManagedObjectNotFound:
-                continue
-    finally:
-        view.Destroy()
-    return sorted(where)
+    """The clusters holding a host of this name."""
+    return sorted(cluster for _, cluster in placed_hosts(si, f"{ident['hostname']}.example.com"))
 
 
 def host_named(si: Any, ident: dict[str, Any]) -> Any:
